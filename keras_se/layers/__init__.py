@@ -1,0 +1,23 @@
+"""keras_se layers: Squeeze-and-Excitation, Selective Kernel and the
+export-friendly primitives they are built from."""
+
+from keras_se.layers._utils import make_divisible
+from keras_se.layers.namespace import Flavour, flavour
+from keras_se.layers.primitives import ChannelShuffle, GroupConv2D, KernelSelect
+from keras_se.layers.selective_kernel import SelectiveKernel, make_sk_layers, selective_kernel
+from keras_se.layers.squeeze_excite import SqueezeExcite, make_se_layers, squeeze_excite
+
+__all__ = [
+    "ChannelShuffle",
+    "Flavour",
+    "GroupConv2D",
+    "KernelSelect",
+    "SelectiveKernel",
+    "SqueezeExcite",
+    "flavour",
+    "make_divisible",
+    "make_se_layers",
+    "make_sk_layers",
+    "selective_kernel",
+    "squeeze_excite",
+]

@@ -1,0 +1,124 @@
+"""Helpers shared by the keras_se layers: width rounding and argument checks."""
+
+import math
+
+# PyTorch and the official Caffe models use 1e-5; Keras defaults to 1e-3.
+# One constant so every layer and builder agrees with ported weights.
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def make_divisible(value, divisor=8, min_value=None, round_limit=0.9):
+    """Round `value` to a multiple of `divisor`, as timm's `make_divisible`.
+
+    Args:
+        value: float. The width to round.
+        divisor: int, defaults to 8. The result is a multiple of it.
+        min_value: int or None. Lower bound; defaults to `divisor`.
+        round_limit: float, defaults to 0.9. If rounding down lost more than
+            `1 - round_limit` of `value`, round up instead. timm's SE modules
+            pass 0.0 (never bump).
+
+    Returns:
+        int.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < round_limit * value:
+        new_value += divisor
+    return int(new_value)
+
+
+def check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+    return value
+
+
+def check_positive_number(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"{name} must be a positive number. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"{name} must be one of {sorted(choices)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_rank4(layer_name, input_shape):
+    shape = tuple(input_shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{layer_name} expects a 4-D input (batch, height, width, channels). "
+            f"Received: input_shape={shape}"
+        )
+    if shape[-1] is None:
+        raise ValueError(
+            f"{layer_name} needs a known channel dimension. "
+            f"Received: input_shape={shape}"
+        )
+    return shape
+
+
+def int_tuple(name, value, length):
+    """Normalise an int or a sequence of ints to a tuple of `length` ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * length
+    value = tuple(value)
+    if len(value) != length or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ValueError(
+            f"{name} must be a positive int or {length} positive ints. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+ACTIVATIONS = ("relu", "relu6", "silu", "swish", "gelu", "tanh", "elu")
+
+
+def make_activation(layers, activation, name):
+    """An activation layer that both Kerases and tfmot understand."""
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation == "relu":
+        return layers.ReLU(name=name)
+    if activation == "relu6":
+        return layers.ReLU(max_value=6.0, name=name)
+    return layers.Activation(activation, name=name)
+
+
+def build_chain(chain, input_shape):
+    """Builds single-input layers in order; returns the last output shape."""
+    shape = tuple(input_shape)
+    for layer in chain:
+        if not layer.built:
+            layer.build(shape)
+        shape = tuple(layer.compute_output_shape(shape))
+    return shape
+
+
+def chain_output_shape(chain, input_shape):
+    """Output shape of single-input layers applied in order (no building)."""
+    shape = tuple(input_shape)
+    for layer in chain:
+        shape = tuple(layer.compute_output_shape(shape))
+    return shape
+
+
+def join_name(prefix, role):
+    """`{prefix}_{role}`, or `role` alone inside a composite layer."""
+    return f"{prefix}_{role}" if prefix else role

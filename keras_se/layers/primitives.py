@@ -1,0 +1,175 @@
+"""Export-friendly building blocks: grouped convolution, channel shuffle and
+the SK path selection.
+
+Each layer's logic lives in a mixin written with TensorFlow ops only, so the
+same code serves Keras 3 (the classes below) and tf_keras (the twins made in
+`keras_se.layers.namespace` for quantisation-aware training).
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_se.layers._utils import check_positive_int, check_rank4
+
+
+class _GroupConvMixin:
+    # Keras 3 (and tf_keras) run grouped convolutions inside a jit_compile
+    # tf.function. tf2onnx cannot see through that call: it stays a
+    # PartitionedCall and onnxruntime rejects the file
+    # (https://github.com/onnx/tensorflow-onnx/issues/2099). TensorFlow 2.21
+    # runs a grouped tf.nn.convolution on CPU directly, so call it.
+    def convolution_op(self, inputs, kernel):
+        padding = self.padding.upper() if isinstance(self.padding, str) else self.padding
+        return tf.nn.convolution(
+            inputs,
+            kernel,
+            strides=list(self.strides),
+            padding=padding,
+            dilations=list(self.dilation_rate),
+        )
+
+    def _jit_compiled_convolution_op(self, inputs, kernel):
+        # tf_keras routes groups > 1 here; keep it off XLA for the same reason.
+        return self.convolution_op(inputs, kernel)
+
+
+class _ChannelShuffleMixin:
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = check_positive_int("groups", groups)
+
+    def build(self, input_shape):
+        shape = check_rank4(type(self).__name__, input_shape)
+        if shape[-1] % self.groups:
+            raise ValueError(
+                f"groups must divide the input channels ({shape[-1]}). "
+                f"Received: groups={self.groups}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        # [N, H*W, g, C/g] -> swap the last two -> [N, H, W, C]: the same
+        # permutation as ShuffleNet's 5-D reshape/transpose, kept 4-D so the
+        # GPU delegate accepts it.
+        static = inputs.shape
+        dynamic = tf.shape(inputs)
+        height = static[1] if static[1] is not None else dynamic[1]
+        width = static[2] if static[2] is not None else dynamic[2]
+        channels = static[3]
+        x = tf.reshape(inputs, [-1, height * width, self.groups, channels // self.groups])
+        x = tf.transpose(x, [0, 1, 3, 2])
+        return tf.reshape(x, [-1, height, width, channels])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"groups": self.groups})
+        return config
+
+
+class _KernelSelectMixin:
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) < 3:
+            raise ValueError(
+                f"{type(self).__name__} expects [path_1, ..., path_M, logits] "
+                f"with M >= 2. Received: input_shape={input_shape}"
+            )
+        paths, logits = input_shape[:-1], input_shape[-1]
+        shapes = [check_rank4(type(self).__name__, s) for s in paths]
+        channels = shapes[0][-1]
+        if any(s[1:] != shapes[0][1:] for s in shapes):
+            raise ValueError(f"All paths must have the same shape. Received: {shapes}")
+        logits = check_rank4(type(self).__name__, logits)
+        if logits[1:] != (1, 1, len(paths) * channels):
+            raise ValueError(
+                f"logits must have shape (batch, 1, 1, {len(paths) * channels}). "
+                f"Received: {logits}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        paths, logits = inputs[:-1], inputs[-1]
+        num_paths, channels = len(paths), paths[0].shape[-1]
+        # Logits are path-major (path m, channel c at m*C + c), as timm's
+        # SelectiveKernelAttn, so ported fc weights need no permutation.
+        attn = tf.reshape(logits, [-1, 1, num_paths, channels])
+        attn = tf.nn.softmax(attn, axis=2)
+        weights = tf.split(attn, num_paths, axis=2)
+        out = paths[0] * weights[0]
+        for path, weight in zip(paths[1:], weights[1:]):
+            out = out + path * weight
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+@keras.saving.register_keras_serializable(package="keras_se")
+class GroupConv2D(_GroupConvMixin, keras.layers.Conv2D):
+    """2-D grouped convolution that exports to TFLite and ONNX.
+
+    Same arguments and weights as `keras.layers.Conv2D(groups=...)` (kernel
+    shape `(kh, kw, in_channels // groups, filters)`), but the convolution is
+    a plain `tf.nn.convolution`: it converts to one TFLite `CONV_2D` and one
+    ONNX `Conv` with `group=groups`, where Keras' own grouped convolution does
+    not export through tf2onnx.
+
+    Args:
+        filters: int. Output channels; divisible by `groups`.
+        kernel_size: int or tuple of 2 ints.
+        groups: int, defaults to 1. Input channels must be divisible by it.
+        **kwargs: every other `keras.layers.Conv2D` argument.
+
+    Example:
+
+    >>> layer = GroupConv2D(64, 3, groups=32, padding="same")
+    >>> layer(keras.ops.ones((1, 8, 8, 64))).shape
+    TensorShape([1, 8, 8, 64])
+
+    Reference:
+        - [Xie et al., Aggregated Residual Transformations for Deep Neural
+          Networks (ResNeXt)](https://arxiv.org/abs/1611.05431)
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_se")
+class ChannelShuffle(_ChannelShuffleMixin, keras.layers.Layer):
+    """ShuffleNet's channel shuffle, kept 4-D for the GPU delegate.
+
+    Channel `g * (C / groups) + i` moves to `i * groups + g`. Implemented as
+    reshape `[N, H*W, groups, C/groups]` -> transpose -> reshape, so no 5-D
+    tensor appears in the TFLite graph.
+
+    Args:
+        groups: int. Number of channel groups; must divide the channels.
+
+    Example:
+
+    >>> x = keras.ops.reshape(keras.ops.arange(6, dtype="float32"), (1, 1, 1, 6))
+    >>> ChannelShuffle(2)(x)[0, 0, 0]
+    <tf.Tensor: ... numpy=array([0., 3., 1., 4., 2., 5.], dtype=float32)>
+
+    Reference:
+        - [Zhang et al., ShuffleNet](https://arxiv.org/abs/1707.01083)
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_se")
+class KernelSelect(_KernelSelectMixin, keras.layers.Layer):
+    """The "select" step of Selective Kernel: softmax over paths, weighted sum.
+
+    Takes `[path_1, ..., path_M, logits]`, each path `(N, H, W, C)` and the
+    logits `(N, 1, 1, M * C)` path-major, and returns
+    `sum_m softmax_m(logits)[m, c] * path_m`. No weights.
+
+    Example:
+
+    >>> paths = [keras.ops.ones((1, 4, 4, 8)), keras.ops.zeros((1, 4, 4, 8))]
+    >>> KernelSelect()(paths + [keras.ops.zeros((1, 1, 1, 16))])[0, 0, 0, 0]
+    <tf.Tensor: ... numpy=0.5>
+
+    Reference:
+        - [Li et al., Selective Kernel Networks](https://arxiv.org/abs/1903.06586)
+    """
