@@ -20,10 +20,11 @@ SQUEEZES = ("avg", "max", "avgmax")
 def se_reduced_channels(channels, reduction=16, reduced_channels=None, divisor=1, min_channels=None):
     """The bottleneck width of an SE block.
 
-    `reduced_channels` wins when given; otherwise timm's
+    `reduced_channels` wins when given. With `divisor=1` (default) the width
+    is `max(channels // reduction, min_channels or 1)`, the official SENet
+    code's `channels // reduction` (SE-ShuffleNet's 216-channel branch gets 13,
+    as in the paper's count). With `divisor > 1` it is timm's
     `make_divisible(channels / reduction, divisor, min_channels, round_limit=0)`.
-    With the default `divisor=1` this is `round(channels / reduction)`, the
-    paper's C/r (exact for every width the paper's models use).
     """
     if reduced_channels is not None:
         return check_positive_int("reduced_channels", reduced_channels)
@@ -32,6 +33,8 @@ def se_reduced_channels(channels, reduction=16, reduced_channels=None, divisor=1
             f"reduction must not exceed the input channels ({channels}). "
             f"Received: reduction={reduction}"
         )
+    if divisor == 1:
+        return max(int(channels / reduction), min_channels or 1)
     return make_divisible(channels / reduction, divisor, min_channels, round_limit=0.0)
 
 
@@ -152,11 +155,11 @@ class SqueezeExcite(keras.layers.Layer):
 
     Args:
         reduction: float, defaults to 16. The ratio r; the bottleneck width
-            is `make_divisible(C / r, divisor, min_channels)`.
+            is floor(C / r) (see `divisor`).
         reduced_channels: int or None. An explicit bottleneck width; overrides
             `reduction`.
-        divisor: int, defaults to 1. Round the bottleneck width to a multiple
-            of it (timm's `rd_divisor`; timm's `SEModule` uses 8).
+        divisor: int, defaults to 1. If > 1, the bottleneck width is timm's
+            `make_divisible(C / r, divisor)` (timm's `SEModule` uses 8).
         min_channels: int or None. Lower bound of the bottleneck width;
             defaults to `divisor`.
         use_bias: bool, defaults to True. Bias on both FCs (the released

@@ -1,0 +1,109 @@
+"""The `keras-se` command line."""
+
+import argparse
+import json
+import os
+import sys
+
+
+class UserError(Exception):
+    """A mistake in the command line: one line on stderr, exit status 2."""
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow with its native start-up logging silenced.
+
+    TensorFlow 2.21 prints absl INFO lines (oneDNN, CUDA probing) from C++ at
+    import and first device use, ignoring TF_CPP_MIN_LOG_LEVEL; a command
+    line tool should not. File descriptor 2 is pointed at /dev/null for
+    that moment only, so our own errors still reach the user.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _cmd_list(args):
+    from rich.console import Console
+    from rich.table import Table
+
+    import keras_se
+    from keras_se.models.registry import get_entry
+
+    names = keras_se.list_models(args.pattern)
+    if not names:
+        raise UserError(f"no model matches pattern {args.pattern!r}")
+    params = {}
+    if args.params:
+        from rich.progress import track
+
+        from keras_se.analysis import count_params
+
+        for name in track(names, description="Building models", console=Console(stderr=True), transient=True):
+            params[name] = count_params(keras_se.create_model(name, weights=None))
+    rows = []
+    for name in names:
+        entry = get_entry(name)
+        row = {"name": name, "family": entry.family, "paper": entry.paper, "plain_twin": entry.twin}
+        if args.params:
+            row["params"] = params[name]
+        rows.append(row)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"keras_se models ({len(rows)})")
+    for column in rows[0]:
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for row in rows:
+        table.add_row(*("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    Console().print(table)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-se",
+        description="Squeeze-and-Excitation and Selective-Kernel models for Keras 3, built to ship to phones.",
+    )
+    from keras_se import __version__
+
+    parser.add_argument("--version", action="version", version=f"keras-se {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list the registered models", description="List the registered models.")
+    p.add_argument("pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'se_*'")
+    p.add_argument("--params", action="store_true", help="build each model and show its parameter count (slow)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        args.func(args)
+    except (UserError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"keras-se: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-se: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

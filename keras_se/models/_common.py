@@ -1,0 +1,162 @@
+"""Pieces every builder shares: inputs, conv-BN-act, attention and the head."""
+
+from keras_se.layers import _utils
+from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
+from keras_se.layers.namespace import as_flavour
+from keras_se.layers.squeeze_excite import apply_se, make_se_layers
+
+POOLINGS = (None, "avg", "max")
+
+
+class SEOptions:
+    """SE settings shared by every block of a model (validated once)."""
+
+    def __init__(self, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, se_activation="relu", se_squeeze="avg"):
+        self.kwargs = dict(
+            reduction=reduction,
+            use_bias=se_bias,
+            gate=se_gate,
+            divisor=se_divisor,
+            activation=se_activation,
+            squeeze=se_squeeze,
+        )
+        # Fail on a bad option before any layer is built.
+        make_se_layers(as_flavour("keras").layers, 1024, "check", **self.kwargs)
+
+    def __call__(self, layers, x, name):
+        return apply_se(make_se_layers(layers, x.shape[-1], name, **self.kwargs), x)
+
+
+def check_stages(se_stages, valid):
+    """Normalises `se_stages` (None = all) to a frozenset of stage numbers."""
+    if se_stages is None:
+        return frozenset(valid)
+    try:
+        stages = frozenset(se_stages)
+    except TypeError:
+        stages = None
+    if stages is None or not stages <= set(valid):
+        raise ValueError(
+            f"se_stages must be a collection of stage numbers from {sorted(valid)}. "
+            f"Received: se_stages={se_stages!r}"
+        )
+    return stages
+
+
+def model_inputs(fl, input_shape, input_tensor, min_size, default_size=224):
+    """The model input, with keras.applications' argument rules."""
+    if input_shape is None:
+        if input_tensor is not None:
+            input_shape = tuple(input_tensor.shape[1:])
+        else:
+            input_shape = (default_size, default_size, 3)
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[-1] is None or any(
+        d is not None and (not isinstance(d, int) or d <= 0) for d in shape
+    ):
+        raise ValueError(
+            "input_shape must be (height, width, channels) with positive ints "
+            f"(height/width may be None). Received: input_shape={input_shape!r}"
+        )
+    if any(d is not None and d < min_size for d in shape[:2]):
+        raise ValueError(
+            f"input_shape is too small for this network's stride: height and "
+            f"width must be at least {min_size}. Received: input_shape={input_shape!r}"
+        )
+    if input_tensor is None:
+        return fl.Input(shape=shape, name="input"), shape
+    return input_tensor, shape
+
+
+def conv_bn(layers, x, filters, kernel_size, name, strides=1, groups=1, act="relu", bn_name=None, act_name=None, depthwise=False):
+    """Conv (no bias) -> BN [-> activation] with PyTorch's symmetric padding.
+
+    Strided convolutions get an explicit ZeroPadding2D (TF's "same" pads
+    asymmetrically), so ported PyTorch weights give identical outputs.
+    """
+    pad = (kernel_size - 1) // 2
+    padding = "same"
+    if strides > 1 and pad:
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False, name=name)(x)
+    elif groups > 1:
+        x = layers.GroupConv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups, use_bias=False, name=name)(x)
+    else:
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=bn_name or f"{name}_bn")(x)
+    if act:
+        x = _utils.make_activation(layers, act, act_name or f"{name}_{act}")(x)
+    return x
+
+
+def max_pool(layers, x, name, mode="pad"):
+    """3x3 stride-2 max pooling of a non-negative (post-ReLU) tensor.
+
+    `"pad"`: PyTorch `MaxPool2d(3, 2, padding=1)`. `"ceil"`: Caffe's (and timm
+    legacy's) `MaxPool2d(3, 2, ceil_mode=True)`, no padding. Zero padding
+    equals -inf padding here because the input is non-negative.
+    """
+    check_choice("stem_pool", mode, ("pad", "ceil"))
+    if mode == "pad":
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    else:
+        extra = [0 if d is None or (d - 3) % 2 == 0 else 1 for d in x.shape[1:3]]
+        if any(extra):
+            x = layers.ZeroPadding2D(((0, extra[0]), (0, extra[1])), name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name=name)(x)
+
+
+def head(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, dropout=0.0):
+    """keras.applications' top: pooling, optional dropout, classifier."""
+    layers = fl.layers
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name="dropout")(x)
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return fl.Model(inputs, x, name=name)
+
+
+def check_top(include_top, pooling, classes, classifier_activation):
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be a bool. Received: include_top={include_top!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of None, 'avg', 'max'. Received: pooling={pooling!r}")
+    _utils.check_positive_int("classes", classes)
+
+
+def load_weights(model, weights, classes, include_top):
+    """Loads `weights` (None or a path) into `model` with clear errors."""
+    if weights is None:
+        return model
+    import os
+
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None or a path to a weights file. Received: weights={weights!r}")
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file not found. Received: weights={path!r}")
+    if path.endswith((".safetensors", ".pth", ".pt", ".bin")):
+        from keras_se.weights import load_timm
+
+        load_timm(model, path)
+        return model
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError) as error:
+        hint = ""
+        if include_top and classes != 1000:
+            hint = f" The file may hold a 1000-class classifier. Received: classes={classes}."
+        raise ValueError(f"weights file {path!r} does not fit this model ({error}).{hint}") from None
+    return model
+
+
+def finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout=0.0):
+    model = head(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, dropout)
+    return load_weights(model, weights, classes, include_top)

@@ -1,0 +1,208 @@
+"""keras.applications-style constructors for every keras_se model.
+
+Each is `create_model(name, **kwargs)`; the arguments are those of the
+builder (`keras_se.models.resnet.build_resnet`, `...mobilenet.build_mobilenet`,
+`...shufflenet.build_shufflenet`): `include_top`, `weights`, `input_tensor`,
+`input_shape`, `pooling`, `classes`, `classifier_activation`, the SE options
+(`reduction`, `se_bias`, `se_gate`, `se_stages`, `se_position`, ...) and
+`flavour="tf_keras"` for quantisation-aware training.
+"""
+
+from keras_se.layers._utils import check_choice
+from keras_se.models.registry import create_model
+from keras_se.models.shufflenet import STAGE2_CHANNELS
+
+
+def ResNet18(**kwargs):
+    """ResNet-18, the plain twin of SE-ResNet-18.
+
+    Example:
+
+    >>> model = keras_se.ResNet18(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnet18", **kwargs)
+
+def ResNet34(**kwargs):
+    """ResNet-34, the plain twin of SE-ResNet-34.
+
+    Example:
+
+    >>> model = keras_se.ResNet34(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnet34", **kwargs)
+
+def ResNet50(**kwargs):
+    """ResNet-50 (stride on the first 1x1, as keras.applications), the plain twin of SE-ResNet-50.
+
+    Example:
+
+    >>> model = keras_se.ResNet50(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnet50", **kwargs)
+
+def ResNet101(**kwargs):
+    """ResNet-101, the plain twin of SE-ResNet-101.
+
+    Example:
+
+    >>> model = keras_se.ResNet101(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnet101", **kwargs)
+
+def ResNet152(**kwargs):
+    """ResNet-152, the plain twin of SE-ResNet-152.
+
+    Example:
+
+    >>> model = keras_se.ResNet152(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnet152", **kwargs)
+
+def SEResNet18(**kwargs):
+    """SE-ResNet-18 (11.8 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNet18(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnet18", **kwargs)
+
+def SEResNet34(**kwargs):
+    """SE-ResNet-34 (22.0 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNet34(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnet34", **kwargs)
+
+def SEResNet50(**kwargs):
+    """SE-ResNet-50 (28.1 M parameters, 3.87 GMACs): the SENet paper's Table 2 model.
+
+    Example:
+
+    >>> model = keras_se.SEResNet50(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnet50", **kwargs)
+
+def SEResNet101(**kwargs):
+    """SE-ResNet-101 (49.3 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNet101(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnet101", **kwargs)
+
+def SEResNet152(**kwargs):
+    """SE-ResNet-152 (66.8 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNet152(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnet152", **kwargs)
+
+def ResNeXt50(**kwargs):
+    """ResNeXt-50 (32x4d), the plain twin of SE-ResNeXt-50.
+
+    Example:
+
+    >>> model = keras_se.ResNeXt50(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnext50_32x4d", **kwargs)
+
+def ResNeXt101(**kwargs):
+    """ResNeXt-101 (32x4d), the plain twin of SE-ResNeXt-101.
+
+    Example:
+
+    >>> model = keras_se.ResNeXt101(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("resnext101_32x4d", **kwargs)
+
+def SEResNeXt50(**kwargs):
+    """SE-ResNeXt-50 (32x4d) (27.6 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNeXt50(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnext50_32x4d", **kwargs)
+
+def SEResNeXt101(**kwargs):
+    """SE-ResNeXt-101 (32x4d) (49.0 M parameters).
+
+    Example:
+
+    >>> model = keras_se.SEResNeXt101(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_resnext101_32x4d", **kwargs)
+
+def SENet154(**kwargs):
+    """SENet-154 (115.1 M parameters): 64-group SE-ResNeXt with a deep stem and 3x3 projections.
+
+    Example:
+
+    >>> model = keras_se.SENet154(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("senet154", **kwargs)
+
+def SKNet50(**kwargs):
+    """SKNet-50 (27.5 M parameters): ResNeXt-50 32x4d with SK[2, 32, 16] units.
+
+    Example:
+
+    >>> model = keras_se.SKNet50(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("sknet50", **kwargs)
+
+def SKNet101(**kwargs):
+    """SKNet-101: SKNet-50's unit in a [3, 4, 23, 3] network. 48,736,040 parameters,
+    0.3 % under the paper's 48.9 M: the unit of timm's skresnext50_32x4d (which
+    matches the official SKNet-50 exactly) repeated, with d = max(W/16, 32).
+
+    Example:
+
+    >>> model = keras_se.SKNet101(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("sknet101", **kwargs)
+
+def MobileNet(**kwargs):
+    """MobileNet v1 (`alpha` width multiplier), the plain twin of SE-MobileNet.
+
+    Example:
+
+    >>> model = keras_se.MobileNet(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("mobilenet", **kwargs)
+
+def SEMobileNet(**kwargs):
+    """SE-MobileNet (4.7 M parameters, 572 M MACs at alpha=1).
+
+    Example:
+
+    >>> model = keras_se.SEMobileNet(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_mobilenet", **kwargs)
+
+def ShuffleNet(groups=3, **kwargs):
+    """ShuffleNet v1 (`groups` 1/2/3/4/8, `scale` 0.5/1/1.5/2), the plain twin of SE-ShuffleNet.
+
+    Example:
+
+    >>> model = keras_se.ShuffleNet(groups=3, scale=1.0)
+    """
+    check_choice("groups", groups, tuple(STAGE2_CHANNELS))
+    return create_model(f"shufflenet_g{groups}", **kwargs)
+
+
+def SEShuffleNet(groups=3, **kwargs):
+    """SE-ShuffleNet v1 (2.5 M parameters at 1x, g=3).
+
+    Example:
+
+    >>> model = keras_se.SEShuffleNet(groups=3, scale=1.0)
+    """
+    check_choice("groups", groups, tuple(STAGE2_CHANNELS))
+    return create_model(f"se_shufflenet_g{groups}", **kwargs)

@@ -1,0 +1,91 @@
+"""SE-MobileNet: MobileNet v1 with an SE block after every depthwise-separable block."""
+
+from keras_se.layers.namespace import as_flavour
+from keras_se.models import _common
+from keras_se.models.registry import register
+
+# (pointwise filters, depthwise stride) of MobileNet v1's 13 blocks.
+BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
+STAGES = (1, 2, 3, 4, 5)
+
+
+def build_mobilenet(
+    name,
+    attention="se",
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    reduction=16,
+    se_bias=True,
+    se_gate="sigmoid",
+    se_divisor=1,
+    se_stages=None,
+    activation="relu6",
+    dropout=1e-3,
+    flavour="keras",
+):
+    """Builds MobileNet v1, with SE (`attention="se"`) or plain (None).
+
+    SE (r = 16, FCs with bias) sits on the output of each of the 13
+    depthwise-separable blocks, after the pointwise conv-BN-ReLU: the
+    placement that reproduces the SENet paper's Table 3 (4.7 M parameters,
+    572 M MACs; the paper does not say where SE sits). Blocks are grouped in stages
+    by resolution: stage s works at 1/2^s of the input (stage 1 = block 1,
+    stage 5 = blocks 12-13), so `se_stages=(1, 2, 3, 4)` drops the last
+    stage's SE as the paper suggests for mobile.
+
+    Args:
+        name: str. Model name.
+        attention: `"se"` or None.
+        alpha: float, defaults to 1.0. Width multiplier (keras.applications).
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in `keras.applications.MobileNet`.
+        reduction, se_bias, se_gate, se_divisor, se_stages: SE options, as
+            in `keras_se.models.resnet.build_resnet`.
+        activation: `"relu6"` (default, keras.applications) or `"relu"`
+            (the MobileNet paper).
+        dropout: float, defaults to 1e-3 (keras.applications).
+        flavour: `"keras"` or `"tf_keras"`.
+
+    Returns:
+        A model.
+
+    Reference:
+        - [Howard et al., MobileNets](https://arxiv.org/abs/1704.04861)
+        - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
+    """
+    fl = as_flavour(flavour)
+    layers = fl.layers
+    if attention not in (None, "se"):
+        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
+    _common.check_positive_number("alpha", alpha)
+    if activation not in ("relu", "relu6"):
+        raise ValueError(f"activation must be 'relu' or 'relu6'. Received: activation={activation!r}")
+    _common.check_top(include_top, pooling, classes, classifier_activation)
+    stages = _common.check_stages(se_stages, STAGES)
+    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+
+    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    x = _common.conv_bn(layers, inputs, int(32 * alpha), 3, "stem_conv", strides=2, act=activation, bn_name="stem_bn", act_name="stem_relu")
+    stage, block = 1, 0
+    for filters, strides in BLOCKS:
+        if strides == 2:
+            stage, block = stage + 1, 0
+        block += 1
+        prefix = f"stage{stage}_block{block}"
+        x = _common.conv_bn(
+            layers, x, None, 3, f"{prefix}_dw", strides=strides, act=activation, depthwise=True, bn_name=f"{prefix}_dw_bn", act_name=f"{prefix}_dw_relu"
+        )
+        x = _common.conv_bn(layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu")
+        if se is not None and stage in stages:
+            x = se(layers, x, f"{prefix}_se")
+    return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout)
+
+
+register("mobilenet", build_mobilenet, dict(name="mobilenet", attention=None), family="mobilenet", paper="MobileNet 1.0-224")
+register("se_mobilenet", build_mobilenet, dict(name="se_mobilenet", attention="se"), twin="mobilenet", family="mobilenet", paper="SE-MobileNet")

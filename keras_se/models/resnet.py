@@ -1,0 +1,224 @@
+"""Residual SE / SK networks: SE-ResNet, SE-ResNeXt, SENet-154, SKNet and
+their plain twins, from one table and one builder."""
+
+import math
+
+from keras_se.layers._utils import check_choice
+from keras_se.layers.namespace import as_flavour
+from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
+from keras_se.models import _common
+from keras_se.models.registry import register
+
+SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
+ATTENTIONS = (None, "se", "sk")
+STAGES = (2, 3, 4, 5)
+
+# depth -> (block, blocks per stage)
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+# Architecture options beyond depth. `stride_on`: which conv of the
+# bottleneck carries the stride ("1x1": Caffe SE-ResNet / keras.applications;
+# "3x3": ResNet v1.5, ResNeXt, SENet-154, SKNet). `stem_pool`: "ceil" is
+# Caffe's ceil-mode max pool (timm legacy_*), "pad" is PyTorch's padding=1.
+RESNET = dict(groups=1, base_width=64, stride_on="1x1", stem="7x7", stem_pool="ceil", downsample_kernel=1, halve_conv1=False, dropout=0.0)
+RESNEXT = dict(RESNET, groups=32, base_width=4, stride_on="3x3")
+SENET154 = dict(RESNET, groups=64, base_width=4, stride_on="3x3", stem="deep", downsample_kernel=3, halve_conv1=True, dropout=0.2)
+SKNET = dict(RESNEXT, stem_pool="pad")
+
+
+def build_resnet(
+    name,
+    depth,
+    attention="se",
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    reduction=16,
+    se_bias=True,
+    se_gate="sigmoid",
+    se_divisor=1,
+    se_stages=None,
+    se_position="standard",
+    sk_paths=2,
+    sk_min_channels=32,
+    groups=1,
+    base_width=64,
+    stride_on="1x1",
+    stem="7x7",
+    stem_pool="ceil",
+    downsample_kernel=1,
+    halve_conv1=False,
+    dropout=0.0,
+    flavour="keras",
+):
+    """Builds a residual network with SE, SK or no attention.
+
+    Args:
+        name: str. Model name.
+        depth: int. 18, 34, 50, 101 or 152 (blocks per stage from `DEPTHS`).
+        attention: `"se"`, `"sk"` or None (the plain twin).
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in `keras.applications`. `weights` is
+            None or a path to a weights file.
+        reduction: float, defaults to 16. r of SE (and of SK's d = max(C/r, L)).
+        se_bias: bool, defaults to True. Bias on the SE FCs.
+        se_gate: `"sigmoid"` (default) or `"hard_sigmoid"`.
+        se_divisor: int, defaults to 1. Round SE widths to a multiple (timm: 8).
+        se_stages: stages (2-5) that carry attention; None for all.
+        se_position: `"standard"` (residual branch, before the add),
+            `"pre"` (block input, before the branch), `"post"` (after the add
+            and ReLU), `"identity"` (on the shortcut), or `"after_3x3"`
+            (after the 3x3 conv's ReLU): SENet paper Fig. 5, Tables 14-15.
+        sk_paths: int, defaults to 2. M of the SK units.
+        sk_min_channels: int, defaults to 32. L of the SK units.
+        groups, base_width: ResNeXt cardinality and width per group.
+        stride_on: `"1x1"` or `"3x3"`.
+        stem: `"7x7"` or `"deep"` (three 3x3 convs, SENet-154).
+        stem_pool: `"ceil"` or `"pad"`.
+        downsample_kernel: 1 or 3: projection shortcut kernel of stages 3-5.
+        halve_conv1: bool. SENet-154's first 1x1 at half the 3x3 width.
+        dropout: float. Dropout before the classifier.
+        flavour: `"keras"` (default) or `"tf_keras"`; the same model in
+            tf_keras (layer names and weight order identical) for tfmot.
+
+    Returns:
+        A model.
+    """
+    fl = as_flavour(flavour)
+    layers = fl.layers
+    if depth not in DEPTHS:
+        raise ValueError(f"depth must be one of {sorted(DEPTHS)}. Received: depth={depth!r}")
+    check_choice("attention", attention, ATTENTIONS)
+    check_choice("se_position", se_position, SE_POSITIONS)
+    check_choice("stride_on", stride_on, ("1x1", "3x3"))
+    check_choice("stem", stem, ("7x7", "deep"))
+    check_choice("downsample_kernel", downsample_kernel, (1, 3))
+    _common.check_top(include_top, pooling, classes, classifier_activation)
+    stages = _common.check_stages(se_stages, STAGES)
+    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    if attention == "sk" and se_position != "standard":
+        raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
+    block, blocks_per_stage = DEPTHS[depth]
+    if attention == "sk" and block != "bottleneck":
+        raise ValueError(f"attention='sk' needs a bottleneck depth (50, 101, 152). Received: depth={depth}")
+
+    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    x = inputs
+    if stem == "7x7":
+        x = _common.conv_bn(layers, x, 64, 7, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
+    else:
+        x = _common.conv_bn(layers, x, 64, 3, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
+        x = _common.conv_bn(layers, x, 64, 3, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
+        x = _common.conv_bn(layers, x, 128, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
+    x = _common.max_pool(layers, x, "stem_pool", stem_pool)
+
+    for i, num_blocks in enumerate(blocks_per_stage):
+        stage = i + 2
+        planes = 64 * 2**i
+        for b in range(num_blocks):
+            strides = 2 if (b == 0 and stage > 2) else 1
+            unit = dict(
+                planes=planes,
+                strides=strides,
+                name=f"stage{stage}_block{b + 1}",
+                attention=attention if stage in stages else None,
+                se=se,
+                se_position=se_position,
+            )
+            if block == "basic":
+                x = _basic_block(layers, x, **unit)
+            else:
+                x = _bottleneck_block(
+                    layers,
+                    x,
+                    groups=groups,
+                    base_width=base_width,
+                    stride_on=stride_on,
+                    # SENet-154's 3x3 projections start at stage 3; stage 2's
+                    # stride-1 projection stays 1x1 (official model, timm).
+                    downsample_kernel=downsample_kernel if stage > 2 else 1,
+                    halve_conv1=halve_conv1,
+                    sk=dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction),
+                    **unit,
+                )
+    return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout)
+
+
+def _shortcut(layers, x, filters, strides, kernel, name):
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    return _common.conv_bn(layers, x, filters, kernel, f"{name}_proj_conv", strides=strides, bn_name=f"{name}_proj_bn", act=None)
+
+
+def _finish_block(layers, x, shortcut, name, attention, se, se_position):
+    """SE at its position around the add, then add and ReLU."""
+    if attention == "se" and se_position == "standard":
+        x = se(layers, x, f"{name}_se")
+    if attention == "se" and se_position == "identity":
+        shortcut = se(layers, shortcut, f"{name}_se")
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    x = layers.ReLU(name=f"{name}_out")(x)
+    if attention == "se" and se_position == "post":
+        x = se(layers, x, f"{name}_se")
+    return x
+
+
+def _basic_block(layers, x, planes, strides, name, attention, se, se_position):
+    shortcut = _shortcut(layers, x, planes, strides, 1, name)
+    if attention == "se" and se_position == "pre":
+        x = se(layers, x, f"{name}_se")
+    x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
+    if attention == "se" and se_position == "after_3x3":
+        x = se(layers, x, f"{name}_se")
+    x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv2", bn_name=f"{name}_bn2", act=None)
+    return _finish_block(layers, x, shortcut, name, attention, se, se_position)
+
+
+def _bottleneck_block(
+    layers, x, planes, strides, name, attention, se, se_position, groups, base_width, stride_on, downsample_kernel, halve_conv1, sk
+):
+    out_channels = planes * 4
+    width = int(math.floor(planes * base_width / 64)) * groups
+    shortcut = _shortcut(layers, x, out_channels, strides, downsample_kernel, name)
+    if attention == "se" and se_position == "pre":
+        x = se(layers, x, f"{name}_se")
+    stride1, stride3 = (strides, 1) if stride_on == "1x1" else (1, strides)
+    x = _common.conv_bn(
+        layers, x, width // 2 if halve_conv1 else width, 1, f"{name}_conv1", strides=stride1, bn_name=f"{name}_bn1", act_name=f"{name}_relu1"
+    )
+    if attention == "sk":
+        parts = make_sk_layers(layers, width, f"{name}_sk", groups=groups, strides=stride3, **sk)
+        x = apply_sk(parts, x)
+    else:
+        x = _common.conv_bn(
+            layers, x, width, 3, f"{name}_conv2", strides=stride3, groups=groups, bn_name=f"{name}_bn2", act_name=f"{name}_relu2"
+        )
+    if attention == "se" and se_position == "after_3x3":
+        x = se(layers, x, f"{name}_se")
+    x = _common.conv_bn(layers, x, out_channels, 1, f"{name}_conv3", bn_name=f"{name}_bn3", act=None)
+    return _finish_block(layers, x, shortcut, name, attention, se, se_position)
+
+
+def _register(name, builder_name, depth, attention, arch, twin, paper):
+    register(name, build_resnet, dict(arch, name=name, depth=depth, attention=attention), twin=twin, family=builder_name, paper=paper)
+
+
+for _depth in DEPTHS:
+    _register(f"resnet{_depth}", "resnet", _depth, None, RESNET, None, f"ResNet-{_depth}")
+    _register(f"se_resnet{_depth}", "resnet", _depth, "se", RESNET, f"resnet{_depth}", f"SE-ResNet-{_depth}")
+for _depth in (50, 101):
+    _register(f"resnext{_depth}_32x4d", "resnext", _depth, None, RESNEXT, None, f"ResNeXt-{_depth} (32x4d)")
+    _register(f"se_resnext{_depth}_32x4d", "resnext", _depth, "se", RESNEXT, f"resnext{_depth}_32x4d", f"SE-ResNeXt-{_depth} (32x4d)")
+    _register(f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}")
+_register("senet154_plain", "senet154", 152, None, SENET154, None, None)
+_register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154")
