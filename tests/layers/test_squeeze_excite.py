@@ -109,8 +109,14 @@ def test_make_divisible_matches_timm(value, divisor, min_value, round_limit):
         ((64, 16), {"reduced_channels": 7}, 7),  # override wins
         ((8, 16), {"reduced_channels": 3}, 3),  # override wins even when r > C
         ((64, 4), {"divisor": 8, "min_channels": 4}, 16),
-        ((24, 16), {}, 2),  # C/r = 1.5 -> 2
+        # divisor=1: the official SENet code's floor(C / r), bounded below by min_channels.
+        ((24, 16), {}, 1),  # floor(1.5)
+        ((40, 16), {}, 2),  # floor(2.5)
+        ((216, 16), {}, 13),  # SE-ShuffleNet's 216-channel branch: floor(13.5)
         ((16, 16), {}, 1),
+        ((64, 16), {"min_channels": 8}, 8),
+        ((64, 16), {"min_channels": 2}, 4),
+        ((100, 2.5), {}, 40),  # float reduction
     ],
 )
 def test_se_reduced_channels(args, kwargs, expected):
@@ -134,6 +140,8 @@ SHAPE_CASES = [
     ({"reduction": 4, "squeeze": "max"}, 16, 4),
     ({"reduction": 4, "squeeze": "avgmax", "gate": "hard_sigmoid"}, 16, 4),
     ({"reduction": 2.5}, 10, 4),
+    ({"reduction": 16}, 24, 1),  # floor(24 / 16)
+    ({"reduction": 16, "min_channels": 3}, 24, 3),
 ]
 
 

@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_se
+from keras_se.analysis import count_params
+from keras_se.models.registry import get_entry
+
+# Parameter counts of the official models (SENet / SKNet prototxts, timm,
+# keras.applications), 1000 classes, BN statistics excluded.
+GOLDEN_PARAMS = {
+    "se_resnet18": 11_778_592,
+    "se_resnet34": 21_958_868,
+    "se_resnet50": 28_088_024,
+    "se_resnet101": 49_326_872,
+    "se_resnet152": 66_821_848,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "se_resnext50_32x4d": 27_559_896,
+    "se_resnext101_32x4d": 48_955_416,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x4d": 44_177_704,
+    "senet154": 115_088_984,
+    "sknet50": 27_479_784,
+    "mobilenet": 4_231_976,
+    "se_mobilenet": 4_718_044,
+    "shufflenet_g3": 1_865_728,
+    "se_shufflenet_g3": 2_484_533,
+}
+
+
+@pytest.mark.parametrize("name", keras_se.list_models())
+def test_every_model_builds_runs_and_round_trips(name, tmp_path):
+    model = keras_se.create_model(name, input_shape=(64, 64, 3))
+    if name in GOLDEN_PARAMS:
+        # Parameter counts do not depend on the input size.
+        assert count_params(model) == GOLDEN_PARAMS[name]
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(model(x, training=False))
+    assert y.shape == (2, 1000)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-4)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored(x, training=False)), y)
+    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", [n for n in keras_se.list_models() if get_entry(n).twin])
+def test_every_attention_model_has_a_registered_plain_twin(name):
+    twin = get_entry(name).twin
+    assert twin in keras_se.list_models()
+    assert get_entry(twin).twin is None
+
+
+def test_list_models_pattern():
+    assert keras_se.list_models("sknet*") == ["sknet101", "sknet50"]
+    assert "se_resnet50" in keras_se.list_models("se_*")
+    assert "resnet50" not in keras_se.list_models("se_*")
+    assert keras_se.list_models("nothing*") == []
+    assert keras_se.list_models() == sorted(keras_se.list_models())
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(ValueError, match=r"name='se_resnet5'.*se_resnet50"):
+        keras_se.create_model("se_resnet5")
+
+
+def test_create_model_overrides_defaults():
+    model = keras_se.create_model("se_resnet18", input_shape=(64, 64, 3), classes=7, classifier_activation=None)
+    assert model.output_shape == (None, 7)
+    assert model.name == "se_resnet18"
