@@ -1,13 +1,21 @@
 """The `keras-se` command line."""
 
 import argparse
+import importlib
 import json
 import os
 import sys
 
+# Modules that contribute subcommands; each defines `add_commands(subparsers)`
+# and keeps its heavy imports inside the command functions.
+COMMAND_MODULES = ()
+
 
 class UserError(Exception):
-    """A mistake in the command line: one line on stderr, exit status 2."""
+    """A mistake in the command line: one line on stderr, exit status 2.
+
+    Subcommands raise this (or `ValueError` from the API) for user mistakes.
+    """
 
 
 def _quiet_tensorflow():
@@ -86,6 +94,10 @@ def build_parser():
     p.add_argument("--params", action="store_true", help="build each model and show its parameter count (slow)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.set_defaults(func=_cmd_list)
+
+    # Feature modules add their own subcommands: `add_commands(subparsers)`.
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(sub)
     return parser
 
 
