@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from keras_se.io_utils import quiet_native_logs
+
 # Modules that contribute subcommands; each defines `add_commands(subparsers)`
 # and keeps its heavy imports inside the command functions.
 COMMAND_MODULES = ()
@@ -23,23 +25,14 @@ def _quiet_tensorflow():
 
     TensorFlow 2.21 prints absl INFO lines (oneDNN, CUDA probing) from C++ at
     import and first device use, ignoring TF_CPP_MIN_LOG_LEVEL; a command
-    line tool should not. File descriptor 2 is pointed at /dev/null for
-    that moment only, so our own errors still reach the user.
+    line tool should not.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with quiet_native_logs():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
         import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _cmd_list(args):

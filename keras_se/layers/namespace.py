@@ -47,9 +47,14 @@ class Flavour:
         return f"Flavour({self.name!r})"
 
 
-@functools.cache
 def flavour(name="keras"):
     """Returns the `Flavour` for `"keras"` (Keras 3) or `"tf_keras"`."""
+    return _make_flavour(name)
+
+
+@functools.cache
+def _make_flavour(name):
+    # One Flavour (and one set of registered tf_keras twins) per name.
     if name == "keras":
         return Flavour(name, keras, {n: getattr(primitives, n) for n in _CUSTOM})
     if name == "tf_keras":

@@ -13,6 +13,15 @@ from keras_se.layers._utils import check_positive_int, check_rank4
 
 
 class _GroupConvMixin:
+    def __init__(self, *args, data_format=None, **kwargs):
+        # TensorFlow has no grouped NCHW convolution on CPU, and TFLite and the
+        # GPU delegate are NHWC: channels_last only.
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                f"GroupConv2D supports channels_last only. Received: data_format={data_format!r}"
+            )
+        super().__init__(*args, data_format="channels_last", **kwargs)
+
     # Keras 3 (and tf_keras) run grouped convolutions inside a jit_compile
     # tf.function. tf2onnx cannot see through that call: it stays a
     # PartitionedCall and onnxruntime rejects the file

@@ -64,7 +64,7 @@ def check_sk_options(filters, groups, strides, reduction, reduced_channels, min_
         raise ValueError(f"groups must divide filters ({filters}). Received: groups={groups}")
     check_positive_int("strides", strides)
     check_positive_number("reduction", reduction)
-    if reduction > filters:
+    if reduced_channels is None and reduction > filters:
         raise ValueError(f"reduction must not exceed filters ({filters}). Received: reduction={reduction}")
     check_positive_int("reduced_channels", reduced_channels, allow_none=True)
     check_positive_int("min_channels", min_channels)
@@ -199,7 +199,10 @@ class SelectiveKernel(keras.layers.Layer):
         dilation: int, list of M ints, or None (default). None gives
             dilation 1, 2, ..., M for an int `kernel_size`, else 1.
         groups: int, defaults to 1. G; divides `filters` and the input channels.
-        strides: int, defaults to 1.
+        strides: int, defaults to 1. A strided path with dilation d > 1 is
+            computed as subsample-then-conv with dilation d / strides, so d
+            must be a multiple of `strides` (3 paths with strides 2 need
+            e.g. `dilation=[1, 2, 4]` or `kernel_size=[3, 5, 7]`).
         reduction: float, defaults to 16. r.
         reduced_channels: int or None. Explicit d; overrides the formula.
         min_channels: int, defaults to 32. L.

@@ -99,17 +99,11 @@ def test_group_conv_equals_split_conv(groups, strides, dilation, padding):
     np.testing.assert_allclose(y, np.asarray(native(x)), rtol=1e-5, atol=1e-5)
 
 
-def test_group_conv_channels_first_matches_keras():
-    # "Same arguments ... as keras.layers.Conv2D(groups=...)": data_format too.
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(1, 8, 6, 5)).astype("float32")  # NCHW
-    native = keras.layers.Conv2D(4, 3, groups=2, padding="same", data_format="channels_first")
-    native.build(x.shape)
-    native.set_weights([rng.normal(size=w.shape).astype("float32") for w in native.get_weights()])
-    layer = GroupConv2D(4, 3, groups=2, padding="same", data_format="channels_first")
-    layer.build(x.shape)
-    layer.set_weights(native.get_weights())
-    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(native(x)), rtol=1e-5, atol=1e-5)
+def test_group_conv_rejects_channels_first():
+    # TFLite, the GPU delegate and TensorFlow's CPU grouped conv are NHWC only.
+    with pytest.raises(ValueError, match="data_format='channels_first'"):
+        GroupConv2D(4, 3, groups=2, data_format="channels_first")
+    assert GroupConv2D(4, 3, groups=2).data_format == "channels_last"
 
 
 def test_group_conv_bad_groups_raise():

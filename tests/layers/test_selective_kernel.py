@@ -165,7 +165,7 @@ def test_output_shape(kwargs, in_shape, out_shape, kernels):
     assert tuple(y.shape) == out_shape
     assert tuple(layer.compute_output_shape(in_shape)) == out_shape
     groups, filters = kwargs.get("groups", 1), kwargs["filters"]
-    width = sk_attention_channels(filters, kwargs.get("reduction", 16))
+    width = max(filters // kwargs.get("reduction", 16), 32)  # d = max(C / r, L), L = 32
     w = _weights_by_role(layer.weights)
     for m, k in enumerate(kernels):
         assert w[f"path{m}_conv/kernel"].shape == (k, k, in_shape[-1] // groups, filters)

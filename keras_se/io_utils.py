@@ -1,0 +1,64 @@
+"""File and console helpers shared by the exporters, reports and CLI."""
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_output(path, overwrite=False, mode="wb"):
+    """Yields a temporary file that replaces `path` only on success.
+
+    A killed or failing writer never leaves a partial file at `path`, and an
+    existing `path` is kept unless `overwrite`.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output directory does not exist: {directory}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path, data, overwrite=False):
+    """Writes bytes or str to `path` atomically (see `atomic_output`)."""
+    with atomic_output(path, overwrite, "wb" if isinstance(data, (bytes, bytearray)) else "w") as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def quiet_native_logs(enabled=True):
+    """Silences TensorFlow's C++ logging (fd 2) and Keras' export chatter (stdout).
+
+    TensorFlow 2.21's converter and runtime log from C++ regardless of
+    TF_CPP_MIN_LOG_LEVEL. Python exceptions still carry the error text.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
