@@ -1,0 +1,196 @@
+"""Keras -> TFLite (fp32, fp16, dynamic range, full int8), verified against Keras."""
+
+import dataclasses
+import os
+import re
+import time
+import warnings
+
+import numpy as np
+
+from keras_se.export import calibration
+from keras_se.export.flatbuffer import read_tflite
+from keras_se.export.gpu import check_gpu
+from keras_se.export.verify import Parity, compare_outputs
+from keras_se.io_utils import atomic_output, quiet_native_logs
+
+QUANTIZE = (None, "float16", "dynamic", "int8")
+
+
+class ConversionError(ValueError):
+    """The model cannot be expressed in TFLite builtin ops (no Flex ops allowed)."""
+
+
+class VerificationError(ValueError):
+    """The converted model disagrees with Keras beyond the stated bounds."""
+
+
+@dataclasses.dataclass
+class TFLiteExport:
+    """What `to_tflite` wrote and measured."""
+
+    path: str
+    quantize: str
+    gpu: bool
+    size_bytes: int
+    ops: dict
+    parity: Parity
+    gpu_findings: list
+    seconds: float
+
+    def to_dict(self):
+        return {
+            "path": self.path,
+            "quantize": self.quantize,
+            "gpu": self.gpu,
+            "size_bytes": self.size_bytes,
+            "ops": self.ops,
+            "parity": dataclasses.asdict(self.parity),
+            "gpu_findings": [str(f) for f in self.gpu_findings],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _static_input_shape(model):
+    shape = tuple(model.input_shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(
+            f"TFLite export needs a static input size; build the model with "
+            f"input_shape=(H, W, C). Received: input_shape={shape}"
+        )
+    return shape
+
+
+def _batch_one(model):
+    """The same model with a static batch-1 input (phones run batch 1)."""
+    import keras
+
+    if not isinstance(model, keras.Model):  # tf_keras (QAT) models keep their graph
+        return model
+    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]), name="input")
+    return keras.Model(inputs, model(inputs, training=False), name=model.name)
+
+
+def _converter(model, quantize, samples, progress):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        if not _is_qat(model):
+
+            def representative():
+                for sample in samples:
+                    progress()
+                    yield [sample[None].astype("float32")]
+
+            converter.representative_dataset = representative
+    return converter
+
+
+def _is_qat(model):
+    return any(type(layer).__name__ == "QuantizeWrapperV2" or type(layer).__name__ == "QuantizeLayer" for layer in model.layers)
+
+
+def _missing_ops(message):
+    ops = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", message)))
+    return ", ".join(ops) if ops else message.strip().splitlines()[0][:200]
+
+
+def to_tflite(
+    model,
+    path,
+    quantize=None,
+    representative_data=None,
+    gpu=False,
+    overwrite=False,
+    verify=True,
+    verify_samples=4,
+    progress=None,
+):
+    """Converts a Keras model to a TFLite file and checks it against Keras.
+
+    Builtin ops only (never Flex / SELECT_TF_OPS), batch-1 static input.
+
+    Args:
+        model: a Keras 3 model with a static input size (or a tfmot QAT
+            model for `quantize="int8"`).
+        path: output `.tflite` path. Written to a temporary file and renamed,
+            so a failed conversion leaves nothing behind.
+        quantize: None (float32), `"float16"` (fp16 weights), `"dynamic"`
+            (int8 weights, float activations) or `"int8"` (full integer with
+            int8 input and output).
+        representative_data: for `"int8"` (post-training): a (N, H, W, C)
+            array of real, preprocessed inputs (see
+            `keras_se.export.calibration`). None uses random data with a
+            `RandomCalibrationWarning`. Also the inputs used to verify.
+        gpu: bool, defaults to False. Check the file against the GPU
+            delegate's rules (`check_gpu`) and fail if any op would fall off it.
+        overwrite: bool, defaults to False. Replace an existing file.
+        verify: bool, defaults to True. Run the file in LiteRT on a few
+            inputs and compare with Keras (`Parity`); float32 must agree
+            within keras-hub's LiteRT thresholds (max 5e-5, mean 1e-5) and
+            every mode must keep top-1 agreement above 50 %.
+        verify_samples: int, defaults to 4. Inputs used to verify.
+        progress: optional callable(advance) for calibration progress.
+
+    Returns:
+        `TFLiteExport`.
+
+    Raises:
+        ValueError: bad arguments, an existing file, ops TFLite builtins
+            cannot express (`ConversionError`), a failed check
+            (`VerificationError`), or GPU findings with `gpu=True`.
+
+    Example:
+
+    >>> model = keras_se.SEMobileNet(input_shape=(224, 224, 3))
+    >>> result = keras_se.export.to_tflite(model, "se_mobilenet.tflite", gpu=True)
+    >>> result.parity.max_abs_error < 5e-5
+    True
+    """
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {QUANTIZE}. Received: quantize={quantize!r}")
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    input_shape = _static_input_shape(model)
+    if representative_data is not None:
+        samples = calibration.check_samples(representative_data, input_shape)
+    elif quantize == "int8" and not _is_qat(model):
+        samples = calibration.random_samples(input_shape)
+    else:
+        samples = np.random.default_rng(0).uniform(0, 1, (verify_samples, *input_shape)).astype("float32")
+
+    start = time.perf_counter()
+    import tensorflow as tf
+
+    try:
+        with quiet_native_logs(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            data = _converter(model, quantize, samples, progress or (lambda: None)).convert()
+    except Exception as error:  # the converter raises ConverterError and friends
+        if isinstance(error, tf.errors.OpError) or "ConverterError" in type(error).__name__ or "converter" in str(error).lower():
+            raise ConversionError(f"TFLite builtins cannot express this model ({_missing_ops(str(error))})") from None
+        raise
+    seconds = time.perf_counter() - start
+
+    graph = read_tflite(data)
+    findings = check_gpu(data, allow_quantized=quantize == "int8") if gpu else []
+    if gpu and any(f.severity == "error" for f in findings):
+        raise ConversionError("GPU delegate would reject: " + "; ".join(str(f) for f in findings if f.severity == "error"))
+    parity = compare_outputs(model, data, samples[:verify_samples]) if verify else None
+    if verify:
+        parity.check(quantize)
+    with atomic_output(path, overwrite) as handle:
+        handle.write(data)
+    return TFLiteExport(path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, findings, seconds)
