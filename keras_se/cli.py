@@ -10,10 +10,10 @@ from keras_se.io_utils import quiet_native_logs
 
 # Modules that contribute subcommands; each defines `add_commands(subparsers)`
 # and keeps its heavy imports inside the command functions.
-COMMAND_MODULES = ()
+COMMAND_MODULES = ("keras_se.analysis.cli", "keras_se.export.cli")
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """A mistake in the command line: one line on stderr, exit status 2.
 
     Subcommands raise this (or `ValueError` from the API) for user mistakes.
@@ -100,7 +100,7 @@ def main(argv=None):
     _quiet_tensorflow()
     try:
         args.func(args)
-    except (UserError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"keras-se: error: {message}", file=sys.stderr)
         return 2

@@ -106,6 +106,9 @@ def _runtime(tensors):
 
 
 def _check_op(op, allow_quantized, enhanced):
+    if op.name not in _OP_RULES:
+        yield f"not supported op {op.name}", "error"
+        return
     tensors = [t for t in op.inputs + op.outputs if t is not None]
     for t in tensors:
         if len(t.shape) >= 5:
@@ -120,11 +123,7 @@ def _check_op(op, allow_quantized, enhanced):
             if t.dtype not in allowed_types:
                 yield f"tensor {t.name!r} is {t.dtype} (GPU delegate: {', '.join(allowed_types)})", "error"
                 return
-    yield from _OP_RULES.get(op.name, _unsupported)(op, enhanced)
-
-
-def _unsupported(op, enhanced):
-    yield f"not supported op {op.name}", "error"
+    yield from _OP_RULES[op.name](op, enhanced)
 
 
 def _ok(op, enhanced):

@@ -60,10 +60,13 @@ def make_interpreter(data, num_threads=1):
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from keras_se.io_utils import quiet_native_logs
+
     kwargs = {"model_content": bytes(data)} if isinstance(data, (bytes, bytearray)) else {"model_path": str(data)}
     try:
-        interpreter = Interpreter(num_threads=num_threads, **kwargs)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():
+            interpreter = Interpreter(num_threads=num_threads, **kwargs)
+            interpreter.allocate_tensors()
         return interpreter, "XNNPACK"
     except RuntimeError:
         interpreter = Interpreter(

@@ -1,0 +1,163 @@
+"""`keras-se convert`: a model to TFLite (and ONNX) files a phone can run, checked."""
+
+import json
+import os
+
+from keras_se.cli import UserError
+
+MODES = {"none": None, "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
+
+
+def add_commands(subparsers):
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a model to TFLite (fp32/fp16/dynamic/int8) and ONNX, verified against Keras",
+        description=(
+            "Convert MODEL (a registry name such as se_mobilenet, or a .keras file) to TFLite files "
+            "with builtin ops only, run each in LiteRT against Keras, and optionally check it against "
+            "the GPU delegate's rules and export ONNX."
+        ),
+    )
+    p.add_argument("model", help="registry name (see `keras-se list`) or a .keras file")
+    p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--quantize", nargs="+", choices=sorted(MODES), default=["none"], help="one or more modes (default: none = float32)")
+    p.add_argument("--gpu", action="store_true", help="check every file against the GPU delegate's rules; fail on an incompatible op")
+    p.add_argument("--onnx", action="store_true", help="also export ONNX (tf2onnx, verified in onnxruntime)")
+    p.add_argument("--calib-dir", help="folder of images for int8 calibration (the real-data flow)")
+    p.add_argument("--calib-npy", help=".npy array (N, H, W, C) of preprocessed inputs for int8 calibration")
+    p.add_argument("--calib-limit", type=int, default=100, help="images to use from --calib-dir (default: 100)")
+    p.add_argument("--preprocess", choices=("unit", "imagenet", "raw"), default="unit", help="image scaling for --calib-dir (default: unit = x/255)")
+    p.add_argument("--input-size", type=int, default=224, help="input height and width for registry models (default: 224)")
+    p.add_argument("--weights", help="weights file for a registry model")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="report format (default: table)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _load_model(args):
+    import keras
+
+    import keras_se
+
+    if args.model.endswith(".keras") or os.path.sep in args.model:
+        if not os.path.isfile(args.model):
+            raise UserError(f"model file not found: {args.model}")
+        try:
+            model = keras.models.load_model(args.model, safe_mode=True)
+        except Exception as error:
+            raise UserError(f"cannot load a Keras model from {args.model}: {str(error).splitlines()[0]}") from None
+        return model, os.path.splitext(os.path.basename(args.model))[0]
+    if args.input_size <= 0:
+        raise UserError(f"--input-size must be positive, got {args.input_size}")
+    kwargs = {"input_shape": (args.input_size, args.input_size, 3)}
+    if args.weights:
+        kwargs["weights"] = args.weights
+    return keras_se.create_model(args.model, **kwargs), args.model
+
+
+def _prepare_out(args, names):
+    out = args.out
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output directory {out}: {error.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise UserError(f"output directory is not writable: {out}")
+    existing = [n for n in names if os.path.exists(os.path.join(out, n))]
+    if existing and not args.force:
+        raise UserError(f"{os.path.join(out, existing[0])} exists; use --force to replace it")
+    return out
+
+
+def _calibration(args, model):
+    from keras_se.export import calibration
+
+    shape = tuple(model.input_shape[1:])
+    if args.calib_dir and args.calib_npy:
+        raise UserError("give --calib-dir or --calib-npy, not both")
+    if args.calib_dir:
+        return calibration.load_image_dir(args.calib_dir, shape[:2], args.calib_limit, args.preprocess)
+    if args.calib_npy:
+        return calibration.load_npy(args.calib_npy, shape)
+    return None
+
+
+def _cmd_convert(args):
+    import warnings
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from keras_se.export import calibration, to_onnx, to_tflite
+
+    console = Console(stderr=True)
+    modes = list(dict.fromkeys(args.quantize))
+    suffix = "_gpu" if args.gpu else ""
+    model, stem = _load_model(args)
+    names = {m: f"{stem}_{'float32' if m == 'none' else m}{suffix}.tflite" for m in modes}
+    out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []))
+    data = _calibration(args, model) if "int8" in modes else None
+    if "int8" in modes and data is None:
+        console.print(
+            "[bold yellow]WARNING:[/] int8 calibration uses RANDOM data (no --calib-dir / --calib-npy): "
+            "the int8 model's accuracy on real inputs will suffer."
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", calibration.RandomCalibrationWarning)
+            data = calibration.random_samples(tuple(model.input_shape[1:]))
+    results = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+        for mode in modes:
+            quantize = MODES[mode]
+            total = len(data) if quantize == "int8" and data is not None else None
+            task = progress.add_task(f"{stem}: {mode} TFLite", total=total)
+            result = to_tflite(
+                model,
+                os.path.join(out, names[mode]),
+                quantize=quantize,
+                representative_data=data if quantize == "int8" else None,
+                gpu=args.gpu,
+                overwrite=args.force,
+                progress=lambda: progress.advance(task),
+            )
+            progress.remove_task(task)
+            results.append(result.to_dict())
+        if args.onnx:
+            task = progress.add_task(f"{stem}: ONNX", total=None)
+            results.append({"quantize": "onnx", **to_onnx(model, os.path.join(out, f"{stem}.onnx"), overwrite=args.force).to_dict()})
+            progress.remove_task(task)
+    _print(results, args.format)
+
+
+def _print(results, fmt):
+    if fmt == "json":
+        print(json.dumps(results, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = os.path.dirname(results[0]["path"]) or "."
+    table = Table(title="Converted and verified against Keras", caption=f"written to {out}/")
+    for column in ("file", "MiB", "ops", "GPU", "max err", "mean err", "top-1", "s"):
+        table.add_column(column, justify="left" if column in ("file", "GPU") else "right")
+    for r in results:
+        parity = r["parity"]
+        gpu = "-" if not r.get("gpu") else ("ok" if not r["gpu_findings"] else f"ok ({len(r['gpu_findings'])} notes)")
+        top1 = "n/a" if parity["top1_agreement"] is None else f"{parity['top1_agreement']:.0%}/{parity['decisive']}"
+        table.add_row(
+            os.path.basename(r["path"]),
+            f"{r['size_bytes'] / 2**20:.1f}",
+            str(sum(r["ops"].values())),
+            gpu,
+            f"{parity['max_abs_error']:.1e}",
+            f"{parity['mean_abs_error']:.1e}",
+            top1,
+            f"{r['seconds']:.0f}" if "seconds" in r else "",
+        )
+    console = Console()
+    console.print(table)
+    if any(p["parity"]["top1_agreement"] is None for p in results):
+        console.print("top-1 n/a: no input where Keras' top-1 led by more than the int8 output step (an untrained model).")
+    for r in results:
+        for finding in r.get("gpu_findings", []):
+            console.print(f"note: {os.path.basename(r['path'])}: {finding}")

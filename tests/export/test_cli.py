@@ -1,0 +1,48 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_se.cli import main
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory, tiny_se_model):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_se_model.save(path)
+    return str(path)
+
+
+def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys):
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32"))
+    out = tmp_path / "out"
+    argv = ["convert", keras_file, "--quantize", "none", "int8", "--gpu", "--calib-npy", str(tmp_path / "calib.npy"), "--out", str(out), "--format", "json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(os.listdir(out)) == ["tiny_float32_gpu.tflite", "tiny_int8_gpu.tflite"]
+    assert [r["quantize"] for r in report] == ["float32", "int8"]
+    assert report[0]["parity"]["max_abs_error"] < 5e-5
+    # Existing outputs are kept without --force: one line, exit 2.
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["convert", "se_resnet5", "--out", "{out}"], "Unknown model name"),
+        (["convert", "{bogus}", "--out", "{out}"], "cannot load a Keras model"),
+        (["convert", "se_resnet18", "--input-size", "0", "--out", "{out}"], "--input-size"),
+        (["convert", "se_resnet18", "--input-size", "32", "--quantize", "int8", "--calib-dir", "{empty}", "--out", "{out}"], "no images"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_leave_nothing(argv, message, tmp_path, capsys):
+    (tmp_path / "bogus.keras").write_text("not a model")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    argv = [a.format(out=out, bogus=tmp_path / "bogus.keras", empty=tmp_path / "empty") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-se: error:") and message in err and "\n" not in err
+    assert not out.exists() or os.listdir(out) == []

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_se
+from keras_se.export import check_gpu, to_tflite
+
+
+def _convert(fn, *specs):
+    concrete = tf.function(fn).get_concrete_function(*specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+SPEC = tf.TensorSpec([1, 4, 4, 8], tf.float32)
+
+
+def _reasons(data, op):
+    return [f.reason for f in check_gpu(data) if f.op == op and f.severity == "error"]
+
+
+def test_five_d_reshape_is_flagged():
+    data = _convert(lambda x: tf.reshape(tf.reshape(x, [1, 4, 4, 2, 4]) * 2.0, [1, 4, 4, 8]), SPEC)
+    assert any("rank 5" in r for r in _reasons(data, "RESHAPE"))
+
+
+def test_five_d_transpose_is_flagged():
+    data = _convert(lambda x: tf.reshape(tf.transpose(tf.reshape(x, [1, 4, 4, 2, 4]), [0, 1, 2, 4, 3]), [1, 4, 4, 8]), SPEC)
+    assert any("rank 5" in r for r in _reasons(data, "TRANSPOSE"))
+
+
+def test_rank_changing_broadcast_mul_is_flagged():
+    data = _convert(lambda x, y: x * y, SPEC, tf.TensorSpec([4, 8], tf.float32))
+    assert any("broadcast" in r for r in _reasons(data, "MUL"))
+    # The same product with a same-rank [1, 1, 1, 8] gate (what SE does) is fine.
+    same_rank = _convert(lambda x, y: x * y, SPEC, tf.TensorSpec([1, 1, 1, 8], tf.float32))
+    assert check_gpu(same_rank) == []
+    # Enhanced broadcast (newer delegates) accepts the rank change.
+    assert not [f for f in check_gpu(data, enhanced_broadcast=True) if f.op == "MUL"]
+
+
+def test_unsupported_op_is_flagged():
+    data = _convert(lambda x: tf.cast(tf.argmax(x, axis=-1), tf.float32), SPEC)
+    assert "not supported op ARG_MAX" in _reasons(data, "ARG_MAX")
+
+
+def test_dynamic_batch_is_flagged():
+    data = _convert(lambda x: tf.nn.relu(x), tf.TensorSpec([None, 4, 4, 8], tf.float32))
+    assert any("dynamic shape" in f.reason for f in check_gpu(data))
+
+
+def test_int8_tensors_need_quantized_models_allowed(tiny_se_model):
+    import keras
+
+    inputs = keras.Input(batch_shape=(1, 16, 16, 3))
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, tiny_se_model(inputs)))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: ([rng.uniform(size=(1, 16, 16, 3)).astype("float32")] for _ in range(4))
+    data = converter.convert()
+    assert any("INT8" in f.reason for f in check_gpu(data))
+    assert [f for f in check_gpu(data, allow_quantized=True) if f.severity == "error"] == []
+
+
+def test_grouped_conv_with_small_groups_is_a_warning_not_an_error(tmp_path):
+    import keras
+
+    from keras_se.layers import GroupConv2D
+
+    # As SENet-154's stage-2 3x3: 2 input channels per group, which the
+    # delegate splits into per-group convolutions; 4 per group runs natively.
+    inputs = keras.Input((8, 8, 16))
+    x = GroupConv2D(32, 3, groups=8, padding="same")(inputs)
+    x = GroupConv2D(32, 3, groups=8, padding="same")(x)
+    findings = to_tflite(keras.Model(inputs, x), tmp_path / "m.tflite", gpu=True, verify=False).gpu_findings
+    assert len(findings) == 1
+    assert findings[0].severity == "warning" and "2 input / 4 output channels per group" in findings[0].reason
+
+
+def test_missing_or_non_tflite_file_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        check_gpu(tmp_path / "missing.tflite")
+    bogus = tmp_path / "bogus.tflite"
+    bogus.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        check_gpu(bogus)
+
+
+# SE-ShuffleNet's channel shuffle, SK's softmax over paths, hard-sigmoid gates.
+DEFAULT_GPU_MODELS = [
+    ("se_shufflenet_g3", {}),
+    ("sknet50", {}),
+    ("se_mobilenet", {"se_gate": "hard_sigmoid", "alpha": 0.25}),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", DEFAULT_GPU_MODELS)
+def test_gpu_preset_passes_for_representative_models(name, kwargs, tmp_path):
+    model = keras_se.create_model(name, input_shape=(32, 32, 3), **kwargs)
+    result = to_tflite(model, tmp_path / f"{name}.tflite", gpu=True, verify=False)
+    assert [f for f in result.gpu_findings if f.severity == "error"] == []
+    assert max(len(t.shape) for t in __import__("keras_se").export.read_tflite(result.path).tensors) <= 4
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", keras_se.list_models())
+def test_gpu_preset_passes_for_every_model(name, tmp_path):
+    model = keras_se.create_model(name, input_shape=(64, 64, 3))
+    result = to_tflite(model, tmp_path / f"{name}.tflite", gpu=True, quantize="float16")
+    assert [f for f in result.gpu_findings if f.severity == "error"] == []

@@ -1,0 +1,46 @@
+import keras
+import numpy as np
+import onnx
+import pytest
+
+import keras_se
+from keras_se.export import to_onnx
+from keras_se.export.verify import FLOAT32_MAX_ABS
+
+
+def _conv_groups(path):
+    model = onnx.load(str(path))
+    return sorted(
+        next((a.i for a in node.attribute if a.name == "group"), 1) for node in model.graph.node if node.op_type == "Conv"
+    )
+
+
+def test_grouped_sk_and_shuffle_layers_export_and_match(tiny_se_model, tmp_path):
+    from keras_se.layers import ChannelShuffle, GroupConv2D
+
+    inputs = keras.Input((8, 8, 16))
+    x = GroupConv2D(16, 3, groups=4, padding="same")(inputs)
+    x = ChannelShuffle(4)(x)
+    model = keras.Model(inputs, x)
+    result = to_onnx(model, tmp_path / "g.onnx")
+    assert _conv_groups(result.path) == [4]
+    assert result.parity.max_abs_error <= FLOAT32_MAX_ABS
+    sk = to_onnx(tiny_se_model, tmp_path / "sk.onnx")
+    assert 4 in _conv_groups(sk.path)  # SK paths are grouped (G=4)
+    assert sk.parity.max_abs_error <= FLOAT32_MAX_ABS and sk.parity.top1_agreement == 1.0
+
+
+def test_registered_grouped_model_exports(tmp_path):
+    model = keras_se.create_model("se_shufflenet_g3", input_shape=(32, 32, 3), classifier_activation=None)
+    result = to_onnx(model, tmp_path / "s.onnx")
+    assert 3 in _conv_groups(result.path)
+    assert "StatefulPartitionedCall" not in result.ops and "PartitionedCall" not in result.ops
+    assert result.parity.max_abs_error < 1e-4  # logits, not probabilities
+
+
+def test_existing_onnx_is_kept(tiny_se_model, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_text("keep")
+    with pytest.raises(FileExistsError):
+        to_onnx(tiny_se_model, path)
+    assert path.read_text() == "keep"
