@@ -33,6 +33,18 @@ def add_commands(subparsers):
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_convert)
 
+    b = subparsers.add_parser(
+        "bench",
+        help="median LiteRT latency of a .tflite file, optionally against another",
+        description="Time FILE (and OTHER, interleaved so machine drift cancels) in LiteRT with XNNPACK, batch 1.",
+    )
+    b.add_argument("file", help=".tflite file")
+    b.add_argument("--vs", metavar="OTHER", help="second .tflite file; prints the latency ratio FILE / OTHER")
+    b.add_argument("--threads", type=int, default=1, help="LiteRT threads (default: 1)")
+    b.add_argument("--runs", type=int, default=50, help="timed runs per model (default: 50)")
+    b.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: 5)")
+    b.set_defaults(func=_cmd_bench)
+
 
 def _load_model(args):
     import keras
@@ -161,3 +173,26 @@ def _print(results, fmt):
     for r in results:
         for finding in r.get("gpu_findings", []):
             console.print(f"note: {os.path.basename(r['path'])}: {finding}")
+
+
+def _cmd_bench(args):
+    from rich.console import Console
+    from rich.table import Table
+
+    from keras_se.export import read_tflite
+    from keras_se.export.bench import measure_latency
+
+    paths = [args.file] + ([args.vs] if args.vs else [])
+    for path in paths:
+        read_tflite(path)  # a clear error for a missing or non-TFLite file
+    console = Console()
+    with console.status(f"timing {len(paths)} model(s), {args.runs} runs each"):
+        results = measure_latency(paths, threads=args.threads, runs=args.runs, warmup=args.warmup)
+    table = Table(title=f"LiteRT latency, batch 1, {args.threads} thread(s), median of {args.runs}")
+    for column in ("file", "median ms", "p10 ms", "p90 ms", "kernels"):
+        table.add_column(column, justify="left" if column in ("file", "kernels") else "right")
+    for r in results:
+        table.add_row(os.path.basename(r.path), f"{r.median_ms:.2f}", f"{r.p10_ms:.2f}", f"{r.p90_ms:.2f}", r.kernels)
+    console.print(table)
+    if args.vs:
+        console.print(f"ratio {os.path.basename(args.file)} / {os.path.basename(args.vs)}: {results[0].median_ms / results[1].median_ms:.3f}")
