@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import platform
 import sys
 import tempfile
 
@@ -62,3 +63,21 @@ def quiet_native_logs(enabled=True):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def machine_summary():
+    """CPU model, cores and the versions that matter, for benchmark records."""
+    import ai_edge_litert
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}"
+    )

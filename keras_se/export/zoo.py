@@ -2,7 +2,6 @@
 
 import json
 import os
-import platform
 
 from keras_se.export.tflite import to_tflite
 
@@ -31,7 +30,7 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
     import keras_se
     from keras_se.export.bench import measure_latency
     from keras_se.export.calibration import RandomCalibrationWarning
-    from keras_se.io_utils import write_atomic
+    from keras_se.io_utils import machine_summary, write_atomic
 
     os.makedirs(out_dir, exist_ok=True)
     rows = []
@@ -62,21 +61,12 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
         "input_size": input_size,
         "weights": "builder initialisation (untrained)",
         "int8_calibration": "random data",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
-        "versions": _versions(),
+        "machine": machine_summary(),
         "models": rows,
     }
     write_atomic(os.path.join(out_dir, "models.json"), json.dumps(manifest, indent=2) + "\n", overwrite=True)
     write_atomic(os.path.join(out_dir, "README.md"), _markdown(manifest), overwrite=True)
     return rows
-
-
-def _versions():
-    import ai_edge_litert
-    import keras
-    import tensorflow as tf
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown")}
 
 
 def _markdown(manifest):
@@ -89,9 +79,7 @@ def _markdown(manifest):
         "",
         f"Input {manifest['input_size']}x{manifest['input_size']}, batch 1; weights: {manifest['weights']}; "
         f"int8 calibration: {manifest['int8_calibration']}. Latency: LiteRT median, "
-        f"{manifest['models'][0]['threads'] if manifest['models'] else 1} thread, on {manifest['machine']}; "
-        + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
-        + ".",
+        f"{manifest['models'][0]['threads'] if manifest['models'] else 1} thread, on {manifest['machine']}.",
         "",
         "| file | MiB | ops | top ops | GPU check | max abs err vs Keras | latency (ms) |",
         "|---|---:|---:|---|---|---:|---:|",
