@@ -37,8 +37,8 @@ def build_shufflenet(
     """Builds ShuffleNet v1 (g groups, width `scale`), with SE or plain.
 
     Unit: 1x1 group conv -> BN -> ReLU -> channel shuffle -> 3x3 depthwise
-    (stride) -> BN -> 1x1 group conv -> BN -> [SE] -> add (stride 1) or concat
-    with a 3x3/2 average-pooled shortcut (stride 2) -> ReLU. The first unit's
+    (stride) -> BN -> 1x1 group conv -> BN -> [SE] -> add and ReLU (stride 1),
+    or ReLU and concat with a 3x3/2 average-pooled shortcut (stride 2). The first unit's
     first 1x1 conv is not grouped (its input has only 24 channels); the
     bottleneck is a quarter of the unit's output channels. SE on the residual
     branch before the add/concat (`se_position="standard"`) reproduces the
@@ -114,10 +114,15 @@ def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name,
     if strides == 2:
         shortcut = layers.ZeroPadding2D(1, name=f"{name}_shortcut_pad")(x)
         shortcut = layers.AveragePooling2D(3, strides=2, name=f"{name}_shortcut_pool")(shortcut)
-        x = layers.Concatenate(name=f"{name}_concat")([shortcut, y])
+        # ReLU(concat(pool(x), y)) == concat(pool(x), ReLU(y)): x is a ReLU
+        # output, so its pooled half is already non-negative. Applying ReLU to
+        # the branch only (as the official code does) lets int8 ReLU fuse into
+        # the branch's last op; a ReLU after an int8 concat falls off XNNPACK.
+        y = layers.ReLU(name=f"{name}_branch_relu")(y)
+        x = layers.Concatenate(name=f"{name}_out")([shortcut, y])
     else:
         x = layers.Add(name=f"{name}_add")([x, y])
-    x = layers.ReLU(name=f"{name}_out")(x)
+        x = layers.ReLU(name=f"{name}_out")(x)
     if se is not None and se_position == "post":
         x = se(layers, x, f"{name}_se")
     return x
