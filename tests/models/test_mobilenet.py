@@ -1,0 +1,39 @@
+import pytest
+
+import keras_se
+from keras_se.analysis import count_params
+from keras_se.models.mobilenet import BLOCKS
+
+
+def _build(name, **kwargs):
+    return keras_se.create_model(name, input_shape=(64, 64, 3), **kwargs)
+
+
+def test_se_sits_after_each_pointwise_block():
+    model = _build("se_mobilenet")
+    scales = [l.name for l in model.layers if l.name.endswith("_se_scale")]
+    assert len(scales) == len(BLOCKS) == 13
+    node = model.get_layer("stage4_block3_se_scale")._inbound_nodes[0]
+    assert node.input_tensors[0]._keras_history.operation.name == "stage4_block3_pw_relu"
+
+
+def test_dropping_the_last_stage_se_matches_the_formula():
+    plain = count_params(_build("mobilenet"))
+    full = count_params(_build("se_mobilenet"))
+    no_last = count_params(_build("se_mobilenet", se_stages=(1, 2, 3, 4)))
+    # Stage 5 = two 1024-channel blocks: 2 * (2 * 1024 * 64 + 64 + 1024).
+    assert full - no_last == 2 * (2 * 1024 * 64 + 64 + 1024)
+    assert full - plain == 486_068
+
+
+@pytest.mark.parametrize("alpha, stem", [(0.25, 8), (0.5, 16), (0.75, 24), (1.0, 32)])
+def test_width_multiplier(alpha, stem):
+    model = _build("se_mobilenet", alpha=alpha)
+    assert model.get_layer("stem_conv").filters == stem
+    assert model.get_layer("stage5_block2_pw").filters == int(1024 * alpha)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [(dict(alpha=0), "alpha=0"), (dict(activation="gelu"), "activation='gelu'"), (dict(attention="sk"), "attention='sk'"), (dict(se_stages=[6]), r"se_stages=\[6\]")])
+def test_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _build("se_mobilenet", **kwargs)
