@@ -16,6 +16,7 @@ _LAZY = {
     "layers": ("keras_se.layers", None),
     "models": ("keras_se.models", None),
     "analysis": ("keras_se.analysis", None),
+    "weights": ("keras_se.weights", None),
     "create_model": ("keras_se.models.registry", "create_model"),
     "list_models": ("keras_se.models.registry", "list_models"),
     "MobileNet": ("keras_se.models.applications", "MobileNet"),

@@ -4,6 +4,8 @@ import difflib
 import fnmatch
 
 _REGISTRY = {}
+# Namespaced aliases ("timm:seresnet50"): a registered model with options.
+_ALIASES = {}
 
 
 class ModelEntry:
@@ -38,22 +40,53 @@ def register(name, builder, defaults, twin=None, family=None, paper=None):
     return _REGISTRY[name]
 
 
+def register_alias(name, target, overrides=None):
+    """Registers `name` as the registered model `target` with `overrides`.
+
+    Aliases are namespaced (`"timm:seresnet50"`) and stay out of the plain
+    `list_models()` listing.
+
+    Args:
+        name: str. `"namespace:model"`.
+        target: str. A registered model name.
+        overrides: dict or None. Builder arguments replacing the target's
+            defaults.
+    """
+    if not isinstance(name, str) or name.count(":") != 1:
+        raise ValueError(f"An alias name must be 'namespace:model'. Received: name={name!r}")
+    if name in _ALIASES:
+        raise ValueError(f"Alias {name!r} is already registered.")
+    base = get_entry(target)
+    _ALIASES[name] = ModelEntry(name, base.builder, {**base.kwargs, **(overrides or {})}, None, base.family, None)
+    return _ALIASES[name]
+
+
 def list_models(pattern=None):
-    """Names of registered models, sorted; `pattern` is a shell glob (`"se*"`)."""
+    """Names of registered models, sorted; `pattern` is a shell glob (`"se*"`).
+
+    Namespaced aliases are listed by a pattern with a colon:
+    `list_models("timm:*")` gives the timm models keras_se reproduces.
+    """
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
+    if ":" in pattern:
+        names = sorted(_ALIASES)
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
 def get_entry(name):
     """The `ModelEntry` for `name`; unknown names raise a `ValueError` with suggestions."""
+    if isinstance(name, str) and name in _ALIASES:
+        return _ALIASES[name]
     if not isinstance(name, str) or name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+        known = list(_ALIASES) if ":" in str(name) else list(_REGISTRY)
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        listing = f"list_models({str(name).split(':')[0] + ':*'!r})" if ":" in str(name) else "list_models()"
         raise ValueError(
             f"Unknown model name. Received: name={name!r}.{hint} "
-            f"See keras_se.list_models() for all {len(_REGISTRY)} names."
+            f"See keras_se.{listing} for all {len(known)} names."
         )
     return _REGISTRY[name]
 
@@ -62,7 +95,10 @@ def create_model(name, **kwargs):
     """Builds a registered model.
 
     Args:
-        name: str. A name from `list_models()`, e.g. `"se_resnet50"`.
+        name: str. A name from `list_models()`, e.g. `"se_resnet50"`, or
+            an alias from `list_models("timm:*")`, e.g.
+            `"timm:legacy_seresnet50"`: the configuration that reproduces
+            that timm model, whose checkpoint `weights=` then loads.
         **kwargs: builder arguments (`input_shape`, `classes`, `weights`,
             `reduction`, ...), overriding the registered defaults.
 
@@ -72,5 +108,6 @@ def create_model(name, **kwargs):
     Example:
 
     >>> model = keras_se.create_model("se_resnet50", input_shape=(128, 128, 3))
+    >>> model = keras_se.create_model("timm:seresnet50", weights="seresnet50.safetensors")
     """
     return get_entry(name)(**kwargs)

@@ -7,7 +7,7 @@ from keras_se.layers._utils import check_choice
 from keras_se.layers.namespace import as_flavour
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
-from keras_se.models.registry import register
+from keras_se.models.registry import register, register_alias
 
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
 ATTENTIONS = (None, "se", "sk")
@@ -21,6 +21,9 @@ DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
+# Depths without registered models of their own, reached by overriding
+# `depth` (timm's legacy_seresnext26_32x4d).
+EXTRA_DEPTHS = {26: ("bottleneck", (2, 2, 2, 2))}
 
 # Architecture options beyond depth. `stride_on`: which conv of the
 # bottleneck carries the stride ("1x1": Caffe SE-ResNet / keras.applications;
@@ -59,13 +62,15 @@ def build_resnet(
     downsample_kernel=1,
     halve_conv1=False,
     dropout=0.0,
+    basic_last_relu=False,
     flavour="keras",
 ):
     """Builds a residual network with SE, SK or no attention.
 
     Args:
         name: str. Model name.
-        depth: int. 18, 34, 50, 101 or 152 (blocks per stage from `DEPTHS`).
+        depth: int. 18, 34, 50, 101 or 152 (blocks per stage from `DEPTHS`;
+            26, two bottlenecks per stage, from `EXTRA_DEPTHS`).
         attention: `"se"`, `"sk"` or None (the plain twin).
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in `keras.applications`. `weights` is
@@ -88,6 +93,9 @@ def build_resnet(
         downsample_kernel: 1 or 3: projection shortcut kernel of stages 3-5.
         halve_conv1: bool. SENet-154's first 1x1 at half the 3x3 width.
         dropout: float. Dropout before the classifier.
+        basic_last_relu: bool, defaults to False. Basic blocks only: a ReLU
+            after the second BN, before SE and the add (timm's
+            legacy_seresnet18/34, whose `SEResNetBlock` has it).
         flavour: `"keras"` (default) or `"tf_keras"`; the same model in
             tf_keras (layer names and weight order identical) for tfmot.
 
@@ -96,8 +104,9 @@ def build_resnet(
     """
     fl = as_flavour(flavour)
     layers = fl.layers
-    if depth not in DEPTHS:
-        raise ValueError(f"depth must be one of {sorted(DEPTHS)}. Received: depth={depth!r}")
+    depths = {**DEPTHS, **EXTRA_DEPTHS}
+    if depth not in depths:
+        raise ValueError(f"depth must be one of {sorted(depths)}. Received: depth={depth!r}")
     check_choice("attention", attention, ATTENTIONS)
     check_choice("se_position", se_position, SE_POSITIONS)
     check_choice("stride_on", stride_on, ("1x1", "3x3"))
@@ -108,9 +117,13 @@ def build_resnet(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if attention == "sk" and se_position != "standard":
         raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
-    block, blocks_per_stage = DEPTHS[depth]
+    block, blocks_per_stage = depths[depth]
     if attention == "sk" and block != "bottleneck":
         raise ValueError(f"attention='sk' needs a bottleneck depth (50, 101, 152). Received: depth={depth}")
+    if not isinstance(basic_last_relu, bool):
+        raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
+    if basic_last_relu and block != "basic":
+        raise ValueError(f"basic_last_relu applies to basic blocks (depth 18, 34). Received: depth={depth}")
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = inputs
@@ -136,7 +149,7 @@ def build_resnet(
                 se_position=se_position,
             )
             if block == "basic":
-                x = _basic_block(layers, x, **unit)
+                x = _basic_block(layers, x, last_relu=basic_last_relu, **unit)
             else:
                 x = _bottleneck_block(
                     layers,
@@ -173,14 +186,16 @@ def _finish_block(layers, x, shortcut, name, attention, se, se_position):
     return x
 
 
-def _basic_block(layers, x, planes, strides, name, attention, se, se_position):
+def _basic_block(layers, x, planes, strides, name, attention, se, se_position, last_relu):
     shortcut = _shortcut(layers, x, planes, strides, 1, name)
     if attention == "se" and se_position == "pre":
         x = se(layers, x, f"{name}_se")
     x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
     if attention == "se" and se_position == "after_3x3":
         x = se(layers, x, f"{name}_se")
-    x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv2", bn_name=f"{name}_bn2", act=None)
+    x = _common.conv_bn(
+        layers, x, planes, 3, f"{name}_conv2", bn_name=f"{name}_bn2", act="relu" if last_relu else None, act_name=f"{name}_relu2"
+    )
     return _finish_block(layers, x, shortcut, name, attention, se, se_position)
 
 
@@ -222,3 +237,28 @@ for _depth in (50, 101):
     _register(f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}")
 _register("senet154_plain", "senet154", 152, None, SENET154, None, None)
 _register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154")
+
+# timm models this builder reproduces exactly (their checkpoints load with
+# `weights=`): timm name -> (keras_se model, options). timm's senet.py
+# `legacy_*` models, ported from the Caffe releases, are the keras_se
+# defaults: ceil-mode stem pool, stride on the first 1x1 of SE-ResNet
+# bottlenecks (on the grouped 3x3 of SE-ResNeXt and SENet-154), SE width
+# C // 16; only senet.py's basic block adds a ReLU before SE. timm's
+# resnet.py and sknet.py pad the stem pool, put the stride on the 3x3
+# ("v1.5") and round the SE width to make_divisible(C / 16, 8).
+_TIMM_RESNET = dict(stride_on="3x3", stem_pool="pad", se_divisor=8)
+TIMM = {
+    **{f"legacy_seresnet{d}": (f"se_resnet{d}", {}) for d in (50, 101, 152)},
+    **{f"legacy_seresnet{d}": (f"se_resnet{d}", dict(basic_last_relu=True)) for d in (18, 34)},
+    "legacy_seresnext26_32x4d": ("se_resnext50_32x4d", dict(depth=26)),
+    "legacy_seresnext50_32x4d": ("se_resnext50_32x4d", {}),
+    "legacy_seresnext101_32x4d": ("se_resnext101_32x4d", {}),
+    "legacy_senet154": ("senet154", {}),
+    **{f"seresnet{d}": (f"se_resnet{d}", _TIMM_RESNET) for d in DEPTHS},
+    "seresnext50_32x4d": ("se_resnext50_32x4d", _TIMM_RESNET),
+    "seresnext101_32x4d": ("se_resnext101_32x4d", _TIMM_RESNET),
+    "senet154": ("senet154", dict(_TIMM_RESNET, dropout=0.0)),
+    "skresnext50_32x4d": ("sknet50", {}),
+}
+for _timm_name, (_target, _options) in TIMM.items():
+    register_alias(f"timm:{_timm_name}", _target, dict(_options, name=_timm_name))

@@ -74,3 +74,36 @@ def test_create_model_overrides_defaults():
     model = keras_se.create_model("se_resnet18", input_shape=(64, 64, 3), classes=7, classifier_activation=None)
     assert model.output_shape == (None, 7)
     assert model.name == "se_resnet18"
+
+
+def test_timm_aliases_are_listed_by_their_namespace_only():
+    timm = keras_se.list_models("timm:*")
+    assert "timm:legacy_seresnet50" in timm and "timm:skresnext50_32x4d" in timm
+    assert timm == sorted(timm)
+    assert not [n for n in keras_se.list_models() if ":" in n]
+    assert keras_se.list_models("timm:legacy_seresnet1*") == ["timm:legacy_seresnet101", "timm:legacy_seresnet152", "timm:legacy_seresnet18"]
+
+
+def test_timm_alias_builds_its_target_with_options_and_timm_name():
+    model = keras_se.create_model("timm:seresnet18", input_shape=(64, 64, 3), classes=7)
+    assert model.name == "seresnet18"
+    assert model.output_shape == (None, 7)
+    entry = get_entry("timm:seresnet18")
+    assert entry.kwargs["se_divisor"] == 8 and entry.kwargs["stem_pool"] == "pad"
+    assert entry.family == get_entry("se_resnet18").family and entry.twin is None
+
+
+def test_unknown_alias_suggests_close_aliases():
+    with pytest.raises(ValueError, match=r"name='timm:seresnet5'.*timm:seresnet50.*list_models\('timm:\*'\)"):
+        keras_se.create_model("timm:seresnet5")
+
+
+def test_register_alias_errors():
+    from keras_se.models.registry import register_alias
+
+    with pytest.raises(ValueError, match="namespace:model"):
+        register_alias("no_namespace", "se_resnet18")
+    with pytest.raises(ValueError, match="already registered"):
+        register_alias("timm:seresnet18", "se_resnet18")
+    with pytest.raises(ValueError, match="name='nothing'"):
+        register_alias("test:nothing", "nothing")

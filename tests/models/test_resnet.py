@@ -210,3 +210,35 @@ def test_full_size_forward(name):
     x = np.random.default_rng(0).uniform(size=(1, 224, 224, 3)).astype("float32")
     y = keras.ops.convert_to_numpy(model(x, training=False))
     assert y.shape == (1, 1000) and np.isfinite(y).all()
+
+
+def test_timm_configurations():
+    legacy = _build("timm:legacy_seresnet50")
+    assert legacy.get_layer("stage3_block1_conv1").strides == (2, 2)
+    assert legacy.get_layer("stem_pool_pad").padding == ((0, 1), (0, 1))  # ceil mode at 32 -> 16
+    v15 = _build("timm:seresnet50")
+    assert v15.get_layer("stage3_block1_conv2").strides == (2, 2)
+    assert v15.get_layer("stem_pool_pad").padding == ((1, 1), (1, 1))
+    # make_divisible(64 / 16, 8) = 8 in timm's resnet.py; 64 // 16 = 4 in senet.py.
+    assert _build("timm:seresnet18").get_layer("stage2_block1_se_reduce").filters == 8
+    assert _build("timm:legacy_seresnet18").get_layer("stage2_block1_se_reduce").filters == 4
+    assert "dropout" not in [l.name for l in _build("timm:senet154").layers]
+
+
+def test_depth_26_for_timm_legacy_seresnext26():
+    model = _build("timm:legacy_seresnext26_32x4d")
+    assert count_params(model) == 16_790_280  # timm's legacy_seresnext26_32x4d, counted from its source
+    assert "stage5_block2_conv1" in [l.name for l in model.layers]
+    assert "stage5_block3_conv1" not in [l.name for l in model.layers]
+    assert not keras_se.list_models("*26*")
+
+
+def test_basic_last_relu():
+    model = _build("se_resnet18", basic_last_relu=True)
+    assert _inbound(model, "stage2_block1_se_squeeze") == ["stage2_block1_relu2"]
+    assert count_params(model) == count_params(_build("se_resnet18"))
+    assert "stage2_block1_relu2" not in [l.name for l in _build("se_resnet18").layers]
+    with pytest.raises(ValueError, match="basic_last_relu=1"):
+        _build("se_resnet18", basic_last_relu=1)
+    with pytest.raises(ValueError, match="depth=50"):
+        _build("se_resnet50", basic_last_relu=True)

@@ -1,0 +1,137 @@
+"""Reading PyTorch state dicts: `.safetensors` without torch, `.pth` /
+`.pt` / `.bin` with torch (imported only for those)."""
+
+import os
+
+import numpy as np
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+# Training checkpoints wrap the state dict; timm's own release files do not.
+_WRAPPER_KEYS = ("state_dict", "model")
+
+
+def read_state_dict(path):
+    """Reads a PyTorch state dict into numpy arrays.
+
+    `.safetensors` files are read with the `safetensors` package and need no
+    torch (bfloat16 tensors are widened to float32). `.pth`, `.pt` and `.bin`
+    files are pickles that only torch can read: torch is imported for those
+    alone, with `weights_only=True`. A training checkpoint that wraps the
+    state dict under `"state_dict"` or `"model"` is unwrapped, and the
+    `"module."` prefix of `DataParallel` is dropped.
+
+    Args:
+        path: str or path-like. The checkpoint file.
+
+    Returns:
+        dict from tensor name to numpy array, in file order.
+
+    Raises:
+        ValueError: the file is missing, has another suffix, is truncated or
+            is not a state dict.
+        ImportError: a `.pth` / `.pt` / `.bin` file and torch is not installed.
+
+    Example:
+
+    >>> state = read_state_dict("legacy_seresnet18.safetensors")
+    >>> state["layer0.conv1.weight"].shape
+    (64, 3, 7, 7)
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or path-like. Received: path={path!r}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint file not found. Received: path={path!r}")
+    lower = path.lower()
+    if lower.endswith(SAFETENSORS_SUFFIXES):
+        state = _read_safetensors(path)
+    elif lower.endswith(TORCH_SUFFIXES):
+        state = _read_torch(path)
+    else:
+        raise ValueError(
+            f"path must end with one of {SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}. Received: path={path!r}"
+        )
+    if not state:
+        raise ValueError(f"checkpoint holds no tensors. Received: path={path!r}")
+    return _strip_module_prefix(state)
+
+
+def _read_safetensors(path):
+    import safetensors
+    from safetensors.numpy import load_file
+
+    try:
+        # With ml_dtypes loaded (TensorFlow loads it) numpy knows bfloat16:
+        # widen it here too, so both routes give float32.
+        return {name: _widen(tensor) for name, tensor in load_file(path).items()}
+    except safetensors.SafetensorError as error:
+        raise ValueError(
+            f"not a readable safetensors file (truncated or corrupt: {error}). Received: path={path!r}"
+        ) from None
+    except TypeError as error:
+        if "bfloat16" not in str(error):
+            raise
+    # numpy has no bfloat16: read the raw bytes and widen them.
+    with open(path, "rb") as f:
+        entries = safetensors.deserialize(f.read())
+    return {name: _from_raw(entry) for name, entry in entries}
+
+
+def _widen(tensor):
+    return tensor.astype(np.float32) if tensor.dtype.name == "bfloat16" else tensor
+
+
+_RAW_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+    "U8": np.uint8, "BOOL": np.bool_,
+}
+
+
+def _from_raw(entry):
+    shape = tuple(entry["shape"])
+    if entry["dtype"] == "BF16":
+        # bfloat16 is the upper half of a float32.
+        bits = np.frombuffer(entry["data"], dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(shape)
+    if entry["dtype"] not in _RAW_DTYPES:
+        raise ValueError(f"unsupported safetensors dtype. Received: dtype={entry['dtype']!r}")
+    return np.frombuffer(entry["data"], dtype=np.dtype(_RAW_DTYPES[entry["dtype"]]).newbyteorder("<")).reshape(shape)
+
+
+def _read_torch(path):
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            f"Reading {path!r} needs PyTorch: .pth, .pt and .bin files are torch pickles. "
+            "Install torch (`pip install torch`), or convert the file once where torch is "
+            "installed: `safetensors.torch.save_file(torch.load(path, map_location='cpu'), "
+            "'model.safetensors')`, and load the .safetensors file, which needs no torch."
+        ) from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and runtime errors alike
+        raise ValueError(f"torch cannot read this file as a state dict ({error}). Received: path={path!r}") from None
+    for key in _WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise ValueError(f"file holds a {type(obj).__name__}, not a state dict. Received: path={path!r}")
+    state = {}
+    for name, tensor in obj.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"entry {name!r} is a {type(tensor).__name__}, not a tensor. Received: path={path!r}")
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()
+        state[name] = tensor.numpy()
+    return state
+
+
+def _strip_module_prefix(state):
+    if all(name.startswith("module.") for name in state):
+        return {name[len("module."):]: tensor for name, tensor in state.items()}
+    return state

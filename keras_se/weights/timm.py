@@ -1,0 +1,455 @@
+"""timm (PyTorch) checkpoints for the keras_se residual networks.
+
+Three timm naming schemes cover the SE / SK models timm publishes:
+
+- `"legacy"`: timm's `senet.py` (`legacy_seresnet*`, `legacy_seresnext*`,
+  `legacy_senet154`, the ported Caffe models): `layer0.conv1`,
+  `layer1.0.se_module.fc1`, `last_linear`.
+- `"resnet"`: timm's `resnet.py` (`seresnet*`, `seresnext*`, `senet154`):
+  `conv1`, `layer1.0.se.fc1`, `fc`; a deep stem is `conv1.0/1/3/4/6` + `bn1`.
+- `"sknet"`: timm's `sknet.py` (`skresnext50_32x4d`): the resnet.py stem and
+  head, `ConvNormAct` blocks (`layer1.0.conv1.conv`, `layer1.0.conv1.bn`) and
+  `SelectiveKernel` (`layer1.0.conv2.paths.{m}.conv/bn`,
+  `conv2.attn.fc_reduce`, `conv2.attn.bn`, `conv2.attn.fc_select`).
+
+Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`.
+Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
+and architecture options that weights cannot show (stride placement, stem
+pooling, SE position, SK dilations), stop the load before any weight is set.
+"""
+
+import re
+
+import numpy as np
+
+from keras_se.weights import layouts
+from keras_se.weights.io import read_state_dict
+
+SCHEMES = ("legacy", "resnet", "sknet")
+_SCHEME_NAMES = {"legacy": "timm senet.py", "resnet": "timm resnet.py", "sknet": "timm sknet.py"}
+
+_STEM = {
+    "legacy": {
+        "stem_conv": "layer0.conv1", "stem_bn": "layer0.bn1",
+        "stem_conv1": "layer0.conv1", "stem_bn1": "layer0.bn1",
+        "stem_conv2": "layer0.conv2", "stem_bn2": "layer0.bn2",
+        "stem_conv3": "layer0.conv3", "stem_bn3": "layer0.bn3",
+        "predictions": "last_linear",
+    },
+    "resnet": {
+        "stem_conv": "conv1", "stem_bn": "bn1",
+        # timm's deep stem: Sequential(conv, bn, act, conv, bn, act, conv) + bn1.
+        "stem_conv1": "conv1.0", "stem_bn1": "conv1.1",
+        "stem_conv2": "conv1.3", "stem_bn2": "conv1.4",
+        "stem_conv3": "conv1.6", "stem_bn3": "bn1",
+        "predictions": "fc",
+    },
+}
+_STEM["sknet"] = _STEM["resnet"]
+
+# keras_se block layer (after `stage{s}_block{b}_`) -> timm name (after `layer{i}.{j}.`).
+_PROJ = [(r"proj_conv", "downsample.0"), (r"proj_bn", "downsample.1")]
+_BLOCK = {
+    "legacy": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ,
+               (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
+    "resnet": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ,
+               (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+    "sknet": [(r"conv([13])", r"conv\1.conv"), (r"bn([13])", r"conv\1.bn"), *_PROJ,
+              (r"sk_path(\d+)_conv", r"conv2.paths.\1.conv"), (r"sk_path(\d+)_bn", r"conv2.paths.\1.bn"),
+              (r"sk_fc1", "conv2.attn.fc_reduce"), (r"sk_fc1_bn", "conv2.attn.bn"),
+              (r"sk_fc2", "conv2.attn.fc_select"),
+              (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+}
+_BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)_(.+)")
+_BN_ROLES = ("weight", "bias", "running_mean", "running_var")
+
+
+def timm_scheme(timm_name):
+    """The naming scheme of a timm model: `"legacy"`, `"resnet"` or `"sknet"`.
+
+    Example:
+
+    >>> timm_scheme("legacy_seresnet50")
+    'legacy'
+    """
+    if not isinstance(timm_name, str) or not timm_name:
+        raise ValueError(f"timm_name must be a timm model name. Received: timm_name={timm_name!r}")
+    if timm_name.startswith("legacy_"):
+        return "legacy"
+    if timm_name.startswith("sk"):
+        return "sknet"
+    return "resnet"
+
+
+def timm_models():
+    """Names of the timm models keras_se reproduces (`create_model("timm:NAME")`)."""
+    from keras_se.models import list_models  # importing the builders registers the aliases
+
+    return [name.split(":", 1)[1] for name in list_models("timm:*")]
+
+
+def timm_name(layer_name, scheme):
+    """The timm module name of a keras_se layer, or None if it has none.
+
+    Example:
+
+    >>> timm_name("stage2_block1_se_reduce", "resnet")
+    'layer1.0.se.fc1'
+    """
+    _check_scheme(scheme)
+    if layer_name in _STEM[scheme]:
+        return _STEM[scheme][layer_name]
+    match = _BLOCK_NAME.fullmatch(layer_name)
+    if not match:
+        return None
+    stage, block, role = int(match[1]), int(match[2]), match[3]
+    for pattern, replacement in _BLOCK[scheme]:
+        if re.fullmatch(pattern, role):
+            return f"layer{stage - 1}.{block - 1}." + re.sub(pattern, replacement, role)
+    return None
+
+
+def _check_scheme(scheme):
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}. Received: scheme={scheme!r}")
+
+
+def _class_names(layer):
+    return {cls.__name__ for cls in type(layer).__mro__}
+
+
+def _weight_roles(layer):
+    """[(timm suffix, layout kind)] in `layer.get_weights()` order."""
+    classes = _class_names(layer)
+    if "BatchNormalization" in classes:
+        if not (layer.center and layer.scale):
+            raise ValueError(f"BatchNormalization without center or scale has no timm counterpart. Received: layer={layer.name!r}")
+        roles = [(role, "vector") for role in _BN_ROLES]
+    elif "DepthwiseConv2D" in classes:
+        roles = [("weight", "depthwise")] + ([("bias", "vector")] if layer.use_bias else [])
+    elif "Conv2D" in classes:
+        roles = [("weight", "conv")] + ([("bias", "vector")] if layer.use_bias else [])
+    elif "Dense" in classes:
+        roles = [("weight", "dense")] + ([("bias", "vector")] if layer.use_bias else [])
+    else:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has weights with no timm layout.")
+    if len(roles) != len(layer.weights):
+        raise ValueError(f"layer {layer.name!r} has {len(layer.weights)} weights where timm has {len(roles)}.")
+    return roles
+
+
+class _Slot:
+    """One timm tensor and the Keras weight it fills."""
+
+    def __init__(self, key, layer, index, kind, shape):
+        self.key = key
+        self.layer = layer
+        self.index = index
+        self.kind = kind
+        self.shape = shape
+
+
+def _slots(model, scheme):
+    """The timm tensors `model` has, in model order; layers without a timm
+    name are returned separately."""
+    slots, unnamed = [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        prefix = timm_name(layer.name, scheme)
+        if prefix is None:
+            unnamed.append(layer.name)
+            continue
+        for index, ((role, kind), weight) in enumerate(zip(_weight_roles(layer), layer.weights)):
+            slots.append(_Slot(f"{prefix}.{role}", layer, index, kind, tuple(int(d) for d in weight.shape)))
+    return slots, unnamed
+
+
+def to_timm_state_dict(model, scheme=None):
+    """The weights of `model` as a timm state dict (numpy, PyTorch layout).
+
+    The inverse of `load_timm`: save it with `safetensors.numpy.save_file`
+    and timm's model of the same configuration loads it with
+    `load_state_dict(strict=True)` (as torch tensors).
+
+    Args:
+        model: a keras_se residual model (SE-ResNet, SE-ResNeXt, SENet-154,
+            SKNet or a plain twin), Keras 3 or tf_keras.
+        scheme: `"legacy"`, `"resnet"`, `"sknet"` or None (default). None
+            takes the scheme of the model's timm name (models built with
+            `create_model("timm:...")` carry it).
+
+    Returns:
+        dict from timm tensor name to float32 array (int64 zeros for
+        BatchNorm's `num_batches_tracked`).
+
+    Example:
+
+    >>> model = keras_se.create_model("timm:seresnet50")
+    >>> state = to_timm_state_dict(model)
+    >>> state["layer1.0.se.fc1.weight"].shape
+    (16, 256, 1, 1)
+    """
+    if scheme is None:
+        if model.name not in timm_models():
+            raise ValueError(
+                "scheme is needed for a model not built from a timm name "
+                f"(one of {SCHEMES}). Received: scheme=None for model {model.name!r}"
+            )
+        scheme = timm_scheme(model.name)
+    _check_scheme(scheme)
+    slots, unnamed = _slots(model, scheme)
+    if unnamed:
+        raise ValueError(f"layer {unnamed[0]!r} has no counterpart in {_SCHEME_NAMES[scheme]}. Received: scheme={scheme!r}")
+    values = {}
+    state = {}
+    for slot in slots:
+        if slot.layer.name not in values:
+            values[slot.layer.name] = slot.layer.get_weights()
+        state[slot.key] = layouts.to_torch(slot.kind, values[slot.layer.name][slot.index]).astype(np.float32)
+        if slot.key.endswith(".running_var"):
+            state[slot.key[: -len("running_var")] + "num_batches_tracked"] = np.zeros((), np.int64)
+    return state
+
+
+def detect_scheme(state):
+    """The timm naming scheme of a state dict, or None if it has none.
+
+    Example:
+
+    >>> detect_scheme({"layer0.conv1.weight": ...})
+    'legacy'
+    """
+    keys = list(state)
+    if any(".paths." in key for key in keys):
+        return "sknet"
+    if "layer0.conv1.weight" in state or "last_linear.weight" in state:
+        return "legacy"
+    if "conv1.weight" in state or "conv1.0.weight" in state:
+        return "resnet"
+    return None
+
+
+def load_timm(model, checkpoint):
+    """Loads a timm checkpoint into a keras_se residual model.
+
+    All or nothing: every tensor of the model must be in the checkpoint with
+    its shape, every tensor of the checkpoint must have a place in the model
+    (BatchNorm's `num_batches_tracked` aside, and the classifier of a model
+    built with `include_top=False`), and the model must compute what timm's
+    does with them (stride placement, stem pooling, SE position and gate, SK
+    dilations). Otherwise a `ValueError` names the first offending tensor and
+    lists every problem, and no weight is set.
+
+    Layouts: conv kernels OIHW -> HWIO (grouped ones too), depthwise
+    kernels, linear (out, in) -> Dense (in, out) or 1x1 conv, BatchNorm
+    weight / bias / running_mean / running_var -> gamma / beta /
+    moving_mean / moving_variance. float16 and bfloat16 tensors are widened.
+
+    The naming scheme is the model's when it was built from a timm name
+    (`keras_se.create_model("timm:seresnet50")`), otherwise the checkpoint's.
+    The model expects timm's input: RGB, normalised with the ImageNet mean
+    and std, NHWC. timm returns logits: build with
+    `classifier_activation=None` to compare them.
+
+    Args:
+        model: a keras_se SE-ResNet, SE-ResNeXt, SENet-154 or SKNet (or plain
+            twin) model, Keras 3 or tf_keras.
+        checkpoint: path to a `.safetensors` file (no torch needed), a
+            `.pth` / `.pt` / `.bin` file (needs torch), or a dict from tensor
+            name to array.
+
+    Returns:
+        The model, with the weights set.
+
+    Raises:
+        ValueError: the file is missing, unreadable or truncated, or it does
+            not match the model.
+        ImportError: a torch file and torch is not installed.
+
+    Example:
+
+    >>> model = keras_se.create_model("timm:legacy_seresnet18", classifier_activation=None)
+    >>> load_timm(model, "legacy_seresnet18.safetensors")
+
+    Reference:
+        - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
+        - [Li et al., Selective Kernel Networks](https://arxiv.org/abs/1903.06586)
+        - [timm](https://github.com/huggingface/pytorch-image-models)
+    """
+    if isinstance(checkpoint, dict):
+        state, source = dict(checkpoint), "checkpoint"
+    else:
+        state = read_state_dict(checkpoint)
+        source = repr(str(checkpoint))
+    _reject_unsupported(state, source)
+    model_timm = model.name if model.name in timm_models() else None
+    scheme = timm_scheme(model_timm) if model_timm else detect_scheme(state)
+    if scheme is None:
+        first = next(iter(state))
+        raise ValueError(
+            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet checkpoint: it has none of "
+            f"timm's stem tensors (conv1.weight, layer0.conv1.weight). First tensor: {first!r}."
+        )
+    slots, unnamed = _slots(model, scheme)
+    if unnamed:
+        raise ValueError(
+            f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
+            f"first {unnamed[0]!r}: only the residual SE / SK networks load timm checkpoints."
+        )
+    problems = []  # (order, key, kind, message)
+    order = {slot.key: i for i, slot in enumerate(slots)}
+    for slot in slots:
+        if slot.key not in state:
+            problems.append((order[slot.key], slot.key, "missing", "missing from the checkpoint"))
+            continue
+        shape = tuple(np.shape(state[slot.key]))
+        if not layouts.shapes_match(slot.kind, slot.shape, shape):
+            message = f"shape {shape} in the checkpoint, the model needs {layouts.torch_shape(slot.kind, slot.shape)}"
+            if slot.layer.name == "predictions":
+                message += " (build the model with the checkpoint's classes, or include_top=False)"
+            problems.append((order[slot.key], slot.key, "mis-shaped", message))
+    ignored = _ignored_keys(model, scheme, state)
+    for i, key in enumerate(state):
+        if key not in order and key not in ignored:
+            problems.append((len(order) + i, key, "unexpected", "in the checkpoint but not in the model"))
+    for key, message in _architecture_problems(model, scheme):
+        problems.append((order.get(key, -1), key, "architecture", message))
+    if problems:
+        raise ValueError(_report(problems, source, model, scheme, detect_scheme(state), model_timm))
+
+    values = {}
+    for slot in slots:
+        if slot.layer.name not in values:
+            values[slot.layer.name] = slot.layer.get_weights()
+        current = values[slot.layer.name]
+        array = layouts.to_keras(slot.kind, state[slot.key], slot.shape)
+        current[slot.index] = np.asarray(array, dtype=current[slot.index].dtype)
+    for layer_name, weights in values.items():
+        model.get_layer(layer_name).set_weights(weights)
+    return model
+
+
+def _reject_unsupported(state, source):
+    for key in state:
+        if re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key):
+            raise ValueError(
+                f"{source} holds Selective Kernel units in basic blocks ({key!r}): timm's "
+                "skresnet18 / skresnet34, whose SK convolutions split their input between "
+                "the paths. keras_se does not build that variant."
+            )
+
+
+def _ignored_keys(model, scheme, state):
+    ignored = {key for key in state if key.endswith(".num_batches_tracked")}
+    if not any(layer.name == "predictions" for layer in model.layers):
+        head = _STEM[scheme]["predictions"] + "."
+        ignored |= {key for key in state if key.startswith(head)}
+    return ignored
+
+
+def _report(problems, source, model, scheme, detected, model_timm):
+    problems.sort(key=lambda p: p[0])
+    _, first_key, _, first_message = problems[0]
+    lines = [
+        f"{source} does not match model {model.name!r} ({_SCHEME_NAMES[scheme]} names): "
+        f"first offending tensor {first_key!r}: {first_message}."
+    ]
+    groups = {}
+    for _, key, kind, message in problems:
+        groups.setdefault(kind, []).append(key if kind in ("missing", "unexpected") else f"{key} ({message})")
+    for kind in ("missing", "unexpected", "mis-shaped", "architecture"):
+        if kind in groups:
+            names = groups[kind]
+            more = f", ... ({len(names) - 5} more)" if len(names) > 5 else ""
+            lines.append(f"{len(names)} {kind}: " + ", ".join(names[:5]) + more + ".")
+    if model_timm and detected and detected != scheme:
+        lines.append(f"The checkpoint has {_SCHEME_NAMES[detected]} names; the model is timm's {model_timm}.")
+    if not model_timm:
+        lines.append("keras_se.list_models('timm:*') lists the configurations that reproduce timm models.")
+    lines.append("Nothing was loaded.")
+    return " ".join(lines)
+
+
+def _layer(model, name):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
+def _input_layer_name(layer):
+    history = getattr(layer.input, "_keras_history", None)
+    return history[0].name if history else None
+
+
+def _architecture_problems(model, scheme):
+    """What timm computes differently with the same tensors: [(key, message)]."""
+    problems = []
+    names = {layer.name for layer in model.layers}
+
+    def key(layer_name):
+        return f"{timm_name(layer_name, scheme)}.weight"
+
+    stem = "stem_conv" if "stem_conv" in names else "stem_conv1"
+    pad = _layer(model, "stem_pool_pad")
+    pool = "pad" if pad is not None and tuple(map(tuple, pad.padding)) == ((1, 1), (1, 1)) else "ceil"
+    want_pool = "ceil" if scheme == "legacy" else "pad"
+    if stem in names and "stem_pool" in names and pool != want_pool:
+        problems.append((key(stem), f"timm's stem max pool is {want_pool!r}, the model's is {pool!r} (stem_pool)"))
+
+    for layer in model.layers:
+        if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - 1e-5) > 1e-9:
+            problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is 1e-05"))
+
+    blocks = sorted({n[: -len("_conv1")] for n in names if re.fullmatch(r"stage\d+_block\d+_conv1", n)})
+    for block in blocks:
+        bottleneck = f"{block}_conv3" in names
+        conv1 = _layer(model, f"{block}_conv1")
+        conv3x3 = _layer(model, f"{block}_conv2") if f"{block}_conv2" in names else _layer(model, f"{block}_sk_path0_conv")
+        if bottleneck and conv3x3 is not None and (_strided(conv1) or _strided(conv3x3)):
+            # senet.py's SEResNetBottleneck (groups 1) strides on conv1, Caffe style.
+            legacy_1x1 = scheme == "legacy" and getattr(conv3x3, "groups", 1) == 1
+            want, have = ("1x1" if legacy_1x1 else "3x3"), ("1x1" if _strided(conv1) else "3x3")
+            if have != want:
+                where = conv1 if want == "1x1" else conv3x3
+                problems.append((key(where.name), f"timm strides on the {want} conv, the model on the {have} (stride_on)"))
+        se_input = f"{block}_bn3" if bottleneck else f"{block}_bn2"
+        if not bottleneck:
+            # senet.py's SEResNetBlock has a ReLU after bn2, before SE.
+            want_relu = scheme == "legacy"
+            if (f"{block}_relu2" in names) != want_relu:
+                problems.append((key(f"{block}_conv2"), f"timm's basic block has {'a' if want_relu else 'no'} ReLU after bn2 (basic_last_relu)"))
+            if want_relu:
+                se_input = f"{block}_relu2"
+        if f"{block}_se_reduce" in names:
+            problems.extend((key(f"{block}_se_reduce"), m) for m in _se_problems(model, f"{block}_se", se_input))
+        for m in range(8):
+            conv = _layer(model, f"{block}_sk_path{m}_conv")
+            if conv is None:
+                break
+            subsample = _layer(model, f"{block}_sk_path{m}_subsample")
+            dilation = conv.dilation_rate[0] * (subsample.strides[0] if subsample is not None else 1)
+            if dilation != m + 1:
+                problems.append((key(f"{block}_sk_path{m}_conv"), f"timm's SK path {m} has dilation {m + 1}, the model's {dilation}"))
+    return problems
+
+
+def _strided(layer):
+    return tuple(layer.strides) != (1, 1)
+
+
+def _se_problems(model, prefix, se_input):
+    problems = []
+    squeeze = _layer(model, f"{prefix}_squeeze")
+    if squeeze is None or "GlobalAveragePooling2D" not in _class_names(squeeze):
+        problems.append("timm's SE squeezes with a mean, the model does not (se_squeeze)")
+    elif _input_layer_name(squeeze) != se_input:
+        problems.append(f"timm's SE takes {se_input}, the model's takes {_input_layer_name(squeeze)} (se_position)")
+    act = _layer(model, f"{prefix}_act")
+    if act is None or "ReLU" not in _class_names(act) or getattr(act, "max_value", None) is not None:
+        problems.append("timm's SE activation is ReLU, the model's is not")
+    gate = _layer(model, f"{prefix}_gate")
+    if gate is None or getattr(getattr(gate, "activation", None), "__name__", None) != "sigmoid":
+        problems.append("timm's SE gate is a sigmoid, the model's is not (se_gate)")
+    return problems

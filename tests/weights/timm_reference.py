@@ -1,0 +1,246 @@
+"""timm's state dicts, written down from timm's source, independently of keras_se.
+
+For each timm model keras_se reproduces: the name and shape of every tensor
+of its state dict, derived by following the constructors in timm's
+`models/senet.py` (`SENet`, `_make_layer`, `SEResNetBlock`,
+`SEResNetBottleneck`, `SEResNeXtBottleneck`, `SEBottleneck`, `SEModule`),
+`models/resnet.py` (`ResNet`, `make_blocks`, `downsample_conv`,
+`BasicBlock`, `Bottleneck`), `models/sknet.py` (`SelectiveKernelBottleneck`),
+`layers/selective_kernel.py` (`SelectiveKernel`, `SelectiveKernelAttn`),
+`layers/squeeze_excite.py` (`SEModule`) and `layers/helpers.py`
+(`make_divisible`), timm 1.0. Nothing here calls keras_se, so comparing
+keras_se's names with these is not circular.
+
+`synthetic_state_dict` fills such a state dict with deterministic values
+(numpy only) for numerical comparisons with timm.
+"""
+
+import math
+
+import numpy as np
+
+STAGE_PLANES = (64, 128, 256, 512)
+
+# timm model -> (timm source file, constructor arguments of its @register_model function).
+ARCHS = {
+    "legacy_seresnet18": ("senet", dict(block="SEResNetBlock", layers=(2, 2, 2, 2))),
+    "legacy_seresnet34": ("senet", dict(block="SEResNetBlock", layers=(3, 4, 6, 3))),
+    "legacy_seresnet50": ("senet", dict(block="SEResNetBottleneck", layers=(3, 4, 6, 3))),
+    "legacy_seresnet101": ("senet", dict(block="SEResNetBottleneck", layers=(3, 4, 23, 3))),
+    "legacy_seresnet152": ("senet", dict(block="SEResNetBottleneck", layers=(3, 8, 36, 3))),
+    "legacy_seresnext26_32x4d": ("senet", dict(block="SEResNeXtBottleneck", layers=(2, 2, 2, 2), groups=32)),
+    "legacy_seresnext50_32x4d": ("senet", dict(block="SEResNeXtBottleneck", layers=(3, 4, 6, 3), groups=32)),
+    "legacy_seresnext101_32x4d": ("senet", dict(block="SEResNeXtBottleneck", layers=(3, 4, 23, 3), groups=32)),
+    "legacy_senet154": (
+        "senet",
+        dict(block="SEBottleneck", layers=(3, 8, 36, 3), groups=64, downsample_kernel_size=3, inplanes=128, input_3x3=True),
+    ),
+    "seresnet18": ("resnet", dict(block="BasicBlock", layers=(2, 2, 2, 2), attn="se")),
+    "seresnet34": ("resnet", dict(block="BasicBlock", layers=(3, 4, 6, 3), attn="se")),
+    "seresnet50": ("resnet", dict(block="Bottleneck", layers=(3, 4, 6, 3), attn="se")),
+    "seresnet101": ("resnet", dict(block="Bottleneck", layers=(3, 4, 23, 3), attn="se")),
+    "seresnet152": ("resnet", dict(block="Bottleneck", layers=(3, 8, 36, 3), attn="se")),
+    "seresnext50_32x4d": ("resnet", dict(block="Bottleneck", layers=(3, 4, 6, 3), cardinality=32, base_width=4, attn="se")),
+    "seresnext101_32x4d": ("resnet", dict(block="Bottleneck", layers=(3, 4, 23, 3), cardinality=32, base_width=4, attn="se")),
+    "senet154": (
+        "resnet",
+        dict(block="Bottleneck", layers=(3, 8, 36, 3), cardinality=64, base_width=4, stem_type="deep",
+             down_kernel_size=3, block_reduce_first=2, attn="se"),
+    ),
+    "skresnext50_32x4d": (
+        "resnet",
+        dict(block="SelectiveKernelBottleneck", layers=(3, 4, 6, 3), cardinality=32, base_width=4,
+             sk_kwargs=dict(rd_ratio=1 / 16, rd_divisor=32)),
+    ),
+}
+
+# Parameter counts (BN statistics excluded) of the official models
+# (shared/reference/paper_numbers.md); timm's resnet.py twins have the same
+# SE widths at depth >= 50, where every C / 16 is a multiple of 8.
+PUBLISHED_PARAMS = {
+    "legacy_seresnet18": 11_778_592,
+    "legacy_seresnet34": 21_958_868,
+    "legacy_seresnet50": 28_088_024,
+    "legacy_seresnet101": 49_326_872,
+    "legacy_seresnet152": 66_821_848,
+    "legacy_seresnext50_32x4d": 27_559_896,
+    "legacy_seresnext101_32x4d": 48_955_416,
+    "legacy_senet154": 115_088_984,
+    "seresnet50": 28_088_024,
+    "seresnet101": 49_326_872,
+    "seresnet152": 66_821_848,
+    "seresnext50_32x4d": 27_559_896,
+    "seresnext101_32x4d": 48_955_416,
+    "senet154": 115_088_984,
+    "skresnext50_32x4d": 27_479_784,
+}
+
+
+def make_divisible(v, divisor=8, min_value=None, round_limit=0.9):
+    """timm.layers.helpers.make_divisible."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < round_limit * v:
+        new_v += divisor
+    return new_v
+
+
+def _bn(prefix, channels):
+    return {f"{prefix}.{r}": (channels,) for r in ("weight", "bias", "running_mean", "running_var")} | {
+        f"{prefix}.num_batches_tracked": ()
+    }
+
+
+def _senet(block, layers, groups=1, inplanes=64, input_3x3=False, downsample_kernel_size=1, reduction=16):
+    s = {}
+    if input_3x3:
+        s["layer0.conv1.weight"] = (64, 3, 3, 3)
+        s |= _bn("layer0.bn1", 64)
+        s["layer0.conv2.weight"] = (64, 64, 3, 3)
+        s |= _bn("layer0.bn2", 64)
+        s["layer0.conv3.weight"] = (inplanes, 64, 3, 3)
+        s |= _bn("layer0.bn3", inplanes)
+    else:
+        s["layer0.conv1.weight"] = (inplanes, 3, 7, 7)
+        s |= _bn("layer0.bn1", inplanes)
+    expansion = 1 if block == "SEResNetBlock" else 4
+    for i, (planes, blocks) in enumerate(zip(STAGE_PLANES, layers)):
+        stride = 1 if i == 0 else 2
+        kernel = 1 if i == 0 else downsample_kernel_size  # layer1 always gets 1x1
+        for b in range(blocks):
+            p = f"layer{i + 1}.{b}"
+            if b == 0 and (stride != 1 or inplanes != planes * expansion):
+                s[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, kernel, kernel)
+                s |= _bn(f"{p}.downsample.1", planes * expansion)
+            if block == "SEResNetBlock":
+                convs = [(planes, inplanes, 3), (planes, planes // groups, 3)]
+            elif block == "SEResNetBottleneck":
+                convs = [(planes, inplanes, 1), (planes, planes // groups, 3), (planes * 4, planes, 1)]
+            elif block == "SEResNeXtBottleneck":
+                width = math.floor(planes * (4 / 64)) * groups
+                convs = [(width, inplanes, 1), (width, width // groups, 3), (planes * 4, width, 1)]
+            else:  # SEBottleneck
+                convs = [(planes * 2, inplanes, 1), (planes * 4, planes * 2 // groups, 3), (planes * 4, planes * 4, 1)]
+            for k, (cout, cin, ksize) in enumerate(convs, start=1):
+                s[f"{p}.conv{k}.weight"] = (cout, cin, ksize, ksize)
+                s |= _bn(f"{p}.bn{k}", cout)
+            out = planes * expansion
+            rd = out // reduction
+            s |= {
+                f"{p}.se_module.fc1.weight": (rd, out, 1, 1), f"{p}.se_module.fc1.bias": (rd,),
+                f"{p}.se_module.fc2.weight": (out, rd, 1, 1), f"{p}.se_module.fc2.bias": (out,),
+            }
+            inplanes = out
+    s |= {"last_linear.weight": (1000, 512 * expansion), "last_linear.bias": (1000,)}
+    return s
+
+
+def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_type="", down_kernel_size=1,
+            block_reduce_first=1, attn=None, sk_kwargs=None):
+    s = {}
+    deep = "deep" in stem_type
+    inplanes = stem_width * 2 if deep else 64
+    if deep:
+        s["conv1.0.weight"] = (stem_width, 3, 3, 3)
+        s |= _bn("conv1.1", stem_width)
+        s["conv1.3.weight"] = (stem_width, stem_width, 3, 3)
+        s |= _bn("conv1.4", stem_width)
+        s["conv1.6.weight"] = (inplanes, stem_width, 3, 3)
+    else:
+        s["conv1.weight"] = (inplanes, 3, 7, 7)
+    s |= _bn("bn1", inplanes)
+    expansion = 1 if block == "BasicBlock" else 4
+    for i, (planes, blocks) in enumerate(zip(STAGE_PLANES, layers)):
+        stride = 1 if i == 0 else 2
+        for b in range(blocks):
+            p = f"layer{i + 1}.{b}"
+            if b == 0 and (stride != 1 or inplanes != planes * expansion):
+                kernel = 1 if stride == 1 else down_kernel_size  # downsample_conv
+                s[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, kernel, kernel)
+                s |= _bn(f"{p}.downsample.1", planes * expansion)
+            width = int(math.floor(planes * (base_width / 64)) * cardinality)
+            first = width // block_reduce_first
+            if block == "BasicBlock":
+                first = planes // block_reduce_first
+                s[f"{p}.conv1.weight"] = (first, inplanes, 3, 3)
+                s |= _bn(f"{p}.bn1", first)
+                s[f"{p}.conv2.weight"] = (planes, first, 3, 3)
+                s |= _bn(f"{p}.bn2", planes)
+            elif block == "Bottleneck":
+                s[f"{p}.conv1.weight"] = (first, inplanes, 1, 1)
+                s |= _bn(f"{p}.bn1", first)
+                s[f"{p}.conv2.weight"] = (width, first // cardinality, 3, 3)
+                s |= _bn(f"{p}.bn2", width)
+                s[f"{p}.conv3.weight"] = (planes * 4, width, 1, 1)
+                s |= _bn(f"{p}.bn3", planes * 4)
+            else:  # SelectiveKernelBottleneck, split_input=False, kernels [3, 5] as 3x3 dilated
+                s[f"{p}.conv1.conv.weight"] = (first, inplanes, 1, 1)
+                s |= _bn(f"{p}.conv1.bn", first)
+                groups = min(width, cardinality)
+                for m in range(2):
+                    s[f"{p}.conv2.paths.{m}.conv.weight"] = (width, first // groups, 3, 3)
+                    s |= _bn(f"{p}.conv2.paths.{m}.bn", width)
+                attn_channels = make_divisible(width * sk_kwargs["rd_ratio"], divisor=sk_kwargs["rd_divisor"])
+                s[f"{p}.conv2.attn.fc_reduce.weight"] = (attn_channels, width, 1, 1)
+                s |= _bn(f"{p}.conv2.attn.bn", attn_channels)
+                s[f"{p}.conv2.attn.fc_select.weight"] = (width * 2, attn_channels, 1, 1)
+                s[f"{p}.conv3.conv.weight"] = (planes * 4, width, 1, 1)
+                s |= _bn(f"{p}.conv3.bn", planes * 4)
+            out = planes * expansion
+            if attn == "se":
+                rd = make_divisible(out * (1 / 16), 8, round_limit=0.0)
+                s |= {
+                    f"{p}.se.fc1.weight": (rd, out, 1, 1), f"{p}.se.fc1.bias": (rd,),
+                    f"{p}.se.fc2.weight": (out, rd, 1, 1), f"{p}.se.fc2.bias": (out,),
+                }
+            inplanes = out
+    s |= {"fc.weight": (1000, 512 * expansion), "fc.bias": (1000,)}
+    return s
+
+
+def state_shapes(timm_name):
+    """{tensor name: shape} of timm's `timm_name` state dict."""
+    source, kwargs = ARCHS[timm_name]
+    return _senet(**kwargs) if source == "senet" else _resnet(**kwargs)
+
+
+def count_params(shapes):
+    """Parameters (weights, biases, BN affine), without BN statistics."""
+    return sum(
+        math.prod(shape) for name, shape in shapes.items()
+        if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+
+
+def synthetic_state_dict(shapes, seed=0):
+    """Deterministic float32 values of a plausible scale for every tensor.
+
+    Uniform draws only (numpy's most stable stream), in sorted name order:
+    conv / linear weights U(-a, a) with a = sqrt(3 / fan_in) (unit gain),
+    BN weight U(0.5, 1), bias and running mean U(-0.1, 0.1), running var
+    U(0.5, 1.5), linear / SE biases U(-0.1, 0.1).
+    """
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name in sorted(shapes):
+        shape = shapes[name]
+        if name.endswith("num_batches_tracked"):
+            state[name] = np.zeros((), np.int64)
+            continue
+        u = rng.random(shape)
+        if len(shape) >= 2:
+            bound = math.sqrt(3.0 / math.prod(shape[1:]))
+            value = (2 * u - 1) * bound
+        elif name.endswith("running_var"):
+            value = 0.5 + u
+        elif name.endswith("weight"):
+            value = 0.5 + 0.5 * u
+        else:
+            value = 0.2 * u - 0.1
+        state[name] = value.astype(np.float32)
+    return state
+
+
+def synthetic_input(seed=1, shape=(2, 3, 72, 72)):
+    """A deterministic NCHW input, U(-2, 2); 72 px gives odd feature maps (9 at stride 8)."""
+    return (4 * np.random.default_rng(seed).random(shape) - 2).astype(np.float32)
