@@ -100,7 +100,7 @@ def main(argv=None):
     _quiet_tensorflow()
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as error:
+    except (ValueError, ImportError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"keras-se: error: {message}", file=sys.stderr)
         return 2
