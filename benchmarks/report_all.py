@@ -13,27 +13,18 @@ BENCHMARKS.md (other sections are left as they are).
 import argparse
 import datetime
 import os
-import platform
-import re
 import subprocess
 import sys
 import time
 
 START = time.perf_counter()
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _markdown import machine_summary, update_section  # noqa: E402
+
 SECTION = "## Complexity report"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _nproc():
@@ -45,7 +36,6 @@ def _nproc():
 
 def measure(size):
     import keras
-    import tensorflow as tf
 
     import keras_se
     from keras_se.analysis import formats
@@ -53,6 +43,7 @@ def measure(size):
     from keras_se.models.registry import get_entry
 
     imported = time.perf_counter()
+    machine = machine_summary()
     reports, timings, freeing = {}, {}, 0.0
     for name in keras_se.list_models():
         t0 = time.perf_counter()
@@ -71,21 +62,13 @@ def measure(size):
             attach_twin(report, reports[twin], twin)
         formats.render(report, "json")
     finish = time.perf_counter() - t0
-    versions = {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_se": keras_se.__version__,
-    }
-    return reports, timings, finish, freeing, imported - START, versions
+    return reports, timings, finish, freeing, imported - START, f"{machine}, keras_se {keras_se.__version__}"
 
 
-def section(size, reports, timings, finish, freeing, startup, versions, total, load):
+def section(size, reports, timings, finish, freeing, startup, machine, total, load):
     build = sum(b for b, _ in timings.values())
     count = sum(c for _, c in timings.values())
     lines = [
-        SECTION,
-        "",
         f"Every registered model ({len(reports)}) built once at {size}x{size}, counted with "
         "`keras_se.analysis.complexity` (layer configs and shapes; no profiler, no tracing), its plain "
         "twin's counts attached and the JSON rendered.",
@@ -95,9 +78,8 @@ def section(size, reports, timings, finish, freeing, startup, versions, total, l
         "```",
         "",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {_cpu_model()}, nproc {_nproc()}, {platform.system()} {platform.machine()}; "
-        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end (other work on the machine slows the builds)",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- machine: {machine}; nproc {_nproc()}; load average {load[0]:.1f} at the start, {load[1]:.1f} "
+        "at the end (other work on the machine slows the builds)",
         f"- wall time, end to end: **{total:.1f} s** (importing TensorFlow and Keras {startup:.1f} s, "
         f"building the models {build:.1f} s, counting them {count:.2f} s, twins and JSON {finish:.2f} s, "
         f"`clear_session` between models {freeing:.1f} s)",
@@ -112,36 +94,23 @@ def section(size, reports, timings, finish, freeing, startup, versions, total, l
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text, new):
-    """`text` with its "## Complexity report" section replaced (or appended)."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        return pattern.sub(lambda _: new + "\n", text, count=1).rstrip("\n") + "\n"
-    if not text.strip():
-        text = "# Benchmarks\n\nReproducible measurements; each section says how it was made.\n"
-    return text.rstrip("\n") + "\n\n" + new
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--output", default=os.path.join(HERE, "..", "BENCHMARKS.md"))
     parser.add_argument("--dry-run", action="store_true", help="print the section, write nothing")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_start = os.getloadavg()[0]
-    reports, timings, finish, freeing, startup, versions = measure(args.input_size)
+    reports, timings, finish, freeing, startup, machine = measure(args.input_size)
     total = time.perf_counter() - START
     load = (load_start, os.getloadavg()[0])
-    new = section(args.input_size, reports, timings, finish, freeing, startup, versions, total, load)
+    body = section(args.input_size, reports, timings, finish, freeing, startup, machine, total, load)
     if args.dry_run:
-        print(new)
+        print(body)
         return 0
-    from keras_se.analysis.formats import write_atomic
-
-    old = open(args.output).read() if os.path.exists(args.output) else ""
-    write_atomic(args.output, replace_section(old, new), force=True)
-    print(f"wrote the {SECTION!r} section of {args.output} ({total:.1f} s)")
+    update_section(args.output, SECTION, body)
+    print(f"wrote the {SECTION!r} section of {os.path.normpath(args.output)} ({total:.1f} s)")
     return 0
 
 

@@ -73,7 +73,7 @@ def _cmd_report(args):
         if args.format == "table":
             formats.print_paper(rows, console)
         else:
-            _emit(formats.render_paper(rows, args.format), args, formats)
+            _emit(formats.render_paper(rows, args.format), args)
         return
 
     import warnings
@@ -95,7 +95,7 @@ def _cmd_report(args):
         formats.print_report(report, console, layers=args.layers)
         _paper_line(report, console)
     else:
-        _emit(formats.render(report, args.format), args, formats)
+        _emit(formats.render(report, args.format), args)
         for warning in report.warnings:
             print(f"keras-se: warning: {warning}", file=sys.stderr)
     if args.plot:
@@ -105,9 +105,11 @@ def _cmd_report(args):
         stderr.print(f"wrote {args.plot}")
 
 
-def _emit(text, args, formats):
+def _emit(text, args):
     if args.output:
-        formats.write_atomic(args.output, text, force=args.force)
+        from keras_se.io_utils import write_atomic
+
+        write_atomic(args.output, text, overwrite=args.force)
     else:
         print(text, end="")
 

@@ -1,12 +1,12 @@
-"""Formatting of complexity reports: JSON, Markdown, CSV and rich tables,
-and atomic file writing."""
+"""Formatting of complexity reports: JSON, Markdown, CSV and rich tables.
+
+Files are written with `keras_se.io_utils.write_atomic` (temporary file and
+`os.replace`; an existing file is kept unless forced)."""
 
 import csv
 import dataclasses
 import io
 import json
-import os
-import tempfile
 
 LAYER_COLUMNS = (
     "name", "type", "stage", "block", "attention", "output_shape", "params", "macs", "elementwise",
@@ -16,6 +16,10 @@ LAYER_COLUMNS = (
 
 def _m(value, digits=2):
     return "-" if value is None else f"{value / 1e6:,.{digits}f}"
+
+
+def _short(value):
+    return f"{value / 1e9:.3f} G" if value >= 1e9 else f"{value / 1e6:.1f} M"
 
 
 def _share(part, total):
@@ -43,12 +47,10 @@ def summary_rows(report):
         ("input", _shape(report.input_shape)),
         ("parameters", f"{report.params:,}"),
         ("parameters, BN folded", f"{report.params_folded:,}"),
-        ("MACs (convs + FCs)", f"{report.macs:,} ({report.macs / 1e9:.3f} G)"),
+        ("MACs (convs + FCs)", f"{report.macs:,} ({_short(report.macs)})"),
     ]
     if report.weighting_macs:
-        rows.append(
-            ("MACs + attention weighting", f"{report.macs_with_weighting:,} ({report.macs_with_weighting / 1e9:.3f} G)")
-        )
+        rows.append(("MACs + attention weighting", f"{report.macs_with_weighting:,} ({_short(report.macs_with_weighting)})"))
     rows.append(("element-wise ops", f"{report.elementwise:,}"))
     if report.twin:
         rows.append(("plain twin", f"{report.twin}: {report.twin_params:,} parameters, {report.twin_macs:,} MACs"))
@@ -290,34 +292,3 @@ def print_paper(rows, console):
     for i, note in enumerate(notes, 1):
         console.print(f"[{i}] {note}", highlight=False, markup=False)
     console.print(PAPER_FOOTNOTE, style="dim")
-
-
-# -- files --------------------------------------------------------------------
-
-
-def write_atomic(path, data, force=False):
-    """Writes `data` (str or bytes) to `path` through a temporary file and
-    `os.replace`, so a reader never sees half a file; an existing file is
-    kept unless `force`."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"output path is a directory: {path!r}")
-    if os.path.exists(path) and not force:
-        raise ValueError(f"{path!r} exists; pass --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(f"output directory does not exist: {directory!r}")
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        # mkstemp makes the file private; give it the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-    return path

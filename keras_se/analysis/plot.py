@@ -38,7 +38,8 @@ def plot_report(report, path, force=False):
     Args:
         report: a `ComplexityReport` (with its twin's stages when it has one).
         path: str. The PNG to write (atomically).
-        force: bool, defaults to False. Overwrite an existing file.
+        force: bool, defaults to False. Overwrite an existing file (else
+            `FileExistsError`).
 
     Returns:
         `path`.
@@ -48,7 +49,7 @@ def plot_report(report, path, force=False):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from keras_se.analysis.formats import write_atomic
+    from keras_se.io_utils import write_atomic
 
     stage_names = [s.name for s in report.stages]
     for s in report.twin_stages or []:
@@ -102,4 +103,5 @@ def plot_report(report, path, force=False):
     figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    return write_atomic(path, buffer.getvalue(), force=force)
+    write_atomic(path, buffer.getvalue(), overwrite=force)
+    return path

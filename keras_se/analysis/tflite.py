@@ -91,8 +91,9 @@ class _Graph:
         """A constant stored as all zeros (the bias the converter gives a
         bias-free convolution). `read_tflite` does not keep buffer contents,
         so they are looked up lazily in the flatbuffer."""
-        if tensor.index in self.producer:
-            return False
+        op = self.producer.get(tensor.index)
+        if op is not None:
+            return op.name == "DEQUANTIZE" and self.is_constant(op.inputs[0]) and self.is_zero(op.inputs[0])
         if self._zeros is None:
             from ai_edge_litert import schema_py_generated as schema
 
@@ -211,7 +212,9 @@ def tflite_report(path, reduction=None):
 
     Returns:
         A `ComplexityReport` with `source="tflite"`; its `params` (and
-        `params_folded`) are the parameters stored in the file.
+        `params_folded`) are the parameters stored in the file. All-zero
+        biases are not counted, so an untrained model (BN beta and moving
+        mean still zero) shows fewer than its Keras `params_folded`.
     """
     try:
         with open(path, "rb") as f:

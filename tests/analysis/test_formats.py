@@ -1,10 +1,8 @@
-"""Tests for keras_se.analysis.formats: JSON, Markdown, CSV, rich and atomic writes."""
+"""Tests for keras_se.analysis.formats: JSON, Markdown, CSV and rich tables."""
 
 import csv
 import io
 import json
-import os
-import stat
 
 import pytest
 from rich.console import Console
@@ -59,21 +57,3 @@ def test_rich_table(report):
 def test_unknown_format(report):
     with pytest.raises(ValueError, match="format=.*yaml"):
         formats.render(report, "yaml")
-
-
-def test_write_atomic(tmp_path):
-    path = tmp_path / "out.txt"
-    formats.write_atomic(path, "one")
-    assert path.read_text() == "one"
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    assert mode & 0o044  # readable by others, as open() would make it (not mkstemp's 0600)
-    with pytest.raises(ValueError, match="exists; pass --force"):
-        formats.write_atomic(path, "two")
-    assert path.read_text() == "one"
-    formats.write_atomic(path, b"two", force=True)
-    assert path.read_bytes() == b"two"
-    assert sorted(os.listdir(tmp_path)) == ["out.txt"]  # no temporary file left behind
-    with pytest.raises(ValueError, match="directory does not exist"):
-        formats.write_atomic(tmp_path / "missing" / "x.txt", "x")
-    with pytest.raises(ValueError, match="is a directory"):
-        formats.write_atomic(tmp_path, "x")

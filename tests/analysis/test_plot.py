@@ -24,7 +24,7 @@ def test_plot_writes_a_png(tmp_path, report):
 def test_plot_refuses_to_overwrite(tmp_path, report):
     path = tmp_path / "stages.png"
     path.write_bytes(b"keep")
-    with pytest.raises(ValueError, match="exists; pass --force"):
+    with pytest.raises(FileExistsError, match="exists"):
         plot_report(report, str(path))
     assert path.read_bytes() == b"keep"
     plot_report(report, str(path), force=True)

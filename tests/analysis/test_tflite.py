@@ -28,9 +28,13 @@ def _randomise(model):
         v.assign(rng.uniform(*low_high, v.shape).astype("float32"))
 
 
-def _convert(model, path):
+def _convert(model, path, float16=False):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel signature
-        data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        data = converter.convert()
     path.write_bytes(data)
     return str(path)
 
@@ -78,6 +82,17 @@ def test_tflite_counts_equal_keras(fixture, request):
     assert tflite.params == tflite.params_folded == keras_report.params_folded
     assert [(s.name, s.macs) for s in tflite.stages] == [(s.name, s.macs) for s in keras_report.stages]
     assert tflite.warnings == [] and tflite.uncounted == []
+
+
+def test_float16_weights_count_the_same(tmp_path):
+    # fp16 weights reach their ops through DEQUANTIZE: still parameters,
+    # and a dequantized all-zero bias is still not one.
+    model = _mixed_model()
+    _randomise(model)
+    tflite = tflite_report(_convert(model, tmp_path / "fp16.tflite", float16=True))
+    keras_report = complexity_report(model)
+    assert "DEQUANTIZE" in {row.type for row in tflite.rows}
+    assert (tflite.macs, tflite.params) == (keras_report.macs, keras_report.params_folded)
 
 
 def test_mixed_model_golden_totals(mixed):
