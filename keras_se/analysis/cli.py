@@ -69,7 +69,9 @@ def _cmd_report(args):
     if args.paper:
         if args.plot or args.reduction or args.no_se_bias:
             raise UserError("--plot, --reduction and --no-se-bias apply to one MODEL, not to --paper")
-        rows = _paper(args, stderr)
+        if args.input_size not in (None, 224):
+            raise UserError(f"--paper compares at the papers' 224x224. Received: --input-size {args.input_size}")
+        rows = _paper(stderr)
         if args.format == "table":
             formats.print_paper(rows, console)
         else:
@@ -114,17 +116,15 @@ def _emit(text, args):
         print(text, end="")
 
 
-def _paper(args, stderr):
+def _paper(stderr):
     from rich.progress import track
 
     from keras_se.analysis.paper import paper_comparison
 
-    size = args.input_size or 224
-
     def progress(names):
-        return track(names, description=f"Building {len(names)} models at {size}x{size}", console=stderr, transient=True)
+        return track(names, description=f"Building {len(names)} models at 224x224", console=stderr, transient=True)
 
-    return paper_comparison(size, iterate=progress)
+    return paper_comparison(224, iterate=progress)
 
 
 def _paper_line(report, console):

@@ -69,6 +69,7 @@ def test_tflite_file(capsys, tmp_path):
         (["resnet18", "--output", "x.json"], "--output needs --format"),
         (["resnet18", "--plot", "x.jpg"], "--plot writes a PNG"),
         (["resnet18", "--input-size", "0"], "--input-size must be a positive int"),
+        (["--paper", "--input-size", "160"], "--paper compares at the papers' 224x224"),
         (["missing.keras"], "model file not found"),
     ],
 )
