@@ -28,6 +28,10 @@ def atomic_output(path, overwrite=False, mode="wb"):
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        # mkstemp creates 0600; give the file the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,33 @@
+import os
+import stat
+
+import pytest
+
+from keras_se.io_utils import atomic_output, write_atomic
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    path = tmp_path / "out.bin"
+    write_atomic(path, b"first")
+    assert path.read_bytes() == b"first"
+    with pytest.raises(FileExistsError, match="--force"):
+        write_atomic(path, b"second")
+    with pytest.raises(RuntimeError):
+        with atomic_output(path, overwrite=True) as handle:
+            handle.write(b"partial")
+            raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"first"
+    assert os.listdir(tmp_path) == ["out.bin"]  # no temporary left behind
+
+
+def test_atomic_write_uses_the_default_file_mode(tmp_path):
+    path = tmp_path / "report.json"
+    write_atomic(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_missing_directory_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "x.txt", "x")
