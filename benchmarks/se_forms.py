@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Graph forms of the SE block in LiteRT: which squeeze / excitation / gate is fastest.
+
+    python benchmarks/se_forms.py [--runs 40]
+
+Three bottleneck blocks at SE-ResNet-50's stage-2 size (56x56x256), without
+SE and with each SE form, fp32 and full int8, timed interleaved in one loop.
+Results go to BENCHMARKS.md ("## SE graph forms").
+"""
+
+import argparse
+import os
+import sys
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _markdown import machine_summary, update_section  # noqa: E402
+
+H, C = 56, 256
+FORMS = {
+    "no SE": "none",
+    "MEAN + 1x1 CONV + LOGISTIC (keras_se's form)": "mean_conv",
+    "AVERAGE_POOL_2D 56x56 + 1x1 CONV": "avgpool_conv",
+    "MEAN (2-D) + FULLY_CONNECTED + RESHAPE": "mean_fc",
+    "MEAN + 1x1 CONV + hard-sigmoid gate": "hard",
+}
+
+
+def se_form(x, kind, b):
+    import keras
+
+    from keras_se.layers import squeeze_excite
+
+    layers = keras.layers
+    if kind == "none":
+        return x
+    if kind == "mean_conv":
+        return squeeze_excite(x, f"se{b}")
+    if kind == "hard":
+        return squeeze_excite(x, f"se{b}", gate="hard_sigmoid")
+    if kind == "mean_fc":
+        s = layers.GlobalAveragePooling2D()(x)
+        s = layers.Dense(C // 16, activation="relu")(s)
+        s = layers.Reshape((1, 1, C))(layers.Dense(C, activation="sigmoid")(s))
+        return layers.Multiply()([x, s])
+    s = layers.AveragePooling2D(H)(x)
+    s = layers.Conv2D(C, 1, activation="sigmoid")(layers.Conv2D(C // 16, 1, activation="relu")(s))
+    return layers.Multiply()([x, s])
+
+
+def blocks(kind):
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input((H, H, C))
+    x = inputs
+    for b in range(3):
+        y = layers.Conv2D(64, 1, activation="relu")(x)
+        y = layers.Conv2D(64, 3, padding="same", activation="relu")(y)
+        y = se_form(layers.Conv2D(C, 1)(y), kind, b)
+        x = layers.ReLU()(layers.Add()([x, y]))
+    return keras.Model(inputs, x)
+
+
+def main():
+    import numpy as np
+
+    from keras_se.export import to_tflite
+    from keras_se.export.bench import measure_latency
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "se_forms"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    calibration = np.random.default_rng(0).uniform(0, 1, (8, H, H, C)).astype("float32")
+    paths = {}
+    for label, kind in FORMS.items():
+        model = blocks(kind)
+        for quantize in (None, "int8"):
+            path = os.path.join(args.out, f"{kind}_{quantize or 'float32'}.tflite")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                to_tflite(model, path, quantize=quantize, overwrite=True, verify=False, representative_data=calibration if quantize else None)
+            paths[(label, quantize)] = path
+    keys = list(paths)
+    medians = {k: r.median_ms for k, r in zip(keys, measure_latency([paths[k] for k in keys], runs=args.runs))}
+    lines = [
+        f"Command: `python benchmarks/se_forms.py --runs {args.runs}`  ",
+        f"Machine: {machine_summary()}  ",
+        f"Three bottleneck blocks at 56x56x256 (SE-ResNet-50 stage 2), LiteRT XNNPACK, 1 thread, median of {args.runs} interleaved runs.",
+        "",
+        "| SE form | fp32 ms | fp32 / no SE | int8 ms | int8 / no SE |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label in FORMS:
+        a, b = medians[(label, None)], medians[(label, "int8")]
+        lines.append(f"| {label} | {a:.2f} | {a / medians[('no SE', None)]:.3f} | {b:.2f} | {b / medians[('no SE', 'int8')]:.3f} |")
+    update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## SE graph forms", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
