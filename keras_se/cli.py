@@ -10,7 +10,7 @@ from keras_se.io_utils import quiet_native_logs
 
 # Modules that contribute subcommands; each defines `add_commands(subparsers)`
 # and keeps its heavy imports inside the command functions.
-COMMAND_MODULES = ("keras_se.analysis.cli", "keras_se.export.cli")
+COMMAND_MODULES = ("keras_se.analysis.cli", "keras_se.export.cli", "keras_se.training.cli")
 
 
 class UserError(ValueError):

@@ -74,7 +74,12 @@ def _batch_one(model):
 def _converter(model, quantize, samples, progress):
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
+    if _is_qat(model):
+        from keras_se.quantization.qat import tflite_converter
+
+        converter = tflite_converter(model)  # seconds, where from_keras_model takes a minute
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -83,10 +88,14 @@ def _converter(model, quantize, samples, progress):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        # A QAT model's fake-quant ranges quantise every op; the converter
+        # refuses TFLITE_BUILTINS_INT8 without a representative dataset, so
+        # QAT keeps TFLITE_BUILTINS (keras_se.quantization.float_ops checks
+        # that no float op is left).
         if not _is_qat(model):
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
             def representative():
                 for sample in samples:

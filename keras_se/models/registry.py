@@ -20,7 +20,12 @@ class ModelEntry:
         self.paper = paper
 
     def __call__(self, **kwargs):
-        return self.builder(**{**self.kwargs, **kwargs})
+        model = self.builder(**{**self.kwargs, **kwargs})
+        # The name and arguments that built the model, so that quantisation can
+        # build it again in tf_keras. A note, not model state: set past Keras'
+        # attribute tracking.
+        object.__setattr__(model, "_keras_se_build", (self.name, dict(kwargs)))
+        return model
 
 
 def register(name, builder, defaults, twin=None, family=None, paper=None):

@@ -1,0 +1,278 @@
+"""QuantizeConfigs for what tfmot's default 8-bit scheme lacks, and the
+per-layer plan that says which layer gets which.
+
+tfmot's default scheme has no entry for the SE scale (`Multiply`,
+tensorflow/model-optimization#733), the hard-sigmoid gate's `Rescaling`
+layers (#980), the avg-max squeeze's `Average`, nor keras_se's `GroupConv2D`
+and `ChannelShuffle`. Each gets the quantisation TFLite's int8 kernels expect:
+
+| layer | QuantizeConfig | TFLite op |
+|---|---|---|
+| `Multiply` (SE scale, SK path weighting) | output only | MUL |
+| `Rescaling` (hard-sigmoid shift / scale) | output only | ADD / MUL |
+| `GroupConv2D` | per-channel symmetric kernel, output unless a BN follows | CONV_2D |
+| `BatchNormalization` after `GroupConv2D` | output, or none if a ReLU follows | folded into CONV_2D |
+| `ChannelShuffle` | none (a permutation keeps the input's scale) | RESHAPE, TRANSPOSE |
+
+`KernelSelect` (softmax across SK paths and the weighted sum), `Average`
+(the avg-max squeeze: a sum, then a division) and `Add` of three or more
+tensors are spelt as several standard layers in the QAT model (`keras_se.quantization.qat.qat_flavour`), so every
+intermediate tensor has a range: int8 SOFTMAX, STRIDED_SLICE, MUL, ADD.
+
+tfmot is imported inside functions only: importing it sets
+`TF_USE_LEGACY_KERAS=1`, which would turn `tf.keras` into tf_keras for the
+whole process (`import_tfmot` prevents that).
+"""
+
+import functools
+import os
+import types
+
+# tfmot's wrappers: a model holding one is quantised (or annotated) already.
+QUANTIZED_LAYERS = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "QuantizeAnnotate")
+# Activations tfmot's `Default8BitActivationQuantizeConfig` accepts.
+_TFMOT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
+
+
+def import_tfmot():
+    """Imports tensorflow_model_optimization without flipping `tf.keras`.
+
+    tfmot sets `TF_USE_LEGACY_KERAS=1` at import; `tf.keras` is resolved
+    lazily, so if nothing touched it before, it would become tf_keras for
+    the whole process. Resolving it first keeps it Keras 3, and the
+    variable is restored so child processes see the caller's environment.
+    """
+    import tensorflow as tf
+
+    getattr(tf.keras, "__name__", None)  # resolves the lazy tf.keras now
+    saved = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if saved is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = saved
+    return tfmot
+
+
+@functools.cache
+def config_classes():
+    """The keras_se QuantizeConfig classes (created on first use, after tfmot).
+
+    Returns:
+        A namespace with `OutputQuantizeConfig`, `NoOpQuantizeConfig` and
+        `GroupConvQuantizeConfig`.
+    """
+    tfmot = import_tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantizers,
+    )
+
+    QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
+    quantizers = tfmot.quantization.keras.quantizers
+
+    def activation_quantizer():
+        # tfmot's activation quantizer: 8-bit asymmetric, moving-average range.
+        return quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
+
+    class _NoWeights(QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+    class OutputQuantizeConfig(_NoWeights):
+        """Quantises a weightless layer's output only (SE scale, gate, squeeze).
+
+        An int8 MUL or ADD needs a scale for its output; its inputs already
+        carry theirs. Quantising inside the layer too would add fake-quant
+        nodes TFLite has no tensor for.
+        """
+
+        def get_output_quantizers(self, layer):
+            return [activation_quantizer()]
+
+        def get_config(self):
+            return {}
+
+    class NoOpQuantizeConfig(_NoWeights):
+        """Leaves a layer unquantised: a permutation (channel shuffle) keeps
+        its input's scale, and a BN before a ReLU is folded into the conv."""
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+
+    class GroupConvQuantizeConfig(QuantizeConfig):
+        """`GroupConv2D` as tfmot quantises `Conv2D`: symmetric per-channel
+        kernel, and the output unless a BatchNormalization follows (TFLite
+        folds the BN into the convolution).
+
+        Args:
+            quantize_output: bool, defaults to True.
+        """
+
+        def __init__(self, quantize_output=True):
+            self.quantize_output = quantize_output
+
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, default_8bit_quantizers.Default8BitConvWeightsQuantizer())]
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            layer.kernel = quantize_weights[0]
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [activation_quantizer()] if self.quantize_output else []
+
+        def get_config(self):
+            return {"quantize_output": self.quantize_output}
+
+    classes = (OutputQuantizeConfig, NoOpQuantizeConfig, GroupConvQuantizeConfig)
+    for cls in classes:
+        cls.__module__ = __name__
+    return types.SimpleNamespace(**{cls.__name__: cls for cls in classes})
+
+
+def custom_objects():
+    """Everything tfmot must deserialise when it clones a keras_se QAT model:
+    the QuantizeConfigs and the tf_keras twins of the keras_se primitives."""
+    from keras_se.layers.namespace import _CUSTOM, flavour
+
+    layers = flavour("tf_keras").layers
+    objects = {name: getattr(layers, name) for name in _CUSTOM}
+    objects.update(vars(config_classes()))
+    return objects
+
+
+def quantize_scope():
+    """`tfmot.quantization.keras.quantize_scope` with keras_se's objects.
+
+    Needed to load a saved keras_se QAT model:
+
+    >>> with keras_se.quantization.quantize_scope():
+    ...     model = tf_keras.models.load_model("qat.h5")
+    """
+    return import_tfmot().quantization.keras.quantize_scope(custom_objects())
+
+
+def _inbound_layers(layer):
+    if not layer._inbound_nodes:
+        return []
+    import tensorflow as tf
+
+    return tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)
+
+
+def _consumers(model):
+    consumers = {layer.name: [] for layer in model.layers}
+    for layer in model.layers:
+        for producer in _inbound_layers(layer):
+            consumers.setdefault(producer.name, []).append(layer)
+    return consumers
+
+
+def _is_relu(layer, tf_keras):
+    if type(layer) is tf_keras.layers.ReLU:
+        return True
+    return type(layer) is tf_keras.layers.Activation and getattr(layer.activation, "__name__", "") in ("relu", "relu6")
+
+
+def quantize_plan(model):
+    """Which QuantizeConfig each layer of a tf_keras model gets.
+
+    Args:
+        model: a tf_keras functional model: a keras_se model built with
+            `flavour=keras_se.quantization.qat_flavour()` (what
+            `quantize_model` does), or one of standard tf_keras layers.
+
+    Returns:
+        dict from layer name to a keras_se QuantizeConfig; layers not in it
+        take tfmot's default 8-bit scheme.
+
+    Raises:
+        ValueError: naming every layer neither tfmot's default scheme nor
+            keras_se knows how to quantise.
+    """
+    import tf_keras
+
+    tfmot = import_tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+
+    from keras_se.layers.namespace import flavour
+
+    twins = flavour("tf_keras").layers
+    configs = config_classes()
+    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+    consumers = _consumers(model)
+    folds_bn = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    plan = {}
+    unsupported = []
+    for layer in model.layers:
+        kind = type(layer)
+        after = consumers.get(layer.name, [])
+        if kind.__name__ in QUANTIZED_LAYERS:
+            raise ValueError(
+                f"The model is already quantised or annotated for quantisation (layer {layer.name!r} "
+                f"is a {type(layer).__name__}). Pass the float model."
+            )
+        if kind is tf_keras.layers.InputLayer:
+            continue
+        if kind is twins.GroupConv2D:
+            feeds_bn = len(after) == 1 and type(after[0]) is tf_keras.layers.BatchNormalization
+            plan[layer.name] = configs.GroupConvQuantizeConfig(quantize_output=not feeds_bn)
+        elif kind is twins.KernelSelect:
+            # Softmax and weighted sum inside one layer leave no range for the
+            # intermediate tensors; the QAT flavour spells it as layers.
+            unsupported.append(f"{layer.name!r} (KernelSelect: build with flavour=keras_se.quantization.qat_flavour())")
+        elif kind is twins.ChannelShuffle:
+            plan[layer.name] = configs.NoOpQuantizeConfig()
+        elif kind in (tf_keras.layers.Multiply, tf_keras.layers.Rescaling):
+            plan[layer.name] = configs.OutputQuantizeConfig()
+        elif kind is tf_keras.layers.Add and len(_inbound_layers(layer)) > 2:
+            unsupported.append(f"{layer.name!r} (Add of {len(_inbound_layers(layer))} tensors: build with flavour=keras_se.quantization.qat_flavour())")
+        elif kind is tf_keras.layers.Average:
+            # Adds, then divides: the sum would have no range and stay float.
+            unsupported.append(f"{layer.name!r} (Average: build with flavour=keras_se.quantization.qat_flavour())")
+        elif kind is tf_keras.layers.BatchNormalization:
+            producers = _inbound_layers(layer)
+            producer = producers[0] if len(producers) == 1 else None
+            if producer is not None and type(producer) is twins.GroupConv2D:
+                relu_next = len(after) == 1 and _is_relu(after[0], tf_keras)
+                plan[layer.name] = configs.NoOpQuantizeConfig() if relu_next else configs.OutputQuantizeConfig()
+            elif not (
+                producer is not None
+                and type(producer) in folds_bn
+                and getattr(producer.activation, "__name__", "") == "linear"
+                and len(consumers[producer.name]) == 1
+            ):
+                unsupported.append(f"{layer.name!r} (BatchNormalization not directly after a linear convolution or dense layer)")
+        elif kind is tf_keras.layers.Activation:
+            name = getattr(layer.activation, "__name__", str(layer.activation))
+            if name not in _TFMOT_ACTIVATIONS:
+                unsupported.append(f"{layer.name!r} (Activation {name!r})")
+        elif not registry.supports(layer):
+            unsupported.append(f"{layer.name!r} ({kind.__name__})")
+    if unsupported:
+        raise ValueError(
+            "keras_se cannot quantise these layers (no QuantizeConfig in tfmot's default 8-bit "
+            f"scheme or in keras_se): {', '.join(unsupported)}"
+        )
+    return plan

@@ -1,0 +1,398 @@
+"""Quantisation-aware training of keras_se models with tfmot.
+
+tfmot quantises only tf_keras models (tensorflow/model-optimization#1144), so
+`quantize_model` builds the same architecture again with `flavour="tf_keras"`
+from the registry name and arguments the model was created with, copies the
+weights layer by layer, checks both models give the same outputs, and applies
+tfmot's default 8-bit scheme plus keras_se's QuantizeConfigs
+(`keras_se.quantization.configs`).
+
+What the user ends with:
+
+- the tf_keras QAT model `quantize_model` returns: train it with `fit`, then
+  `keras_se.export.to_tflite(qat_model, "model.tflite", quantize="int8")`
+  writes a fully int8 TFLite file (int8 input and output, no float op);
+- optionally the Keras 3 model again, with the fine-tuned float weights:
+  `copy_float_weights(qat_model, model)`. That model is float; it is what
+  to keep training or save as `.keras`, not what runs in int8.
+"""
+
+import functools
+
+import numpy as np
+
+from keras_se.quantization import configs as _configs
+
+# Outputs of the Keras 3 model and its tf_keras rebuild agree to this much of
+# the output's magnitude: the same float32 ops in both Kerases, differing only
+# in summation order (about 1e-7 relative per op, a few hundred ops deep).
+REBUILD_RTOL = 1e-4
+
+
+def is_quantized(model):
+    """True if `model` holds tfmot quantisation wrappers or Keras int8 layers."""
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ in _configs.QUANTIZED_LAYERS:
+            return True
+        if getattr(layer, "quantization_mode", None):  # Keras 3 `model.quantize(...)`
+            return True
+    return False
+
+
+def _is_tf_keras(model):
+    import tf_keras
+
+    return isinstance(model, tf_keras.Model)
+
+
+class _AddGraph:
+    """`Add` of n > 2 tensors spelt as a chain of two-input Adds, for the QAT model.
+
+    tf_keras' `Add` sums n tensors inside one layer; only the total gets a
+    quantisation range, so TFLite keeps the partial sums float (SK's fuse
+    and select with three or more paths). A chain gives each partial sum a
+    range. Two inputs stay one `Add`; the last Add keeps the name.
+    """
+
+    def __init__(self, name=None, **kwargs):
+        self.name = name
+        self.kwargs = kwargs
+
+    def __call__(self, inputs):
+        import tf_keras
+
+        total = inputs[0]
+        for i, other in enumerate(inputs[1:-1], start=1):
+            total = tf_keras.layers.Add(name=f"{self.name}_partial{i}")([total, other])
+        return tf_keras.layers.Add(name=self.name, **self.kwargs)([total, inputs[-1]])
+
+
+class _KernelSelectGraph:
+    """`KernelSelect` spelt in layers tfmot can quantise, for the QAT model.
+
+    Logits (N, 1, 1, M*C), path-major -> Reshape (N, 1, M, C) -> Softmax over
+    the paths -> per path a Cropping2D to its (N, 1, 1, C) weights ->
+    Multiply with the path -> Add. The same function as `KernelSelect`
+    (no weights), but every intermediate tensor is a layer output that
+    carries a quantisation range, so TFLite gets int8 SOFTMAX, MUL and ADD.
+    The sum keeps the select layer's name (`..._sk_select`).
+    """
+
+    def __init__(self, name=None, **kwargs):
+        self.name = name
+
+    def __call__(self, inputs):
+        import tf_keras
+
+        layers = tf_keras.layers
+        paths, logits = inputs[:-1], inputs[-1]
+        num_paths, channels = len(paths), paths[0].shape[-1]
+        attn = layers.Reshape((1, num_paths, channels), name=f"{self.name}_logits")(logits)
+        attn = layers.Softmax(axis=2, name=f"{self.name}_softmax")(attn)
+        weighted = []
+        for m, path in enumerate(paths):
+            weight = layers.Cropping2D(((0, 0), (m, num_paths - m - 1)), name=f"{self.name}_weight{m}")(attn)
+            weighted.append(layers.Multiply(name=f"{self.name}_path{m}")([path, weight]))
+        return _AddGraph(name=self.name)(weighted)
+
+
+class _AverageGraph:
+    """`Average` spelt as Add -> Rescaling(1/n), for the QAT model.
+
+    tf_keras' `Average` adds then divides inside one layer, so the sum has
+    no quantisation range and TFLite keeps it float (the avg-max squeeze
+    of SE). As two layers both results are layer outputs with ranges:
+    int8 ADD and MUL. The scale keeps the average's name.
+    """
+
+    def __init__(self, name=None, **kwargs):
+        self.name = name
+
+    def __call__(self, inputs):
+        import tf_keras
+
+        total = tf_keras.layers.Add(name=f"{self.name}_sum")(inputs)
+        return tf_keras.layers.Rescaling(1.0 / len(inputs), name=self.name)(total)
+
+
+@functools.cache
+def qat_flavour():
+    """The tf_keras flavour for quantisation-aware training.
+
+    The same layers, names and weights as `flavour("tf_keras")`, except that
+    `KernelSelect` (SK's softmax over paths and weighted sum), `Average`
+    (SE's avg-max squeeze) and `Add` of more than two tensors (SK's fuse with
+    three or more paths) are spelt as several standard layers, so that every
+    intermediate tensor carries a quantisation range. None has weights:
+    weight copying and the names of weighted layers are unaffected.
+    """
+    import tf_keras
+
+    from keras_se.layers.namespace import _CUSTOM, Flavour, flavour
+
+    twins = flavour("tf_keras").layers
+    custom = {name: getattr(twins, name) for name in _CUSTOM}
+    custom["KernelSelect"] = _KernelSelectGraph
+    custom["Average"] = _AverageGraph
+    custom["Add"] = _AddGraph
+    return Flavour("tf_keras", tf_keras, custom)
+
+
+def _check_keras_layers(model):
+    """Names the layers of a Keras 3 model that keras_se cannot rebuild."""
+    from keras_se.layers import primitives
+
+    ours = (primitives.GroupConv2D, primitives.ChannelShuffle, primitives.KernelSelect)
+    custom = []
+    for layer in model.layers:
+        module = type(layer).__module__
+        if isinstance(layer, ours) or module.startswith("keras.src.layers") or module.startswith("keras.layers"):
+            continue
+        if module.startswith("keras.src.models") or module.startswith("keras.src.engine"):
+            custom.append(f"{layer.name!r} (a nested {type(layer).__name__}; flatten it)")
+        else:
+            custom.append(f"{layer.name!r} ({type(layer).__name__})")
+    if custom:
+        raise ValueError(
+            f"Cannot quantise model {model.name!r}: layers tfmot cannot quantise and keras_se "
+            f"cannot rebuild in tf_keras: {', '.join(custom)}"
+        )
+
+
+def _architecture(model, architecture):
+    if architecture is None:
+        architecture = getattr(model, "_keras_se_build", None)
+    if architecture is None:
+        raise ValueError(
+            f"Cannot quantise model {model.name!r}: quantisation rebuilds the model in tf_keras "
+            "from its keras_se description, and this model was not made by keras_se.create_model "
+            "(or a keras_se constructor). Pass architecture=(name, kwargs), e.g. "
+            "architecture=('se_resnet18', {'classes': 10})."
+        )
+    if (
+        not isinstance(architecture, (tuple, list))
+        or len(architecture) != 2
+        or not isinstance(architecture[0], str)
+        or not isinstance(architecture[1], dict)
+    ):
+        raise ValueError(
+            f"architecture must be (registry name, builder kwargs). Received: architecture={architecture!r}"
+        )
+    return architecture[0], dict(architecture[1])
+
+
+def _copy_weights(source, target):
+    """Copies weights layer by layer (matched by name) from `source` to `target`."""
+    by_name = {layer.name: layer for layer in target.layers}
+    for layer in source.layers:
+        values = layer.get_weights()
+        if not values:
+            continue
+        other = by_name.get(layer.name)
+        if other is None:
+            raise ValueError(f"Layer {layer.name!r} has weights but no counterpart in model {target.name!r}.")
+        other = getattr(other, "layer", other)  # inside a tfmot wrapper
+        shapes = [tuple(w.shape) for w in other.get_weights()]
+        if shapes != [tuple(v.shape) for v in values]:
+            raise ValueError(
+                f"Layer {layer.name!r}: weight shapes differ ({[tuple(v.shape) for v in values]} vs {shapes})."
+            )
+        other.set_weights(values)
+
+
+def _probe_inputs(model, count=2, seed=0):
+    shape = tuple(64 if d is None else d for d in model.input_shape[1:])
+    return np.random.default_rng(seed).uniform(0.0, 1.0, (count, *shape)).astype("float32")
+
+
+def rebuild_tf_keras(model, architecture=None):
+    """The same model in tf_keras, with the same weights.
+
+    Args:
+        model: a model made by `keras_se.create_model` (or a keras_se
+            constructor such as `keras_se.SEResNet18`), Keras 3 or
+            `flavour="tf_keras"`.
+        architecture: `(registry name, builder kwargs)` for a model that does
+            not carry its description (e.g. loaded from a `.keras` file).
+
+    Returns:
+        A tf_keras functional model (SK select spelt as quantisable layers,
+        see `qat_flavour`) whose outputs equal the input model's.
+
+    Raises:
+        ValueError: the model has layers keras_se cannot rebuild, no
+            description, or the rebuilt model disagrees with it.
+    """
+    if not _is_tf_keras(model):
+        _check_keras_layers(model)
+    name, kwargs = _architecture(model, architecture)
+    from keras_se.models.registry import get_entry
+
+    import keras_se.models  # noqa: F401  (registers the builders)
+
+    kwargs.pop("input_tensor", None)
+    kwargs.update(weights=None, flavour=qat_flavour(), input_shape=tuple(model.input_shape[1:]))
+    rebuilt = get_entry(name)(**kwargs)
+    _copy_weights(model, rebuilt)
+    x = _probe_inputs(model)
+    expected = np.asarray(model(x, training=False))
+    actual = np.asarray(rebuilt(x, training=False))
+    error = float(np.max(np.abs(expected - actual))) if expected.shape == actual.shape else np.inf
+    bound = REBUILD_RTOL * max(1.0, float(np.max(np.abs(expected))))
+    if not error <= bound:
+        raise ValueError(
+            f"The tf_keras rebuild of {model.name!r} differs from it (max abs error {error:.3g}, "
+            f"bound {bound:.3g}): was the model changed after keras_se built it?"
+        )
+    return rebuilt
+
+
+def quantize_model(model, architecture=None):
+    """Prepares a keras_se model for quantisation-aware training.
+
+    Rebuilds the model in tf_keras (`rebuild_tf_keras`: same layer names,
+    weights copied, outputs checked equal), then applies tfmot's default
+    8-bit scheme with keras_se's QuantizeConfigs for the SE scale,
+    hard-sigmoid gate, avg-max squeeze, SK path selection, channel shuffle
+    and grouped convolution (`keras_se.quantization.configs`).
+
+    Train the result with `fit` (compile it with a `tf_keras` optimizer, or
+    a string such as `"adam"`), then convert it:
+    `keras_se.export.to_tflite(qat_model, "model.tflite", quantize="int8")`
+    gives a fully int8 TFLite model. `copy_float_weights(qat_model, model)`
+    puts the fine-tuned float weights back into the Keras 3 model.
+
+    Call it inside a `tf.distribute` strategy's scope to train on several
+    devices.
+
+    Args:
+        model: a float Keras 3 model from `keras_se.create_model` (or a
+            keras_se constructor), or a tf_keras functional model (a keras_se
+            model built with `flavour="tf_keras"`, rebuilt like a Keras 3
+            one, or a model of standard tf_keras layers, quantised as it is).
+        architecture: optional `(registry name, builder kwargs)` for a
+            keras_se model that does not carry its description, e.g. one
+            loaded from a `.keras` file.
+
+    Returns:
+        A tf_keras model with tfmot quantisation wrappers, ready to `fit`.
+
+    Raises:
+        ValueError: the model is already quantised, has layers keras_se
+            cannot quantise (each named), or cannot be rebuilt.
+
+    Example:
+
+    >>> model = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), classes=10, alpha=0.25)
+    >>> qat = keras_se.quantization.quantize_model(model)
+    >>> qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> qat.fit(x_train, y_train, epochs=2)
+    >>> keras_se.export.to_tflite(qat, "se_mobilenet_int8.tflite", quantize="int8")
+
+    Reference:
+        - [Jacob et al., Quantization and Training of Neural Networks for
+          Efficient Integer-Arithmetic-Only Inference](https://arxiv.org/abs/1712.05877)
+        - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
+        - [Li et al., Selective Kernel Networks](https://arxiv.org/abs/1903.06586)
+    """
+    import keras
+
+    if is_quantized(model):
+        raise ValueError(f"Model {getattr(model, 'name', model)!r} is already quantised; pass the float model.")
+    if isinstance(model, keras.Model):
+        float_model = rebuild_tf_keras(model, architecture)
+    elif _is_tf_keras(model):
+        if architecture is not None or getattr(model, "_keras_se_build", None) is not None:
+            # A keras_se model built with flavour="tf_keras": rebuilt with the
+            # QAT flavour (SK select and avg-max squeeze as quantisable layers).
+            float_model = rebuild_tf_keras(model, architecture)
+        else:
+            float_model = model
+    else:
+        raise ValueError(f"model must be a Keras 3 or tf_keras model. Received: model={model!r}")
+    return _apply_tfmot(float_model)
+
+
+def _apply_tfmot(float_model):
+    import tf_keras
+
+    tfmot = _configs.import_tfmot()
+    plan = _configs.quantize_plan(float_model)
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+
+    def clone(layer):
+        return annotate(layer, plan.get(layer.name))
+
+    with _configs.quantize_scope():
+        annotated = tf_keras.models.clone_model(float_model, clone_function=clone)
+        return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def tflite_converter(qat_model):
+    """A `tf.lite.TFLiteConverter` for a QAT model, from a batch-1 function.
+
+    `TFLiteConverter.from_keras_model` first exports a tf_keras model as a
+    SavedModel, tracing every layer of every tfmot wrapper (a minute for a
+    small SE-MobileNet on two cores); converting the frozen batch-1 call
+    gives the same int8 graph in seconds. The caller sets the quantisation
+    options (`keras_se.export.to_tflite` does).
+    """
+    import tensorflow as tf
+
+    if not is_quantized(qat_model):
+        raise ValueError(f"qat_model must come from quantize_model. Received: {qat_model.name!r}")
+    spec = tf.TensorSpec((1, *qat_model.input_shape[1:]), tf.float32, name="input")
+    function = tf.function(lambda x: qat_model(x, training=False)).get_concrete_function(spec)
+    # Without a trackable object the converter freezes the function's
+    # variables itself (the "deprecated" path; TF 2.21 logs a warning).
+    return tf.lite.TFLiteConverter.from_concrete_functions([function])
+
+
+def copy_float_weights(qat_model, model):
+    """Copies a QAT model's trained float weights into the Keras 3 model.
+
+    The QAT model keeps float weights (fake-quantised on the fly); this puts
+    them back into the keras_se model `quantize_model` started from, e.g. to
+    save it as `.keras` or keep training in Keras 3. The int8 model for
+    phones is `keras_se.export.to_tflite(qat_model, path, quantize="int8")`.
+
+    Args:
+        qat_model: the model `quantize_model(model)` returned.
+        model: the Keras 3 model it was made from (or one with the same
+            architecture).
+
+    Returns:
+        `model`, updated in place.
+
+    Example:
+
+    >>> qat = keras_se.quantization.quantize_model(model)
+    >>> qat.fit(...)
+    >>> keras_se.quantization.copy_float_weights(qat, model).save("fine_tuned.keras")
+    """
+    if not is_quantized(qat_model):
+        raise ValueError(f"qat_model must come from quantize_model. Received a model without quantisation wrappers: {qat_model.name!r}")
+    variables = {}
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        # A tfmot wrapper owns the wrapped layer's variables (named
+        # "<layer>/kernel:0", trainable ones first, as Keras lists them) next
+        # to its quantisers' ("quant_<layer>/kernel_min:0").
+        owned = [v for v in layer.weights if v.name.rpartition("/")[0] == inner.name]
+        if owned:
+            variables[inner.name] = owned
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source = variables.get(layer.name)
+        if source is None:
+            raise ValueError(f"Layer {layer.name!r} of {model.name!r} has no counterpart in the QAT model.")
+        shapes = [tuple(v.shape) for v in source]
+        if shapes != [tuple(w.shape) for w in layer.weights]:
+            raise ValueError(
+                f"Layer {layer.name!r}: weight shapes {shapes} in the QAT model, "
+                f"{[tuple(w.shape) for w in layer.weights]} in {model.name!r}."
+            )
+        for weight, variable in zip(layer.weights, source):
+            weight.assign(variable.numpy())
+    return model
