@@ -13,7 +13,6 @@ from ai_edge_litert.tools import flatbuffer_utils
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-ACTIVATION_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,22 +72,6 @@ def check_rank4(layer_name, input_shape):
         )
     return shape
 
-
-def int_tuple(name, value, length):
-    """Normalise an int or a sequence of ints to a tuple of `length` ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,) * length
-    value = tuple(value)
-    if len(value) != length or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-    ):
-        raise ValueError(
-            f"{name} must be a positive int or {length} positive ints. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
 ACTIVATIONS = ("relu", "relu6", "silu", "swish", "gelu", "tanh", "elu")
 
 
