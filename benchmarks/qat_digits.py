@@ -130,8 +130,9 @@ def render(rows, args, command, elapsed, train_size, test_size):
         "file with no float op.",
         "- The QAT epochs continue training as well as quantising, so the QAT int8 model can beat the "
         "float one.",
-        "- CPU training with multi-threaded kernels is not bit-reproducible: a rerun moves accuracies by a "
-        "few tenths of a point.",
+        "- CPU training with multi-threaded kernels is not bit-reproducible: reruns of this script have "
+        "moved single accuracies by up to about a point (SE-ResNet-18 float 98.2 % and 99.3 %), the QAT "
+        "int8 - float differences by less.",
     ]
     return "\n".join(lines)
 
