@@ -8,6 +8,14 @@ import sys
 import tempfile
 
 
+def refuse_overwrite(path, overwrite=False):
+    """Returns `path` as a str; raises `FileExistsError` if it exists and not `overwrite`."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path, overwrite=False, mode="wb"):
     """Yields a temporary file that replaces `path` only on success.
@@ -18,9 +26,7 @@ def atomic_output(path, overwrite=False, mode="wb"):
     Raises:
         FileExistsError: `path` exists and `overwrite` is False.
     """
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path = refuse_overwrite(path, overwrite)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output directory does not exist: {directory}")

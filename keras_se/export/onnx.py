@@ -1,12 +1,11 @@
 """Keras -> ONNX through tf2onnx, verified in onnxruntime."""
 
 import dataclasses
-import os
 
 import numpy as np
 
 from keras_se.export.verify import Parity, keras_outputs, parity_of
-from keras_se.io_utils import atomic_output, quiet_native_logs
+from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 OPSET = 17
 
@@ -46,9 +45,7 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
     import tensorflow as tf
     import tf2onnx
 
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path = refuse_overwrite(path, overwrite)  # before the (slow) conversion
     shape = tuple(model.input_shape[1:])
     function = tf.function(lambda x: model(x, training=False))
     spec = [tf.TensorSpec((None, *shape), tf.float32, name="input")]

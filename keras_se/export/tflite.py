@@ -1,7 +1,6 @@
 """Keras -> TFLite (fp32, fp16, dynamic range, full int8), verified against Keras."""
 
 import dataclasses
-import os
 import re
 import time
 import warnings
@@ -12,7 +11,7 @@ from keras_se.export import calibration
 from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.gpu import check_gpu
 from keras_se.export.verify import Parity, compare_outputs
-from keras_se.io_utils import atomic_output, quiet_native_logs
+from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
 
@@ -169,9 +168,7 @@ def to_tflite(
     """
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}. Received: quantize={quantize!r}")
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path = refuse_overwrite(path, overwrite)  # before the (slow) conversion
     input_shape = _static_input_shape(model)
     if representative_data is not None:
         samples = calibration.check_samples(representative_data, input_shape)

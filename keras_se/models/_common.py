@@ -2,8 +2,7 @@
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
-from keras_se.layers.namespace import as_flavour
-from keras_se.layers.squeeze_excite import apply_se, make_se_layers
+from keras_se.layers.squeeze_excite import apply_se, check_se_options, make_se_layers
 
 POOLINGS = (None, "avg", "max")
 
@@ -21,7 +20,7 @@ class SEOptions:
             squeeze=se_squeeze,
         )
         # Fail on a bad option before any layer is built.
-        make_se_layers(as_flavour("keras").layers, 1024, "check", **self.kwargs)
+        check_se_options(reduction, None, se_divisor, None, se_bias, se_activation, se_gate, se_squeeze)
 
     def __call__(self, layers, x, name):
         return apply_se(make_se_layers(layers, x.shape[-1], name, **self.kwargs), x)
