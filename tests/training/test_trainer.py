@@ -133,14 +133,16 @@ def test_mirrored_on_two_cpus_matches_one_device():
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["one"]["replicas"] == 1 and out["mirrored"]["replicas"] == 2
-    # The same 64 images and initial weights, the global batch split 32 + 32:
-    # the forward pass (loss) agrees to float32 rounding...
-    assert abs(out["mirrored"]["loss"] - out["one"]["loss"]) < 1e-5
-    # ...and the SGD update (the all-reduced gradient) to 5 % of its norm.
-    # Not to rounding: Keras' synchronised BatchNorm computes the variance
-    # as E[x^2] - E[x]^2, whose cancellation error a 28-layer backward pass
-    # amplifies to about 1 %. Per-replica BatchNorm statistics are a
-    # different function altogether (update error above 50 %): the check
-    # can tell the two apart.
+    # The same 64 images and initial weights, the global batch split 32 + 32.
+    # Not equal to rounding: Keras' synchronised BatchNorm computes the
+    # variance as E[x^2] - E[x]^2 from all-reduced sums, whose float32
+    # cancellation error shows in the loss (measured 1.9e-5 relative) and,
+    # amplified by a 28-layer backward pass, in the SGD update (measured
+    # 2.6 % of its norm). Per-replica BatchNorm statistics are a different
+    # function altogether (loss 1.9e-3 relative, update error above 100 %):
+    # both checks tell the two apart.
+    loss = out["one"]["loss"]
+    assert abs(out["mirrored"]["loss"] - loss) < 2e-4 * loss, out
+    assert abs(out["mirrored_unsynced"]["loss"] - loss) > 1e-3 * loss, out
     assert out["mirrored"]["update_error"] < 0.05, out
     assert out["mirrored_unsynced"]["update_error"] > 0.5, out
