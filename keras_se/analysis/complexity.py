@@ -361,6 +361,7 @@ _HANDLERS = {
     "RepeatVector": _free,
     "Concatenate": _free,
     "ChannelShuffle": _free,
+    "ChannelSlice": _free,
     "Identity": _free,
     "Dropout": _free,
     "SpatialDropout1D": _free,

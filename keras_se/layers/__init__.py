@@ -3,12 +3,13 @@ export-friendly primitives they are built from."""
 
 from keras_se.layers._utils import make_divisible
 from keras_se.layers.namespace import Flavour, flavour
-from keras_se.layers.primitives import ChannelShuffle, GroupConv2D, KernelSelect
+from keras_se.layers.primitives import ChannelShuffle, ChannelSlice, GroupConv2D, KernelSelect
 from keras_se.layers.selective_kernel import SelectiveKernel, make_sk_layers, selective_kernel
 from keras_se.layers.squeeze_excite import SqueezeExcite, make_se_layers, squeeze_excite
 
 __all__ = [
     "ChannelShuffle",
+    "ChannelSlice",
     "Flavour",
     "GroupConv2D",
     "KernelSelect",

@@ -14,10 +14,11 @@ import keras
 from keras_se.layers import primitives
 
 FLAVOURS = ("keras", "tf_keras")
-_CUSTOM = ("GroupConv2D", "ChannelShuffle", "KernelSelect")
+_CUSTOM = ("GroupConv2D", "ChannelShuffle", "ChannelSlice", "KernelSelect")
 _MIXINS = {
     "GroupConv2D": (primitives._GroupConvMixin, "Conv2D"),
     "ChannelShuffle": (primitives._ChannelShuffleMixin, "Layer"),
+    "ChannelSlice": (primitives._ChannelSliceMixin, "Layer"),
     "KernelSelect": (primitives._KernelSelectMixin, "Layer"),
 }
 

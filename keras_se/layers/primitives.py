@@ -1,5 +1,5 @@
-"""Export-friendly building blocks: grouped convolution, channel shuffle and
-the SK path selection.
+"""Export-friendly building blocks: grouped convolution, channel shuffle,
+channel slice and the SK path selection.
 
 Each layer's logic lives in a mixin written with TensorFlow ops only, so the
 same code serves Keras 3 (the classes below) and tf_keras (the twins made in
@@ -75,6 +75,37 @@ class _ChannelShuffleMixin:
     def get_config(self):
         config = super().get_config()
         config.update({"groups": self.groups})
+        return config
+
+
+class _ChannelSliceMixin:
+    def __init__(self, index, num_slices, **kwargs):
+        super().__init__(**kwargs)
+        self.num_slices = check_positive_int("num_slices", num_slices)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.num_slices:
+            raise ValueError(f"index must be an int in [0, num_slices) = [0, {self.num_slices}). Received: index={index!r}")
+        self.index = index
+
+    def build(self, input_shape):
+        shape = check_rank4(type(self).__name__, input_shape)
+        if shape[-1] % self.num_slices:
+            raise ValueError(
+                f"num_slices must divide the input channels ({shape[-1]}). "
+                f"Received: num_slices={self.num_slices}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        # A static 4-D slice: one TFLite STRIDED_SLICE (GPU delegate: yes).
+        size = inputs.shape[-1] // self.num_slices
+        return inputs[:, :, :, self.index * size : (self.index + 1) * size]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // self.num_slices)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"index": self.index, "num_slices": self.num_slices})
         return config
 
 
@@ -162,6 +193,27 @@ class ChannelShuffle(_ChannelShuffleMixin, keras.layers.Layer):
 
     Reference:
         - [Zhang et al., ShuffleNet](https://arxiv.org/abs/1707.01083)
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_se")
+class ChannelSlice(_ChannelSliceMixin, keras.layers.Layer):
+    """Slice `index` of `num_slices` equal slices along the channels.
+
+    `x[..., index * C / num_slices : (index + 1) * C / num_slices]`, as
+    `torch.split(x, C // num_slices, dim=1)[index]`: timm's split-input
+    Selective Kernel feeds each path one slice. No weights; exports as one
+    TFLite `STRIDED_SLICE`.
+
+    Args:
+        index: int. Which slice, from 0.
+        num_slices: int. Number of equal slices; must divide the channels.
+
+    Example:
+
+    >>> x = keras.ops.reshape(keras.ops.arange(6, dtype="float32"), (1, 1, 1, 6))
+    >>> ChannelSlice(1, 3)(x)[0, 0, 0]
+    <tf.Tensor: ... numpy=array([2., 3.], dtype=float32)>
     """
 
 

@@ -82,6 +82,7 @@ def make_sk_layers(
     reduction=16,
     reduced_channels=None,
     min_channels=32,
+    split_input=False,
 ):
     """Creates the layers of one SK convolution (not yet connected).
 
@@ -96,14 +97,21 @@ def make_sk_layers(
     (TensorFlow has no strided dilated convolution). So `dilation` must be a
     multiple of `strides` on such paths.
 
+    With `split_input`, path m convolves only the m-th of M equal channel
+    slices of the input (timm's `split_input=True`, skresnet18/34/50).
+
     Returns:
-        dict from role to layer (per path `path{m}_{pad,subsample,conv,bn,relu}`).
+        dict from role to layer (per path `path{m}_{split,pad,subsample,conv,bn,relu}`).
     """
     check_sk_options(filters, groups, strides, reduction, reduced_channels, min_channels)
+    if not isinstance(split_input, bool):
+        raise ValueError(f"split_input must be a bool. Received: split_input={split_input!r}")
     kernels, dilations = sk_path_geometry(num_paths, kernel_size, dilation)
     parts = {}
     for m, (k, d) in enumerate(zip(kernels, dilations)):
         prefix = _join(name, f"path{m}")
+        if split_input:
+            parts[f"path{m}_split"] = layers.ChannelSlice(m, num_paths, name=f"{prefix}_split")
         conv_dilation = d
         padding = "same"
         if strides > 1:
@@ -147,7 +155,7 @@ def make_sk_layers(
     return parts
 
 
-_PATH_ROLES = ("pad", "subsample", "conv", "bn", "relu")
+_PATH_ROLES = ("split", "pad", "subsample", "conv", "bn", "relu")
 
 
 def sk_num_paths(parts):
@@ -174,12 +182,23 @@ def apply_sk(parts, x):
 def selective_kernel(x, filters, name, flavour="keras", **options):
     """Functional SK convolution, layers named `{name}_...`."""
     parts = make_sk_layers(as_flavour(flavour).layers, filters, name, **options)
-    if x.shape[-1] % options.get("groups", 1):
-        raise ValueError(
-            f"groups must divide the input channels ({x.shape[-1]}). "
-            f"Received: groups={options.get('groups')}"
-        )
+    check_sk_input(x.shape[-1], options.get("groups", 1), options.get("num_paths", 2), options.get("split_input", False))
     return apply_sk(parts, x)
+
+
+def check_sk_input(channels, groups, num_paths, split_input):
+    """The input channels fit the paths: M slices with `split_input`, G groups each."""
+    if split_input and channels % num_paths:
+        raise ValueError(
+            f"split_input needs input channels ({channels}) divisible by num_paths. "
+            f"Received: num_paths={num_paths}"
+        )
+    per_path = channels // num_paths if split_input else channels
+    if per_path % groups:
+        raise ValueError(
+            f"groups must divide the input channels of each path ({per_path}). "
+            f"Received: groups={groups}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_se")
@@ -206,6 +225,9 @@ class SelectiveKernel(keras.layers.Layer):
         reduction: float, defaults to 16. r.
         reduced_channels: int or None. Explicit d; overrides the formula.
         min_channels: int, defaults to 32. L.
+        split_input: bool, defaults to False. Feed path m only the m-th of M
+            equal channel slices of the input (timm's skresnet18/34/50),
+            instead of the whole input to every path (the SKNet paper).
         **kwargs: standard layer arguments.
 
     Example:
@@ -229,6 +251,7 @@ class SelectiveKernel(keras.layers.Layer):
         reduction=16,
         reduced_channels=None,
         min_channels=32,
+        split_input=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -241,6 +264,7 @@ class SelectiveKernel(keras.layers.Layer):
         self.reduction = reduction
         self.reduced_channels = reduced_channels
         self.min_channels = min_channels
+        self.split_input = split_input
         self.parts = make_sk_layers(
             flavour("keras").layers,
             filters,
@@ -253,15 +277,12 @@ class SelectiveKernel(keras.layers.Layer):
             reduction=reduction,
             reduced_channels=reduced_channels,
             min_channels=min_channels,
+            split_input=split_input,
         )
 
     def build(self, input_shape):
         shape = check_rank4("SelectiveKernel", input_shape)
-        if shape[-1] % self.groups:
-            raise ValueError(
-                f"groups must divide the input channels ({shape[-1]}). "
-                f"Received: groups={self.groups}"
-            )
+        check_sk_input(shape[-1], self.groups, self.num_paths, self.split_input)
         paths = [_utils.build_chain(sk_path_layers(self.parts, m), shape) for m in range(self.num_paths)]
         pooled = (shape[0], 1, 1, self.filters)
         logits = _utils.build_chain([self.parts[r] for r in ("fc1", "fc1_bn", "fc1_relu", "fc2")], pooled)
@@ -286,6 +307,7 @@ class SelectiveKernel(keras.layers.Layer):
                 "reduction": self.reduction,
                 "reduced_channels": self.reduced_channels,
                 "min_channels": self.min_channels,
+                "split_input": self.split_input,
             }
         )
         return config

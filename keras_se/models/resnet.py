@@ -54,6 +54,7 @@ def build_resnet(
     se_position="standard",
     sk_paths=2,
     sk_min_channels=32,
+    sk_split_input=False,
     groups=1,
     base_width=64,
     stride_on="1x1",
@@ -86,6 +87,8 @@ def build_resnet(
             (after the 3x3 conv's ReLU): SENet paper Fig. 5, Tables 14-15.
         sk_paths: int, defaults to 2. M of the SK units.
         sk_min_channels: int, defaults to 32. L of the SK units.
+        sk_split_input: bool, defaults to False. Each SK path convolves one
+            of M channel slices of the input (timm's skresnet18/34/50).
         groups, base_width: ResNeXt cardinality and width per group.
         stride_on: `"1x1"` or `"3x3"`.
         stem: `"7x7"` or `"deep"` (three 3x3 convs, SENet-154).
@@ -118,8 +121,6 @@ def build_resnet(
     if attention == "sk" and se_position != "standard":
         raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
     block, blocks_per_stage = depths[depth]
-    if attention == "sk" and block != "bottleneck":
-        raise ValueError(f"attention='sk' needs a bottleneck depth (50, 101, 152). Received: depth={depth}")
     if not isinstance(basic_last_relu, bool):
         raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
     if basic_last_relu and block != "basic":
@@ -135,6 +136,7 @@ def build_resnet(
         x = _common.conv_bn(layers, x, 128, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
     x = _common.max_pool(layers, x, "stem_pool", stem_pool)
 
+    sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction, split_input=sk_split_input)
     for i, num_blocks in enumerate(blocks_per_stage):
         stage = i + 2
         planes = 64 * 2**i
@@ -147,6 +149,7 @@ def build_resnet(
                 attention=attention if stage in stages else None,
                 se=se,
                 se_position=se_position,
+                sk=sk,
             )
             if block == "basic":
                 x = _basic_block(layers, x, last_relu=basic_last_relu, **unit)
@@ -161,7 +164,6 @@ def build_resnet(
                     # stride-1 projection stays 1x1 (official model, timm).
                     downsample_kernel=downsample_kernel if stage > 2 else 1,
                     halve_conv1=halve_conv1,
-                    sk=dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction),
                     **unit,
                 )
     return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout)
@@ -186,11 +188,15 @@ def _finish_block(layers, x, shortcut, name, attention, se, se_position):
     return x
 
 
-def _basic_block(layers, x, planes, strides, name, attention, se, se_position, last_relu):
+def _basic_block(layers, x, planes, strides, name, attention, se, se_position, sk, last_relu):
     shortcut = _shortcut(layers, x, planes, strides, 1, name)
     if attention == "se" and se_position == "pre":
         x = se(layers, x, f"{name}_se")
-    x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
+    if attention == "sk":
+        # timm's SelectiveKernelBasic: the SK unit replaces the first 3x3.
+        x = apply_sk(make_sk_layers(layers, planes, f"{name}_sk", strides=strides, **sk), x)
+    else:
+        x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
     if attention == "se" and se_position == "after_3x3":
         x = se(layers, x, f"{name}_se")
     x = _common.conv_bn(
@@ -259,6 +265,14 @@ TIMM = {
     "seresnext101_32x4d": ("se_resnext101_32x4d", _TIMM_RESNET),
     "senet154": ("senet154", dict(_TIMM_RESNET, dropout=0.0)),
     "skresnext50_32x4d": ("sknet50", {}),
+    # timm's skresnet*: SK paths on channel halves of the input (split_input),
+    # groups 1, attention width make_divisible(C / 8, 16) = max(C / 8, 16)
+    # (basic) or make_divisible(C / 16, 8) = max(C / 16, 8) (bottleneck).
+    **{
+        f"skresnet{d}": ("sknet50", dict(depth=d, groups=1, base_width=64, reduction=8, sk_min_channels=16, sk_split_input=True))
+        for d in (18, 34)
+    },
+    "skresnet50": ("sknet50", dict(groups=1, base_width=64, sk_min_channels=8, sk_split_input=True)),
 }
 for _timm_name, (_target, _options) in TIMM.items():
     register_alias(f"timm:{_timm_name}", _target, dict(_options, name=_timm_name))

@@ -4,7 +4,7 @@ per-layer plan that says which layer gets which.
 tfmot's default scheme has no entry for the SE scale (`Multiply`,
 tensorflow/model-optimization#733), the hard-sigmoid gate's `Rescaling`
 layers (#980), the avg-max squeeze's `Average`, nor keras_se's `GroupConv2D`
-and `ChannelShuffle`. Each gets the quantisation TFLite's int8 kernels expect:
+`ChannelShuffle` and `ChannelSlice`. Each gets the quantisation TFLite's int8 kernels expect:
 
 | layer | QuantizeConfig | TFLite op |
 |---|---|---|
@@ -13,6 +13,7 @@ and `ChannelShuffle`. Each gets the quantisation TFLite's int8 kernels expect:
 | `GroupConv2D` | per-channel symmetric kernel, output unless a BN follows | CONV_2D |
 | `BatchNormalization` after `GroupConv2D` | output, or none if a ReLU follows | folded into CONV_2D |
 | `ChannelShuffle` | none (a permutation keeps the input's scale) | RESHAPE, TRANSPOSE |
+| `ChannelSlice` | none (a slice keeps the input's scale) | STRIDED_SLICE |
 
 `KernelSelect` (softmax across SK paths and the weighted sum), `Average`
 (the avg-max squeeze: a sum, then a division) and `Add` of three or more
@@ -242,7 +243,7 @@ def quantize_plan(model):
             # Softmax and weighted sum inside one layer leave no range for the
             # intermediate tensors; the QAT flavour spells it as layers.
             unsupported.append(f"{layer.name!r} (KernelSelect: build with flavour=keras_se.quantization.qat_flavour())")
-        elif kind is twins.ChannelShuffle:
+        elif kind in (twins.ChannelShuffle, twins.ChannelSlice):
             plan[layer.name] = configs.NoOpQuantizeConfig()
         elif kind in (tf_keras.layers.Multiply, tf_keras.layers.Rescaling):
             plan[layer.name] = configs.OutputQuantizeConfig()

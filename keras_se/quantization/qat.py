@@ -142,7 +142,7 @@ def _check_keras_layers(model):
     """Names the layers of a Keras 3 model that keras_se cannot rebuild."""
     from keras_se.layers import primitives
 
-    ours = (primitives.GroupConv2D, primitives.ChannelShuffle, primitives.KernelSelect)
+    ours = (primitives.GroupConv2D, primitives.ChannelShuffle, primitives.ChannelSlice, primitives.KernelSelect)
     custom = []
     for layer in model.layers:
         module = type(layer).__module__

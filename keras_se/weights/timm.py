@@ -7,10 +7,14 @@ Three timm naming schemes cover the SE / SK models timm publishes:
   `layer1.0.se_module.fc1`, `last_linear`.
 - `"resnet"`: timm's `resnet.py` (`seresnet*`, `seresnext*`, `senet154`):
   `conv1`, `layer1.0.se.fc1`, `fc`; a deep stem is `conv1.0/1/3/4/6` + `bn1`.
-- `"sknet"`: timm's `sknet.py` (`skresnext50_32x4d`): the resnet.py stem and
-  head, `ConvNormAct` blocks (`layer1.0.conv1.conv`, `layer1.0.conv1.bn`) and
-  `SelectiveKernel` (`layer1.0.conv2.paths.{m}.conv/bn`,
-  `conv2.attn.fc_reduce`, `conv2.attn.bn`, `conv2.attn.fc_select`).
+- `"sknet"`: timm's `sknet.py` bottlenecks (`skresnext50_32x4d`,
+  `skresnet50`): the resnet.py stem and head, `ConvNormAct` blocks
+  (`layer1.0.conv1.conv`, `layer1.0.conv1.bn`) and `SelectiveKernel`
+  (`layer1.0.conv2.paths.{m}.conv/bn`, `conv2.attn.fc_reduce`,
+  `conv2.attn.bn`, `conv2.attn.fc_select`).
+- `"sknet_basic"`: timm's `sknet.py` basic blocks (`skresnet18`,
+  `skresnet34`): the `SelectiveKernel` is `conv1`, the second 3x3 is
+  `conv2.conv` / `conv2.bn`.
 
 Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`.
 Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
@@ -25,8 +29,13 @@ import numpy as np
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
 
-SCHEMES = ("legacy", "resnet", "sknet")
-_SCHEME_NAMES = {"legacy": "timm senet.py", "resnet": "timm resnet.py", "sknet": "timm sknet.py"}
+SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic")
+_SCHEME_NAMES = {
+    "legacy": "timm senet.py",
+    "resnet": "timm resnet.py",
+    "sknet": "timm sknet.py",
+    "sknet_basic": "timm sknet.py (basic blocks)",
+}
 
 _STEM = {
     "legacy": {
@@ -45,7 +54,13 @@ _STEM = {
         "predictions": "fc",
     },
 }
-_STEM["sknet"] = _STEM["resnet"]
+_STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet"]
+
+def _sk_rules(conv):
+    """keras_se's SK layers -> timm's `SelectiveKernel` module `conv`."""
+    return [(r"sk_path(\d+)_conv", rf"{conv}.paths.\1.conv"), (r"sk_path(\d+)_bn", rf"{conv}.paths.\1.bn"),
+            (r"sk_fc1", f"{conv}.attn.fc_reduce"), (r"sk_fc1_bn", f"{conv}.attn.bn"), (r"sk_fc2", f"{conv}.attn.fc_select")]
+
 
 # keras_se block layer (after `stage{s}_block{b}_`) -> timm name (after `layer{i}.{j}.`).
 _PROJ = [(r"proj_conv", "downsample.0"), (r"proj_bn", "downsample.1")]
@@ -54,18 +69,16 @@ _BLOCK = {
                (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
     "resnet": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ,
                (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
-    "sknet": [(r"conv([13])", r"conv\1.conv"), (r"bn([13])", r"conv\1.bn"), *_PROJ,
-              (r"sk_path(\d+)_conv", r"conv2.paths.\1.conv"), (r"sk_path(\d+)_bn", r"conv2.paths.\1.bn"),
-              (r"sk_fc1", "conv2.attn.fc_reduce"), (r"sk_fc1_bn", "conv2.attn.bn"),
-              (r"sk_fc2", "conv2.attn.fc_select"),
+    "sknet": [(r"conv([13])", r"conv\1.conv"), (r"bn([13])", r"conv\1.bn"), *_PROJ, *_sk_rules("conv2"),
               (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+    "sknet_basic": [(r"conv2", "conv2.conv"), (r"bn2", "conv2.bn"), *_PROJ, *_sk_rules("conv1")],
 }
 _BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)_(.+)")
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
 
 
 def timm_scheme(timm_name):
-    """The naming scheme of a timm model: `"legacy"`, `"resnet"` or `"sknet"`.
+    """The naming scheme of a timm model: one of `SCHEMES`.
 
     Example:
 
@@ -76,6 +89,8 @@ def timm_scheme(timm_name):
         raise ValueError(f"timm_name must be a timm model name. Received: timm_name={timm_name!r}")
     if timm_name.startswith("legacy_"):
         return "legacy"
+    if timm_name in ("skresnet18", "skresnet34"):
+        return "sknet_basic"
     if timm_name.startswith("sk"):
         return "sknet"
     return "resnet"
@@ -175,7 +190,7 @@ def to_timm_state_dict(model, scheme=None):
     Args:
         model: a keras_se residual model (SE-ResNet, SE-ResNeXt, SENet-154,
             SKNet or a plain twin), Keras 3 or tf_keras.
-        scheme: `"legacy"`, `"resnet"`, `"sknet"` or None (default). None
+        scheme: one of `SCHEMES` or None (default). None
             takes the scheme of the model's timm name (models built with
             `create_model("timm:...")` carry it).
 
@@ -221,6 +236,8 @@ def detect_scheme(state):
     'legacy'
     """
     keys = list(state)
+    if any(re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key) for key in keys):
+        return "sknet_basic"
     if any(".paths." in key for key in keys):
         return "sknet"
     if "layer0.conv1.weight" in state or "last_linear.weight" in state:
@@ -282,7 +299,6 @@ def load_timm(model, checkpoint):
     else:
         state = read_state_dict(checkpoint)
         source = repr(str(checkpoint))
-    _reject_unsupported(state, source)
     model_timm = model.name if model.name in timm_models() else None
     scheme = timm_scheme(model_timm) if model_timm else detect_scheme(state)
     if scheme is None:
@@ -328,16 +344,6 @@ def load_timm(model, checkpoint):
     for layer_name, weights in values.items():
         model.get_layer(layer_name).set_weights(weights)
     return model
-
-
-def _reject_unsupported(state, source):
-    for key in state:
-        if re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key):
-            raise ValueError(
-                f"{source} holds Selective Kernel units in basic blocks ({key!r}): timm's "
-                "skresnet18 / skresnet34, whose SK convolutions split their input between "
-                "the paths. keras_se does not build that variant."
-            )
 
 
 def _ignored_keys(model, scheme, state):
@@ -402,10 +408,10 @@ def _architecture_problems(model, scheme):
         if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - 1e-5) > 1e-9:
             problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is 1e-05"))
 
-    blocks = sorted({n[: -len("_conv1")] for n in names if re.fullmatch(r"stage\d+_block\d+_conv1", n)})
+    blocks = sorted({m[1] for m in (re.fullmatch(r"(stage\d+_block\d+)_(conv1|sk_path0_conv)", n) for n in names) if m})
     for block in blocks:
         bottleneck = f"{block}_conv3" in names
-        conv1 = _layer(model, f"{block}_conv1")
+        conv1 = _layer(model, f"{block}_conv1")  # None where SK replaces it (basic SK blocks)
         conv3x3 = _layer(model, f"{block}_conv2") if f"{block}_conv2" in names else _layer(model, f"{block}_sk_path0_conv")
         if bottleneck and conv3x3 is not None and (_strided(conv1) or _strided(conv3x3)):
             # senet.py's SEResNetBottleneck (groups 1) strides on conv1, Caffe style.

@@ -89,10 +89,12 @@ def test_missing_or_non_tflite_file_is_a_value_error(tmp_path):
         check_gpu(bogus)
 
 
-# SE-ShuffleNet's channel shuffle, SK's softmax over paths, hard-sigmoid gates.
+# SE-ShuffleNet's channel shuffle, SK's softmax over paths (and channel
+# slices of timm's split-input SK), hard-sigmoid gates.
 DEFAULT_GPU_MODELS = [
     ("se_shufflenet_g3", {}),
     ("sknet50", {}),
+    ("timm:skresnet18", {}),
     ("se_mobilenet", {"se_gate": "hard_sigmoid", "alpha": 0.25}),
 ]
 
@@ -100,7 +102,7 @@ DEFAULT_GPU_MODELS = [
 @pytest.mark.parametrize("name, kwargs", DEFAULT_GPU_MODELS)
 def test_gpu_preset_passes_for_representative_models(name, kwargs, tmp_path):
     model = keras_se.create_model(name, input_shape=(32, 32, 3), **kwargs)
-    result = to_tflite(model, tmp_path / f"{name}.tflite", gpu=True, verify=False)
+    result = to_tflite(model, tmp_path / f"{name.replace(':', '_')}.tflite", gpu=True, verify=False)
     assert [f for f in result.gpu_findings if f.severity == "error"] == []
     assert max(len(t.shape) for t in __import__("keras_se").export.read_tflite(result.path).tensors) <= 4
 

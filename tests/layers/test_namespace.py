@@ -51,6 +51,7 @@ GRAPH_CASES = {
     "se_max_no_bias": {"se": {"reduced_channels": 3, "squeeze": "max", "use_bias": False}},
     "sk_groups": {"sk": {"groups": 2, "reduction": 4}},
     "sk_strided_3paths": {"sk": {"num_paths": 3, "dilation": [1, 2, 4], "groups": 4, "strides": 2, "reduction": 4}},
+    "sk_split_input": {"sk": {"split_input": True, "groups": 2, "strides": 2, "reduction": 4}},
     "sk_then_se_hard": {
         "sk": {"groups": 2, "strides": 2, "reduction": 4, "min_channels": 4},
         "se": {"reduction": 4, "gate": "hard_sigmoid"},

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_se.layers import ChannelShuffle, GroupConv2D, KernelSelect
+from keras_se.layers import ChannelShuffle, ChannelSlice, GroupConv2D, KernelSelect
 
 EXPORT_ATOL = 1e-5
 
@@ -250,6 +250,50 @@ def test_channel_shuffle_config_and_save_load(tmp_path):
     assert loaded.get_layer("shuffle").groups == 4
     x = np.random.default_rng(8).normal(size=(2, 3, 3, 8)).astype("float32")
     np.testing.assert_array_equal(np.asarray(loaded(x)), _np_shuffle(x, 4))
+
+
+# --- ChannelSlice ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_slices", [1, 2, 3, 4])
+def test_channel_slice_matches_torch_split_layout(num_slices):
+    x = np.random.default_rng(9).normal(size=(2, 3, 2, 12)).astype("float32")
+    expected = np.split(x, num_slices, axis=-1)  # torch.split(x, C // M, dim=1) in NHWC
+    for index in range(num_slices):
+        np.testing.assert_array_equal(np.asarray(ChannelSlice(index, num_slices)(x)), expected[index])
+
+
+def test_channel_slice_tflite_is_one_4d_slice():
+    inputs = keras.Input((4, 4, 12), batch_size=1)
+    model = keras.Model(inputs, ChannelSlice(2, 3)(inputs))
+    interpreter = _tflite(model)
+    x = np.random.default_rng(10).normal(size=(1, 4, 4, 12)).astype("float32")
+    np.testing.assert_array_equal(_run_tflite(interpreter, x), x[..., 8:])
+    assert _op_names(interpreter) in (["STRIDED_SLICE"], ["SLICE"])
+
+
+def test_channel_slice_bad_arguments():
+    with pytest.raises(ValueError, match=re.escape("index=3")):
+        ChannelSlice(3, 3)
+    with pytest.raises(ValueError, match=re.escape("index=-1")):
+        ChannelSlice(-1, 2)
+    with pytest.raises(ValueError, match=re.escape("num_slices=0")):
+        ChannelSlice(0, 0)
+    with pytest.raises(ValueError, match=re.escape("num_slices=5")):
+        ChannelSlice(0, 5)(np.ones((1, 2, 2, 12), "float32"))
+
+
+def test_channel_slice_config_and_save_load(tmp_path):
+    layer = ChannelSlice(1, 2, name="slice")
+    config = layer.get_config()
+    assert {config["index"], config["num_slices"]} == {1, 2}
+    assert ChannelSlice.from_config(config).get_config() == config
+    inputs = keras.Input((3, 3, 8))
+    model = keras.Model(inputs, layer(inputs))
+    loaded = _save_load(model, tmp_path)
+    assert type(loaded.get_layer("slice")) is ChannelSlice
+    x = np.random.default_rng(11).normal(size=(2, 3, 3, 8)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(loaded(x)), x[..., 4:])
 
 
 # --- KernelSelect ----------------------------------------------------------------

@@ -80,9 +80,11 @@ def _np_path(x, w, m, kernel_size, dilation, stride, groups):
     return np.maximum(_np_bn(y, w, f"path{m}_bn"), 0.0)
 
 
-def _np_sk(x, w, kernels, dilations, stride, groups):
+def _np_sk(x, w, kernels, dilations, stride, groups, split_input=False):
     x = x.astype(np.float64)
-    paths = [_np_path(x, w, m, k, d, stride, groups) for m, (k, d) in enumerate(zip(kernels, dilations))]
+    # timm's split_input: torch.split(x, C // M, dim=channels), slice m to path m.
+    inputs = np.split(x, len(kernels), axis=-1) if split_input else [x] * len(kernels)
+    paths = [_np_path(xm, w, m, k, d, stride, groups) for m, (xm, k, d) in enumerate(zip(inputs, kernels, dilations))]
     u = sum(paths)
     s = u.mean(axis=(1, 2))  # (N, C)
     z = np.maximum(_np_bn(s @ w["fc1/kernel"][0, 0], w, "fc1_bn"), 0.0)
@@ -260,6 +262,9 @@ GOLDEN_CASES = [
     ({"filters": 8, "num_paths": 3, "kernel_size": [3, 5, 3], "dilation": [1, 1, 3]}, (1, 6, 6, 4), [3, 5, 3], [1, 1, 3]),
     ({"filters": 8, "num_paths": 3, "dilation": [1, 2, 4], "groups": 4, "strides": 2}, (1, 6, 6, 8), [3, 3, 3], [1, 2, 4]),
     ({"filters": 8, "kernel_size": [3, 5], "groups": 2, "strides": 2}, (1, 6, 6, 4), [3, 5], [1, 1]),
+    ({"filters": 8, "split_input": True}, (2, 6, 6, 6), [3, 3], [1, 2]),
+    ({"filters": 8, "split_input": True, "strides": 2, "groups": 2}, (1, 7, 7, 8), [3, 3], [1, 2]),
+    ({"filters": 6, "num_paths": 3, "split_input": True, "dilation": [1, 2, 4], "strides": 2}, (1, 6, 6, 9), [3, 3, 3], [1, 2, 4]),
 ]
 
 
@@ -271,7 +276,7 @@ def test_golden_against_numpy(kwargs, in_shape, kernels, dilations):
     layer.build(x.shape)
     _randomise(layer.weights, rng)
     expected = _np_sk(x, _weights_by_role(layer.weights), kernels, dilations,
-                      kwargs.get("strides", 1), kwargs.get("groups", 1))
+                      kwargs.get("strides", 1), kwargs.get("groups", 1), kwargs.get("split_input", False))
     np.testing.assert_allclose(np.asarray(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -374,6 +379,7 @@ def test_no_nan(fill, noise, num_paths, strides):
         ({"filters": 8, "num_paths": 3, "strides": 2}, "dilation", [1, 2, 3]),
         ({"filters": 8, "reduced_channels": 0}, "reduced_channels", 0),
         ({"filters": 8, "min_channels": 0}, "min_channels", 0),
+        ({"filters": 8, "split_input": "yes"}, "split_input", "yes"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name, value):
@@ -393,6 +399,14 @@ def test_groups_not_dividing_input_channels_raises_at_build():
     assert "6" in str(info.value)
     with pytest.raises(ValueError, match=r"groups=4"):
         selective_kernel(keras.Input((6, 6, 6)), 8, "sk", groups=4, reduction=4)
+
+
+def test_split_input_needs_channels_divisible_by_paths_and_groups():
+    with pytest.raises(ValueError, match=r"split_input needs input channels \(6\) divisible by num_paths. Received: num_paths=4"):
+        SelectiveKernel(8, num_paths=4, kernel_size=3, dilation=1, split_input=True, reduction=4)(np.ones((1, 6, 6, 6), "float32"))
+    # 8 input channels split in two: 4 per path, which groups=8 does not divide.
+    with pytest.raises(ValueError, match=r"each path \(4\). Received: groups=8"):
+        selective_kernel(keras.Input((6, 6, 8)), 8, "sk", groups=8, split_input=True, reduction=4)
 
 
 def test_wrong_input_rank_raises():

@@ -172,11 +172,15 @@ def test_bad_arguments_name_argument_and_value(kwargs, pattern):
         keras_se.create_model("se_resnet18", **kwargs)
 
 
-def test_sk_rejects_basic_blocks():
-    from keras_se.models.resnet import build_resnet
-
-    with pytest.raises(ValueError, match="depth=18"):
-        build_resnet("x", 18, attention="sk")
+def test_sk_basic_block_replaces_the_first_3x3():
+    # timm's SelectiveKernelBasic: SK unit (stride on its paths) -> 3x3 conv -> BN, add, ReLU.
+    model = keras_se.create_model("timm:skresnet18", input_shape=(64, 64, 3))
+    names = {layer.name for layer in model.layers}
+    assert {"stage3_block1_sk_path0_split", "stage3_block1_sk_path1_subsample", "stage3_block1_conv2", "stage3_block1_bn2"} <= names
+    assert "stage3_block1_conv1" not in names and "stage3_block1_relu2" not in names
+    assert model.get_layer("stage3_block1_sk_path0_conv").strides == (2, 2)
+    assert model.get_layer("stage3_block1_sk_path0_conv").kernel.shape == (3, 3, 32, 128)  # half of 64 inputs
+    assert model.get_layer("stage3_block1_sk_fc1").kernel.shape == (1, 1, 128, 16)  # max(128 / 8, 16)
 
 
 @pytest.mark.parametrize(

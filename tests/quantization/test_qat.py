@@ -4,9 +4,9 @@ quantise -> fit -> convert -> run the interpreter -> check.
 Every registered model goes quantise -> one fit step -> int8 TFLite with no
 float op left (int8 input and output, so no float tensor at all). The full
 sweep is `large`; the default run keeps SE-MobileNet (hard-sigmoid gate),
-SE-ResNet-18, SE-ShuffleNet g3 and, at depth 26 (two blocks per stage, the
-same layers as depth 50), SKNet and SE-ResNeXt: together every layer kind
-and QuantizeConfig the registry uses.
+SE-ResNet-18, SE-ShuffleNet g3, timm's skresnet18 (split-input SK) and, at
+depth 26 (two blocks per stage, the same layers as depth 50), SKNet and
+SE-ResNeXt: together every layer kind and QuantizeConfig keras_se builds.
 """
 
 import keras
@@ -25,6 +25,7 @@ SUBSET = {
     "se_shufflenet_g3": {},
     "sknet50": {"depth": 26},
     "se_resnext50_32x4d": {"depth": 26},
+    "timm:skresnet18": {},  # split-input SK: ChannelSlice
 }
 
 
@@ -77,7 +78,7 @@ def test_se_mobilenet_hard_sigmoid_is_int8_only(mobilenet_qat):
 
 @pytest.mark.parametrize("name", [n for n in SUBSET if n != "se_mobilenet"])
 def test_registered_subset_is_int8_only(name, tmp_path):
-    _, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name}.tflite")
+    _, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name.replace(':', '_')}.tflite")
     _assert_int8_only(result.path)
 
 

@@ -36,7 +36,7 @@ ATOL = 1e-4
 
 # Each scheme and block in the default run; the rest (deep stems, 3x3
 # projections, depth >= 101: 10 to 60 s each on two cores) are large.
-QUICK = ("legacy_seresnet18", "legacy_seresnet50", "legacy_seresnext26_32x4d", "seresnet18", "seresnet50", "skresnext50_32x4d")
+QUICK = ("legacy_seresnet18", "legacy_seresnet50", "legacy_seresnext26_32x4d", "seresnet18", "seresnet50", "skresnext50_32x4d", "skresnet18")
 ALL = [name if name in QUICK else pytest.param(name, marks=pytest.mark.large) for name in timm_reference.ARCHS]
 
 
@@ -193,6 +193,20 @@ SPOT = {
         "layer4.0.conv2.attn.fc_reduce.weight": (64, 1024, 1, 1),
         "layer1.0.conv3.bn.weight": (256,),
     },
+    # split_input: each path sees half the input channels.
+    "skresnet18": {
+        "layer1.0.conv1.paths.0.conv.weight": (64, 32, 3, 3),
+        "layer1.0.conv1.attn.fc_reduce.weight": (16, 64, 1, 1),
+        "layer2.0.conv1.paths.1.conv.weight": (128, 32, 3, 3),
+        "layer4.1.conv1.attn.fc_select.weight": (1024, 64, 1, 1),
+        "layer4.1.conv2.conv.weight": (512, 512, 3, 3),
+        "layer4.1.conv2.bn.running_mean": (512,),
+    },
+    "skresnet50": {
+        "layer1.0.conv2.paths.1.conv.weight": (64, 32, 3, 3),
+        "layer1.0.conv2.attn.fc_reduce.weight": (8, 64, 1, 1),
+        "layer4.0.conv2.attn.fc_reduce.weight": (32, 512, 1, 1),
+    },
 }
 
 
@@ -302,9 +316,17 @@ def test_same_tensors_other_sk_architecture():
     _assert_refused(_model("sknet50", stride_on="1x1"), state, r"'layer2.0.conv2.paths.0.conv.weight': timm strides on the 3x3")
 
 
+def test_split_input_sk_checkpoint_into_other_models():
+    state = _synthetic("skresnet18")
+    # A ResNet-18 has a plain conv where timm's block has the SK unit.
+    _assert_refused(_model("resnet18"), state, r"no counterpart in timm sknet.py \(basic blocks\), first 'stage2_block1_conv1'")
+    # The same SK units without the input split: every path conv is twice as wide.
+    _assert_refused(
+        _model("timm:skresnet18", sk_split_input=False), state, r"'layer1.0.conv1.paths.0.conv.weight': shape \(64, 32, 3, 3\)"
+    )
+
+
 def test_unsupported_and_foreign_checkpoints():
-    sk_basic = {"conv1.weight": np.zeros((64, 3, 7, 7)), "layer1.0.conv1.paths.0.conv.weight": np.zeros((64, 32, 3, 3))}
-    _assert_refused(_model("se_resnet18"), sk_basic, r"skresnet18 / skresnet34.*does not build that variant")
     _assert_refused(_model("se_resnet18"), {"blocks.0.weight": np.zeros(3)}, r"not a timm .* checkpoint.*'blocks.0.weight'")
     _assert_refused(_model("se_mobilenet"), _synthetic("seresnet18"), r"'se_mobilenet' has layers with no counterpart.*residual")
 
@@ -339,6 +361,9 @@ def test_bad_files_through_create_model(tmp_path, monkeypatch):
         ("stage3_block1_sk_path1_bn", "sknet", "layer2.0.conv2.paths.1.bn"),
         ("stage3_block1_sk_fc2", "sknet", "layer2.0.conv2.attn.fc_select"),
         ("stage3_block1_bn3", "sknet", "layer2.0.conv3.bn"),
+        ("stage3_block1_sk_path1_conv", "sknet_basic", "layer2.0.conv1.paths.1.conv"),
+        ("stage3_block1_sk_fc1_bn", "sknet_basic", "layer2.0.conv1.attn.bn"),
+        ("stage3_block1_bn2", "sknet_basic", "layer2.0.conv2.bn"),
         ("predictions", "legacy", "last_linear"),
         ("stage2_block1_sk_fc1", "legacy", None),
         ("avg_pool", "resnet", None),
@@ -349,10 +374,12 @@ def test_timm_name(layer, scheme, expected):
 
 
 def test_schemes():
-    assert [timm_scheme(n) for n in ("legacy_senet154", "senet154", "skresnext50_32x4d")] == ["legacy", "resnet", "sknet"]
+    names = ("legacy_senet154", "senet154", "skresnext50_32x4d", "skresnet50", "skresnet34")
+    assert [timm_scheme(n) for n in names] == ["legacy", "resnet", "sknet", "sknet", "sknet_basic"]
     assert detect_scheme({"layer0.conv1.weight": 0}) == "legacy"
     assert detect_scheme({"conv1.0.weight": 0}) == "resnet"
     assert detect_scheme({"conv1.weight": 0, "layer1.0.conv2.paths.0.conv.weight": 0}) == "sknet"
+    assert detect_scheme({"conv1.weight": 0, "layer1.0.conv1.paths.0.conv.weight": 0}) == "sknet_basic"
     assert detect_scheme({"features.0.weight": 0}) is None
     with pytest.raises(ValueError, match="scheme="):
         timm_name("stem_conv", "torchvision")

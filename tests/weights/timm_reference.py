@@ -5,7 +5,7 @@ of its state dict, derived by following the constructors in timm's
 `models/senet.py` (`SENet`, `_make_layer`, `SEResNetBlock`,
 `SEResNetBottleneck`, `SEResNeXtBottleneck`, `SEBottleneck`, `SEModule`),
 `models/resnet.py` (`ResNet`, `make_blocks`, `downsample_conv`,
-`BasicBlock`, `Bottleneck`), `models/sknet.py` (`SelectiveKernelBottleneck`),
+`BasicBlock`, `Bottleneck`), `models/sknet.py` (`SelectiveKernelBasic`, `SelectiveKernelBottleneck`),
 `layers/selective_kernel.py` (`SelectiveKernel`, `SelectiveKernelAttn`),
 `layers/squeeze_excite.py` (`SEModule`) and `layers/helpers.py`
 (`make_divisible`), timm 1.0. Nothing here calls keras_se, so comparing
@@ -50,7 +50,19 @@ ARCHS = {
     "skresnext50_32x4d": (
         "resnet",
         dict(block="SelectiveKernelBottleneck", layers=(3, 4, 6, 3), cardinality=32, base_width=4,
-             sk_kwargs=dict(rd_ratio=1 / 16, rd_divisor=32)),
+             sk_kwargs=dict(rd_ratio=1 / 16, rd_divisor=32, split_input=False)),
+    ),
+    "skresnet18": (
+        "resnet",
+        dict(block="SelectiveKernelBasic", layers=(2, 2, 2, 2), sk_kwargs=dict(rd_ratio=1 / 8, rd_divisor=16, split_input=True)),
+    ),
+    "skresnet34": (
+        "resnet",
+        dict(block="SelectiveKernelBasic", layers=(3, 4, 6, 3), sk_kwargs=dict(rd_ratio=1 / 8, rd_divisor=16, split_input=True)),
+    ),
+    "skresnet50": (
+        "resnet",
+        dict(block="SelectiveKernelBottleneck", layers=(3, 4, 6, 3), sk_kwargs=dict(split_input=True)),
     ),
 }
 
@@ -73,6 +85,10 @@ PUBLISHED_PARAMS = {
     "seresnext101_32x4d": 48_955_416,
     "senet154": 115_088_984,
     "skresnext50_32x4d": 27_479_784,
+    # timm's own counts (timm.create_model(name).parameters(), timm 1.0.31).
+    "skresnet18": 11_958_056,
+    "skresnet34": 22_282_376,
+    "skresnet50": 25_803_160,
 }
 
 
@@ -149,7 +165,7 @@ def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_typ
     else:
         s["conv1.weight"] = (inplanes, 3, 7, 7)
     s |= _bn("bn1", inplanes)
-    expansion = 1 if block == "BasicBlock" else 4
+    expansion = 1 if block in ("BasicBlock", "SelectiveKernelBasic") else 4
     for i, (planes, blocks) in enumerate(zip(STAGE_PLANES, layers)):
         stride = 1 if i == 0 else 2
         for b in range(blocks):
@@ -173,17 +189,14 @@ def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_typ
                 s |= _bn(f"{p}.bn2", width)
                 s[f"{p}.conv3.weight"] = (planes * 4, width, 1, 1)
                 s |= _bn(f"{p}.bn3", planes * 4)
-            else:  # SelectiveKernelBottleneck, split_input=False, kernels [3, 5] as 3x3 dilated
+            elif block == "SelectiveKernelBasic":  # SelectiveKernel (conv1) + ConvNormAct (conv2)
+                s |= _selective_kernel(f"{p}.conv1", inplanes, planes, 1, sk_kwargs)
+                s[f"{p}.conv2.conv.weight"] = (planes, planes, 3, 3)
+                s |= _bn(f"{p}.conv2.bn", planes)
+            else:  # SelectiveKernelBottleneck
                 s[f"{p}.conv1.conv.weight"] = (first, inplanes, 1, 1)
                 s |= _bn(f"{p}.conv1.bn", first)
-                groups = min(width, cardinality)
-                for m in range(2):
-                    s[f"{p}.conv2.paths.{m}.conv.weight"] = (width, first // groups, 3, 3)
-                    s |= _bn(f"{p}.conv2.paths.{m}.bn", width)
-                attn_channels = make_divisible(width * sk_kwargs["rd_ratio"], divisor=sk_kwargs["rd_divisor"])
-                s[f"{p}.conv2.attn.fc_reduce.weight"] = (attn_channels, width, 1, 1)
-                s |= _bn(f"{p}.conv2.attn.bn", attn_channels)
-                s[f"{p}.conv2.attn.fc_select.weight"] = (width * 2, attn_channels, 1, 1)
+                s |= _selective_kernel(f"{p}.conv2", first, width, cardinality, sk_kwargs)
                 s[f"{p}.conv3.conv.weight"] = (planes * 4, width, 1, 1)
                 s |= _bn(f"{p}.conv3.bn", planes * 4)
             out = planes * expansion
@@ -195,6 +208,22 @@ def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_typ
                 }
             inplanes = out
     s |= {"fc.weight": (1000, 512 * expansion), "fc.bias": (1000,)}
+    return s
+
+
+def _selective_kernel(p, in_channels, out_channels, groups, sk_kwargs):
+    """timm.layers.SelectiveKernel: kernels [3, 5] as 3x3 with dilation 1, 2."""
+    s = {}
+    rd_ratio, rd_divisor = sk_kwargs.get("rd_ratio", 1 / 16), sk_kwargs.get("rd_divisor", 8)
+    path_in = in_channels // 2 if sk_kwargs.get("split_input", True) else in_channels
+    groups = min(out_channels, groups)
+    for m in range(2):
+        s[f"{p}.paths.{m}.conv.weight"] = (out_channels, path_in // groups, 3, 3)
+        s |= _bn(f"{p}.paths.{m}.bn", out_channels)
+    attn_channels = make_divisible(out_channels * rd_ratio, divisor=rd_divisor)
+    s[f"{p}.attn.fc_reduce.weight"] = (attn_channels, out_channels, 1, 1)
+    s |= _bn(f"{p}.attn.bn", attn_channels)
+    s[f"{p}.attn.fc_select.weight"] = (out_channels * 2, attn_channels, 1, 1)
     return s
 
 
