@@ -64,7 +64,10 @@ def _load_model(args):
     kwargs = {"input_shape": (args.input_size, args.input_size, 3)}
     if args.weights:
         kwargs["weights"] = args.weights
-    return keras_se.create_model(args.model, **kwargs), args.model
+    model = keras_se.create_model(args.model, **kwargs)
+    # A timm alias ("timm:seresnet50") names its model after timm ("seresnet50"):
+    # file names without the colon.
+    return model, model.name
 
 
 def _prepare_out(args, names):

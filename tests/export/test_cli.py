@@ -46,3 +46,11 @@ def test_user_mistakes_are_one_line_and_leave_nothing(argv, message, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-se: error:") and message in err and "\n" not in err
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_convert_timm_alias_names_files_after_the_timm_model(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["convert", "timm:seresnet18", "--input-size", "32", "--out", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert os.listdir(out) == ["seresnet18_float32.tflite"]
+    assert report[0]["parity"]["max_abs_error"] < 5e-5
