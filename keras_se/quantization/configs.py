@@ -3,8 +3,9 @@ per-layer plan that says which layer gets which.
 
 tfmot's default scheme has no entry for the SE scale (`Multiply`,
 tensorflow/model-optimization#733), the hard-sigmoid gate's `Rescaling`
-layers (#980), the avg-max squeeze's `Average`, nor keras_se's `GroupConv2D`
-`ChannelShuffle` and `ChannelSlice`. Each gets the quantisation TFLite's int8 kernels expect:
+layers (#980), the avg-max squeeze's `Average`, nor keras_se's `GroupConv2D`,
+`ChannelShuffle` and `ChannelSlice`. Each gets the quantisation TFLite's
+int8 kernels expect:
 
 | layer | QuantizeConfig | TFLite op |
 |---|---|---|

@@ -1,6 +1,6 @@
 """timm (PyTorch) checkpoints for the keras_se residual networks.
 
-Three timm naming schemes cover the SE / SK models timm publishes:
+Four timm naming schemes cover the SE / SK models timm publishes:
 
 - `"legacy"`: timm's `senet.py` (`legacy_seresnet*`, `legacy_seresnext*`,
   `legacy_senet154`, the ported Caffe models): `layer0.conv1`,
@@ -55,6 +55,7 @@ _STEM = {
     },
 }
 _STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet"]
+
 
 def _sk_rules(conv):
     """keras_se's SK layers -> timm's `SelectiveKernel` module `conv`."""
