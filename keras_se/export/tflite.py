@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_se.export import calibration
 from keras_se.export.flatbuffer import read_tflite
+from keras_se.export.forms import average_pools_as_depthwise
 from keras_se.export.gpu import check_gpu
 from keras_se.export.verify import Parity, compare_outputs
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
@@ -78,6 +79,8 @@ def _converter(model, quantize, samples, progress):
 
         converter = tflite_converter(model)  # seconds, where from_keras_model takes a minute
     else:
+        if quantize == "int8":
+            model = average_pools_as_depthwise(model)
         converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
@@ -136,7 +139,9 @@ def to_tflite(
             so a failed conversion leaves nothing behind.
         quantize: None (float32), `"float16"` (fp16 weights), `"dynamic"`
             (int8 weights, float activations) or `"int8"` (full integer with
-            int8 input and output).
+            int8 input and output; valid-padded average pools are written as
+            the equal depthwise convolutions, which XNNPACK runs in int8:
+            `keras_se.export.forms`).
         representative_data: for `"int8"` (post-training): a (N, H, W, C)
             array of real, preprocessed inputs (see
             `keras_se.export.calibration`). None uses random data with a
