@@ -26,12 +26,12 @@ Results go to BENCHMARKS.md ("## SE overhead: ablations").
 import argparse
 import os
 import sys
-import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _markdown import machine_summary, update_section  # noqa: E402
+from _variants import fp32_int8_table  # noqa: E402
 
 VARIANTS = {
     "ResNet-50": "plain",
@@ -82,37 +82,19 @@ def main():
     import numpy as np
 
     import keras_se
-    from keras_se.export import to_tflite
-    from keras_se.export.bench import measure_latency
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "se_ablation"))
     args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
     se = keras_se.create_model("se_resnet50")
-    models = {
-        "plain": keras_se.create_model("resnet50"),
-        "one_pixel": rewire_se(se, "one_pixel"),
-        "no_scale": rewire_se(se, "no_scale"),
-        "early": rewire_se(se, "early"),
-        "se": se,
-    }
+    models = {"plain": keras_se.create_model("resnet50"), "se": se}
+    models.update({kind: rewire_se(se, kind) for kind in ("one_pixel", "no_scale", "early")})
     x = np.random.default_rng(0).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
     early_error = float(np.abs(models["early"].predict(x, verbose=0) - se.predict(x, verbose=0)).max())
     assert len(models["no_scale"].outputs) == 1 + 16  # one gate per SE block
-    paths = {}
-    for kind, model in models.items():
-        for quantize in (None, "int8"):
-            path = os.path.join(args.out, f"{kind}_{quantize or 'float32'}.tflite")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                to_tflite(model, path, quantize=quantize, overwrite=True, verify=False)
-            paths[(kind, quantize)] = path
-    keys = list(paths)
-    results = measure_latency([paths[k] for k in keys], threads=args.threads, runs=args.runs)
-    ms = {k: r.median_ms for k, r in zip(keys, results)}
+    variants = [(label, kind, models[kind]) for label, kind in VARIANTS.items()]
     lines = [
         f"Command: `python benchmarks/se_ablation.py --runs {args.runs} --threads {args.threads}`  ",
         f"Machine: {machine_summary()}  ",
@@ -120,12 +102,8 @@ def main():
         "int8 = full integer, calibrated on random data. "
         f"Squeeze moved before the last 1x1 conv: max |difference| from keras_se's graph {early_error:.1e} (Keras, probabilities).",
         "",
-        "| variant | fp32 ms | fp32 / ResNet-50 | int8 ms | int8 / ResNet-50 |",
-        "|---|---:|---:|---:|---:|",
+        *fp32_int8_table(variants, args.out, args.runs, threads=args.threads, digits=1),
     ]
-    for label, kind in VARIANTS.items():
-        a, b = ms[(kind, None)], ms[(kind, "int8")]
-        lines.append(f"| {label} | {a:.1f} | {a / ms[('plain', None)]:.3f} | {b:.1f} | {b / ms[('plain', 'int8')]:.3f} |")
     update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## SE overhead: ablations", "\n".join(lines))
     print("\n".join(lines))
 

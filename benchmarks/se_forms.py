@@ -11,12 +11,12 @@ Results go to BENCHMARKS.md ("## SE graph forms").
 import argparse
 import os
 import sys
-import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _markdown import machine_summary, update_section  # noqa: E402
+from _variants import fp32_int8_table  # noqa: E402
 
 H, C = 56, 256
 FORMS = {
@@ -67,37 +67,19 @@ def blocks(kind):
 def main():
     import numpy as np
 
-    from keras_se.export import to_tflite
-    from keras_se.export.bench import measure_latency
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "se_forms"))
     args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
     calibration = np.random.default_rng(0).uniform(0, 1, (8, H, H, C)).astype("float32")
-    paths = {}
-    for label, kind in FORMS.items():
-        model = blocks(kind)
-        for quantize in (None, "int8"):
-            path = os.path.join(args.out, f"{kind}_{quantize or 'float32'}.tflite")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                to_tflite(model, path, quantize=quantize, overwrite=True, verify=False, representative_data=calibration if quantize else None)
-            paths[(label, quantize)] = path
-    keys = list(paths)
-    medians = {k: r.median_ms for k, r in zip(keys, measure_latency([paths[k] for k in keys], runs=args.runs))}
+    variants = [(label, kind, blocks(kind)) for label, kind in FORMS.items()]
     lines = [
         f"Command: `python benchmarks/se_forms.py --runs {args.runs}`  ",
         f"Machine: {machine_summary()}  ",
         f"Three bottleneck blocks at 56x56x256 (SE-ResNet-50 stage 2), LiteRT XNNPACK, 1 thread, median of {args.runs} interleaved runs.",
         "",
-        "| SE form | fp32 ms | fp32 / no SE | int8 ms | int8 / no SE |",
-        "|---|---:|---:|---:|---:|",
+        *fp32_int8_table(variants, args.out, args.runs, calibration=calibration, header="SE form"),
     ]
-    for label in FORMS:
-        a, b = medians[(label, None)], medians[(label, "int8")]
-        lines.append(f"| {label} | {a:.2f} | {a / medians[('no SE', None)]:.3f} | {b:.2f} | {b / medians[('no SE', 'int8')]:.3f} |")
     update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## SE graph forms", "\n".join(lines))
     print("\n".join(lines))
 

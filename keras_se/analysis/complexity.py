@@ -40,6 +40,7 @@ import warnings
 from fractions import Fraction
 
 from keras_se.analysis.params import _is_statistic
+from keras_se.layers._utils import producer_layer
 
 CONVENTIONS = (
     "MACs: multiply-adds of convolutions and fully connected layers (the papers' 'GFLOPs'); "
@@ -560,13 +561,6 @@ def _model_nodes(model):
     return [(layer, node) for layer in layers for node in layer._inbound_nodes if id(node) in in_graph]
 
 
-def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    if history is None:
-        return None
-    return getattr(history, "operation", None) or getattr(history, "layer", None) or history[0]
-
-
 def _fold_amount(bn, conv, channels):
     """Parameters that disappear when `bn` folds into `conv`: gamma and beta,
     less the bias vector the conv gains when it had none.
@@ -587,7 +581,7 @@ def _folded_params(bn, node, out):
     inputs = _flatten(node.input_tensors)
     if len(inputs) != 1:
         return 0
-    producer = _producer(inputs[0])
+    producer = producer_layer(inputs[0])
     if producer is None or _kind(producer) not in _CONVS:
         return 0
     if len(getattr(producer, "_outbound_nodes", [])) != 1:

@@ -42,18 +42,20 @@ class _GroupConvMixin:
         return self.convolution_op(inputs, kernel)
 
 
+def _check_divides_channels(layer, arg, value, input_shape):
+    """A 4-D input whose channels `value` (the layer's argument `arg`) divides."""
+    shape = check_rank4(type(layer).__name__, input_shape)
+    if shape[-1] % value:
+        raise ValueError(f"{arg} must divide the input channels ({shape[-1]}). Received: {arg}={value}")
+
+
 class _ChannelShuffleMixin:
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)
         self.groups = check_positive_int("groups", groups)
 
     def build(self, input_shape):
-        shape = check_rank4(type(self).__name__, input_shape)
-        if shape[-1] % self.groups:
-            raise ValueError(
-                f"groups must divide the input channels ({shape[-1]}). "
-                f"Received: groups={self.groups}"
-            )
+        _check_divides_channels(self, "groups", self.groups, input_shape)
         super().build(input_shape)
 
     def call(self, inputs):
@@ -87,12 +89,7 @@ class _ChannelSliceMixin:
         self.index = index
 
     def build(self, input_shape):
-        shape = check_rank4(type(self).__name__, input_shape)
-        if shape[-1] % self.num_slices:
-            raise ValueError(
-                f"num_slices must divide the input channels ({shape[-1]}). "
-                f"Received: num_slices={self.num_slices}"
-            )
+        _check_divides_channels(self, "num_slices", self.num_slices, input_shape)
         super().build(input_shape)
 
     def call(self, inputs):

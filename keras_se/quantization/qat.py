@@ -141,8 +141,9 @@ def qat_flavour():
 def _check_keras_layers(model):
     """Names the layers of a Keras 3 model that keras_se cannot rebuild."""
     from keras_se.layers import primitives
+    from keras_se.layers.namespace import _CUSTOM
 
-    ours = (primitives.GroupConv2D, primitives.ChannelShuffle, primitives.ChannelSlice, primitives.KernelSelect)
+    ours = tuple(getattr(primitives, name) for name in _CUSTOM)
     custom = []
     for layer in model.layers:
         module = type(layer).__module__

@@ -77,8 +77,7 @@ def _cmd_train(args):
         raise UserError(f"--image-size must be at least 32, got {image_size}")
     model_kwargs = parse_model_args(args.model_arg)
     # Before any data is read: an existing run is not replaced by mistake.
-    outputs = ("model.keras", "train.json") + (("model_int8.tflite",) if args.qat else ())
-    existing = [os.path.join(args.output_dir, n) for n in outputs if os.path.exists(os.path.join(args.output_dir, n))]
+    existing = [os.path.join(args.output_dir, n) for n in training.output_names(args.qat) if os.path.exists(os.path.join(args.output_dir, n))]
     if existing and not args.force:
         raise UserError(f"{existing[0]} exists; use --force to replace it")
     if args.digits:

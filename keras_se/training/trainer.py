@@ -9,6 +9,7 @@ go to `output_dir`.
 """
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -210,16 +211,47 @@ def tflite_accuracy(tflite, x, y):
     return float(np.mean(outputs.reshape(len(x), -1).argmax(axis=1) == np.asarray(y)))
 
 
+def output_names(qat):
+    """The files `train` writes into `output_dir` (besides checkpoints/)."""
+    return ["model.keras", "train.json"] + (["model_int8.tflite"] if qat else [])
+
+
 def _prepare_output_dir(output_dir, overwrite, qat):
     if output_dir is None:
         return None
     output_dir = os.fspath(output_dir)
     os.makedirs(os.path.join(output_dir, "checkpoints"), exist_ok=True)
-    names = ["model.keras", "train.json"] + (["model_int8.tflite"] if qat else [])
-    existing = [n for n in names if os.path.exists(os.path.join(output_dir, n))]
+    existing = [n for n in output_names(qat) if os.path.exists(os.path.join(output_dir, n))]
     if existing and not overwrite:
         raise FileExistsError(f"{os.path.join(output_dir, existing[0])} exists; pass overwrite=True (--force) to replace it")
     return output_dir
+
+
+def _compiled(module, build, strategy, sync_batchnorm, optimizer, learning_rate, epochs, steps):
+    """`build()` under the strategy, compiled for sparse labels; `module` is keras or tf_keras."""
+    with strategy.scope():
+        net = build()
+        if sync_batchnorm:
+            synchronize_batchnorm(net)
+        net.compile(
+            optimizer=_optimizer(module, optimizer, _schedule(module, learning_rate, epochs, steps)),
+            loss=module.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    return net
+
+
+def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress):
+    """Fits with per-epoch weight checkpoints and progress; returns the history as floats."""
+    callbacks = []
+    if output_dir:
+        checkpoint = os.path.join(output_dir, "checkpoints", f"{label.lower()}-epoch{{epoch:03d}}.weights.h5")
+        callbacks.append(module.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True))
+    if progress:
+        callbacks.append(progress_callback(module.callbacks, label))
+    # shuffle=False: the dataset shuffles itself (Keras warns otherwise).
+    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    return {k: [float(v) for v in values] for k, values in fit.history.items()}
 
 
 def train(
@@ -335,29 +367,11 @@ def train(
     files = {}
 
     steps = int(train_ds.cardinality())
-    with strategy.scope():
-        net = keras_se.create_model(model, input_shape=input_shape, classes=classes, **(model_kwargs or {}))
-        if replicas > 1 and sync_batchnorm:
-            synchronize_batchnorm(net)
-        net.compile(
-            optimizer=_optimizer(keras, optimizer, _schedule(keras, learning_rate, epochs, steps)),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
-    history = {}
-    if epochs:
-        callbacks = []
-        if output_dir:
-            callbacks.append(
-                keras.callbacks.ModelCheckpoint(
-                    os.path.join(output_dir, "checkpoints", "float-epoch{epoch:03d}.weights.h5"), save_weights_only=True
-                )
-            )
-        if progress:
-            callbacks.append(progress_callback(keras.callbacks, "float"))
-        # shuffle=False: the dataset shuffles itself (Keras warns otherwise).
-        fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
-        history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    stage = dict(strategy=strategy, sync_batchnorm=replicas > 1 and sync_batchnorm, optimizer=optimizer, steps=steps)
+    build = functools.partial(keras_se.create_model, model, input_shape=input_shape, classes=classes, **(model_kwargs or {}))
+    net = _compiled(keras, build, learning_rate=learning_rate, epochs=epochs, **stage)
+    run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress)
+    history = _fit(keras, net, "float", epochs, **run) if epochs else {}
 
     metrics = {}
     if validation_data is not None:
@@ -372,26 +386,8 @@ def train(
 
         from keras_se.quantization import quantize_model
 
-        with strategy.scope():
-            qat_model = quantize_model(net)
-            if replicas > 1 and sync_batchnorm:
-                synchronize_batchnorm(qat_model)
-            qat_model.compile(
-                optimizer=_optimizer(tf_keras, optimizer, _schedule(tf_keras, qat_learning_rate, qat_epochs, steps)),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(),
-                metrics=["accuracy"],
-            )
-        callbacks = []
-        if output_dir:
-            callbacks.append(
-                tf_keras.callbacks.ModelCheckpoint(
-                    os.path.join(output_dir, "checkpoints", "qat-epoch{epoch:03d}.weights.h5"), save_weights_only=True
-                )
-            )
-        if progress:
-            callbacks.append(progress_callback(tf_keras.callbacks, "QAT"))
-        fit = qat_model.fit(train_ds, validation_data=val_ds, epochs=qat_epochs, callbacks=callbacks, verbose=0)
-        qat_history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+        qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
+        qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
         if validation_data is not None:
             metrics["qat_accuracy"] = float(qat_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
         if output_dir:

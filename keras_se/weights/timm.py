@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from keras_se.layers._utils import producer_layer
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
 
@@ -386,8 +387,8 @@ def _layer(model, name):
 
 
 def _input_layer_name(layer):
-    history = getattr(layer.input, "_keras_history", None)
-    return history[0].name if history else None
+    producer = producer_layer(layer.input)
+    return producer.name if producer is not None else None
 
 
 def _architecture_problems(model, scheme):
