@@ -9,9 +9,10 @@ import numpy as np
 
 from keras_se.export import calibration
 from keras_se.export.flatbuffer import read_tflite
-from keras_se.export.forms import average_pools_as_depthwise
+from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_split
 from keras_se.export.gpu import check_gpu
-from keras_se.export.verify import Parity, compare_outputs
+from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
+from keras_se.export.verify import Parity, compare_outputs, keras_outputs, output_step, parity_of
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -23,6 +24,10 @@ class ConversionError(ValueError):
 
 class VerificationError(ValueError):
     """The converted model disagrees with Keras beyond the stated bounds."""
+
+
+class GpuNotRunWarning(UserWarning):
+    """`to_tflite(gpu=True)` could not run the file on a GPU (no adapter): only the rules were checked."""
 
 
 @dataclasses.dataclass
@@ -37,6 +42,8 @@ class TFLiteExport:
     parity: Parity
     gpu_findings: list
     seconds: float
+    gpu_run: GpuRun = None  # LiteRT's GPU accelerator, with gpu=True
+    gpu_parity: Parity = None  # its outputs against Keras
 
     def to_dict(self):
         return {
@@ -45,10 +52,25 @@ class TFLiteExport:
             "gpu": self.gpu,
             "size_bytes": self.size_bytes,
             "ops": self.ops,
-            "parity": dataclasses.asdict(self.parity),
+            "parity": dataclasses.asdict(self.parity) if self.parity else None,
             "gpu_findings": [str(f) for f in self.gpu_findings],
+            "gpu_rules": gpu_rules_verdict(self.gpu_findings) if self.gpu else None,
+            "gpu_accelerator": (
+                {**self.gpu_run.to_dict(), "parity": dataclasses.asdict(self.gpu_parity) if self.gpu_parity else None}
+                if self.gpu_run
+                else None
+            ),
             "seconds": round(self.seconds, 2),
         }
+
+
+def gpu_rules_verdict(findings):
+    """The classic GPU delegate's verdict in a few words, from `check_gpu` findings."""
+    errors = sum(f.severity == "error" for f in findings)
+    warnings_ = len(findings) - errors
+    if errors:
+        return f"refused ({errors} op{'s' * (errors > 1)})"
+    return f"pass ({warnings_} slow-path note{'s' * (warnings_ > 1)})" if warnings_ else "pass"
 
 
 def _static_input_shape(model):
@@ -71,7 +93,7 @@ def _batch_one(model):
     return keras.Model(inputs, model(inputs, training=False), name=model.name)
 
 
-def _converter(model, quantize, samples, progress):
+def _converter(model, quantize, samples, progress, gpu=False):
     import tensorflow as tf
 
     if _is_qat(model):
@@ -81,6 +103,8 @@ def _converter(model, quantize, samples, progress):
     else:
         if quantize == "int8":
             model = average_pools_as_depthwise(model)
+        if gpu:
+            model = grouped_convolutions_split(model)
         converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
@@ -146,8 +170,16 @@ def to_tflite(
             array of real, preprocessed inputs (see
             `keras_se.export.calibration`). None uses random data with a
             `RandomCalibrationWarning`. Also the inputs used to verify.
-        gpu: bool, defaults to False. Check the file against the GPU
-            delegate's rules (`check_gpu`) and fail if any op would fall off it.
+        gpu: bool, defaults to False. The GPU preset: grouped convolutions
+            that LiteRT's GPU accelerator cannot compile are split per group
+            (`keras_se.export.forms`), and the file gets two GPU verdicts:
+            the classic GPU delegate's rules (`check_gpu`) and a run on
+            LiteRT's GPU accelerator (`run_on_gpu_accelerator`, with
+            `verify`) whose outputs must match Keras (`Parity.check_gpu`:
+            relative L2 error within `GPU_RELATIVE_L2` for float files).
+            A refusal by either, a crash, or a parity failure fails the
+            conversion. Where the machine has no GPU adapter the run is
+            "not run" (a `GpuNotRunWarning`), never a pass.
         overwrite: bool, defaults to False. Replace an existing file.
         verify: bool, defaults to True. Run the file in LiteRT on a few
             inputs and compare with Keras (`Parity`); float32 must agree
@@ -188,7 +220,7 @@ def to_tflite(
     try:
         with quiet_native_logs(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            data = _converter(model, quantize, samples, progress or (lambda: None)).convert()
+            data = _converter(model, quantize, samples, progress or (lambda: None), gpu).convert()
     except Exception as error:  # the converter raises ConverterError and friends
         if isinstance(error, tf.errors.OpError) or "ConverterError" in type(error).__name__ or "converter" in str(error).lower():
             raise ConversionError(f"TFLite builtins cannot express this model ({_missing_ops(str(error))})") from None
@@ -197,11 +229,37 @@ def to_tflite(
 
     graph = read_tflite(data)
     findings = check_gpu(data, allow_quantized=quantize == "int8") if gpu else []
-    if gpu and any(f.severity == "error" for f in findings):
-        raise ConversionError("GPU delegate would reject: " + "; ".join(str(f) for f in findings if f.severity == "error"))
-    parity = compare_outputs(model, data, samples[:verify_samples]) if verify else None
+    parity = gpu_run = gpu_parity = None
     if verify:
+        inputs = samples[:verify_samples]
+        reference = keras_outputs(model, inputs)
+        parity = compare_outputs(model, data, inputs, reference)
         parity.check(quantize)
+        if gpu:
+            gpu_run, gpu_parity = _gpu_verdict(data, inputs, reference)
+            gpu_run.path = path
+    refused = [str(f) for f in findings if f.severity == "error"]
+    if refused:
+        also = f" (LiteRT GPU accelerator: {gpu_run.verdict()})" if gpu_run else ""
+        raise ConversionError("GPU delegate would reject: " + "; ".join(refused) + also)
+    if gpu_run is not None:
+        if gpu_run.status == "not run":
+            warnings.warn(f"LiteRT GPU accelerator not run: {gpu_run.reason}", GpuNotRunWarning, stacklevel=2)
+        elif not gpu_run.passed:
+            raise VerificationError(f"LiteRT GPU accelerator: {gpu_run.verdict()}")
+        else:
+            gpu_parity.check_gpu(quantize)
     with atomic_output(path, overwrite) as handle:
         handle.write(data)
-    return TFLiteExport(path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, findings, seconds)
+    return TFLiteExport(
+        path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, findings, seconds, gpu_run, gpu_parity
+    )
+
+
+def _gpu_verdict(data, inputs, reference):
+    """Runs the file on LiteRT's GPU accelerator: (`GpuRun`, `Parity` or None)."""
+    run = run_on_gpu_accelerator(data, inputs)
+    if run.outputs is None:
+        return run, None
+    where = "software adapter" if run.software else "hardware adapter"
+    return run, parity_of(reference, run.outputs, f"LiteRT GPU accelerator ({where})", output_step(data))

@@ -1,0 +1,100 @@
+"""The child process behind `keras_se.export.gpu_run`: one .tflite file on LiteRT's GPU accelerator.
+
+Run as a script (`python _gpu_child.py FILE`), never imported: it must not
+import TensorFlow (nor keras_se, whose package imports Keras), because
+TensorFlow and the GPU accelerator in one process crash at model creation.
+
+Protocol: one JSON object per line on the file descriptor named by
+`--reply-fd` (fd 1 is pointed at fd 2 first, so native code that prints
+cannot corrupt it), commands one JSON object per line on stdin:
+    -> {"event": "ready", "fully_accelerated": bool, "inputs": [...], "outputs": [...]}
+       or {"event": "error", "message": str}
+    <- {"cmd": "run", "inputs": "x.npy", "outputs": "y.npy"}   float inputs, float outputs
+    -> {"event": "ran"}
+    <- {"cmd": "time", "runs": n}
+    -> {"event": "timed", "ms": [...]}
+    <- {"cmd": "quit"}
+Quantised inputs and outputs are (de)quantised here with the tensors' own
+scale and zero point, as `keras_se.export.verify.run_tflite` does on the CPU.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _details(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # Only the tensor metadata (quantisation parameters); no allocation.
+    interpreter = Interpreter(model_path=path)
+    return interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path")
+    parser.add_argument("--reply-fd", type=int, required=True)
+    args = parser.parse_args()
+    reply_stream = os.fdopen(args.reply_fd, "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def reply(**message):
+        reply_stream.write(json.dumps(message) + "\n")
+
+    import numpy as np
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+    try:
+        inp, out = _details(args.path)
+        model = CompiledModel.from_file(args.path, hardware_accel=HardwareAccelerator.GPU)
+        inputs = model.create_input_buffers(0)
+        outputs = model.create_output_buffers(0)
+    except Exception as error:  # LiteRT raises RuntimeError with its status trace
+        reply(event="error", message=" ".join(str(error).split()))
+        return
+    reply(
+        event="ready",
+        fully_accelerated=bool(model.is_fully_accelerated()),
+        input={"shape": [int(d) for d in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name},
+        output={"shape": [int(d) for d in out["shape"]], "dtype": np.dtype(out["dtype"]).name},
+    )
+    out_size = int(np.prod(out["shape"]))
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "run":
+            results = []
+            for sample in np.load(command["inputs"]).astype("float32"):
+                x = sample[None]
+                if inp["dtype"] in (np.int8, np.uint8):
+                    scale, zero = inp["quantization"]
+                    info = np.iinfo(inp["dtype"])
+                    x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp["dtype"])
+                inputs[0].write(np.ascontiguousarray(x, dtype=inp["dtype"]).reshape(-1))
+                model.run_by_index(0, inputs, outputs)
+                y = np.asarray(outputs[0].read(out_size, out["dtype"])).astype("float32")
+                if out["dtype"] in (np.int8, np.uint8):
+                    scale, zero = out["quantization"]
+                    y = (y - zero) * scale
+                results.append(y.reshape(out["shape"])[0])
+            np.save(command["outputs"], np.stack(results))
+            reply(event="ran")
+        elif command["cmd"] == "time":
+            times = []
+            for _ in range(int(command["runs"])):
+                start = time.perf_counter()
+                model.run_by_index(0, inputs, outputs)
+                # Reading the output waits for the GPU: the time an app waits.
+                outputs[0].read(out_size, out["dtype"])
+                times.append((time.perf_counter() - start) * 1e3)
+            reply(event="timed", ms=times)
+        else:
+            break
+
+
+if __name__ == "__main__":
+    main()

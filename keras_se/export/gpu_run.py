@@ -1,0 +1,339 @@
+"""Running a .tflite file on LiteRT's GPU accelerator, in a child process.
+
+`check_gpu` applies the classic GPU delegate's rules to a flatbuffer; this
+module runs the file on a real GPU runtime: LiteRT's GPU accelerator (ML
+Drift over WebGPU, `libLiteRtWebGpuAccelerator.so` in ai-edge-litert), on
+whatever adapter the machine has. Without a GPU that is Mesa's software
+Vulkan driver (lavapipe, "llvmpipe"): the same compiler and kernels a phone's
+GPU gets, so "fully accelerated" and the outputs are real, but times are
+not phone times.
+
+The accelerator runs in a child process that never imports TensorFlow
+(TensorFlow and the accelerator in one process crash at model creation), so
+a crash of the runtime is a reported result, never the caller's crash.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gpu_child.py")
+_LIBRARY = "libLiteRtWebGpuAccelerator.so"
+
+NO_ADAPTER_FIX = (
+    "install a Vulkan driver: Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1 "
+    "(Mesa 22.3 is too old); Debian 13 / Ubuntu 24.04: apt-get install mesa-vulkan-drivers libvulkan1; "
+    "or use a machine with a GPU"
+)
+
+# Seconds to compile a model on the GPU (lavapipe compiles every kernel on
+# the CPU: SENet-154 takes the longest, about a minute on 2 cores).
+DEFAULT_TIMEOUT = 600
+
+
+class GpuAcceleratorError(RuntimeError):
+    """The child process could not be driven (it died or stopped answering)."""
+
+
+@dataclasses.dataclass
+class GpuRun:
+    """What LiteRT's GPU accelerator did with one file.
+
+    status is one of:
+      - "ran": the model was compiled for the GPU and ran;
+      - "refused": LiteRT refused to compile it for the GPU (`reason` is
+        LiteRT's message, e.g. "Some ops are not accelerated");
+      - "crashed": the accelerator killed its process (`reason` names the
+        signal or exit status);
+      - "timeout": no answer within the time limit;
+      - "not run": no GPU adapter or no accelerator library (`reason` says
+        how to fix it). Never counted as passed.
+    """
+
+    path: str
+    status: str
+    reason: str = ""
+    fully_accelerated: bool = None
+    adapter: str = None
+    software: bool = None
+    outputs: np.ndarray = dataclasses.field(default=None, repr=False)
+    latency_ms: float = None
+    runs: int = 0
+
+    @property
+    def passed(self):
+        """True only when the file ran with every op on the GPU."""
+        return self.status == "ran" and bool(self.fully_accelerated)
+
+    def verdict(self):
+        """One short phrase for tables: "fully accelerated", "refused: ...", "not run: ..."."""
+        if self.status == "ran":
+            return "fully accelerated" if self.fully_accelerated else "partly accelerated"
+        return f"{self.status}: {self.reason}"
+
+    def to_dict(self):
+        record = dataclasses.asdict(self)
+        record.pop("outputs")
+        record["passed"] = self.passed
+        return record
+
+
+def adapter_of(stderr):
+    """(adapter description, software) from the accelerator's log, or (None, None)."""
+    match = re.search(r"Selected adapter: ([^\n]*)", stderr)
+    if not match:
+        return None, None
+    text = match.group(1).strip()
+    return text, "software" in text.lower()
+
+
+def _not_run_reason(text):
+    if "No adapters found" in text or "Found no drivers" in text:
+        if "ArrayDynamicIndexing" in text:
+            return "no GPU adapter (the Vulkan driver is too old for WebGPU); " + NO_ADAPTER_FIX
+        return "no GPU adapter; " + NO_ADAPTER_FIX
+    return None
+
+
+def _signal_name(returncode):
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"{signal.Signals(-returncode).name} (signal {-returncode})"
+        return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class GpuAccelerator:
+    """One `.tflite` file compiled on LiteRT's GPU accelerator in a child process.
+
+    A context manager; the child lives until `close()`, so that runs can be
+    interleaved with other work (`keras_se.export.bench`).
+
+    Args:
+        path: a `.tflite` file.
+        timeout: float, seconds to wait for the model to compile and for
+            each later command.
+
+    After construction, `status` is "ready" or one of `GpuRun`'s statuses
+    other than "ran", with `reason`.
+    """
+
+    def __init__(self, path, timeout=DEFAULT_TIMEOUT):
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self.status, self.reason = "ready", ""
+        self.fully_accelerated = self.adapter = self.software = None
+        self._process = self._stderr = None
+        self._log = ""
+        self._workdir = tempfile.mkdtemp(prefix="keras_se_gpu_")
+        library = os.path.join(os.path.dirname(_ai_edge_litert_file()), _LIBRARY)
+        if not os.path.isfile(library):
+            self.status, self.reason = "not run", f"this ai-edge-litert has no GPU accelerator ({_LIBRARY})"
+            return
+        self._stderr = open(os.path.join(self._workdir, "stderr.log"), "w+")
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ)
+        # The WebGPU runtime needs a runtime directory (Dawn's Vulkan backend).
+        env.setdefault("XDG_RUNTIME_DIR", self._workdir)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, _CHILD, self.path, "--reply-fd", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                pass_fds=(write_fd,),
+                env=env,
+                text=True,
+            )
+        finally:
+            os.close(write_fd)
+        self._replies = os.fdopen(read_fd, "r")
+        message = self._reply()
+        self.adapter, self.software = adapter_of(self.stderr())
+        if message is None:
+            return
+        if message["event"] == "error":
+            text = message["message"] + "\n" + self.stderr()
+            reason = _not_run_reason(text)
+            self.status, self.reason = ("not run", reason) if reason else ("refused", _refusal(message["message"], self.stderr()))
+            self.close()
+            return
+        self.fully_accelerated = message["fully_accelerated"]
+        self.input, self.output = message["input"], message["output"]
+
+    def stderr(self):
+        """What the accelerator logged so far."""
+        if self._stderr is None or self._stderr.closed:
+            return self._log
+        self._stderr.flush()
+        self._stderr.seek(0)
+        text = self._stderr.read()
+        self._stderr.seek(0, os.SEEK_END)
+        return text
+
+    def _reply(self):
+        """The next message, or None after setting status to "crashed" / "timeout"."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            ready, _, _ = select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.status, self.reason = "timeout", f"no answer from the GPU accelerator within {self.timeout:g} s"
+                self.close()
+                return None
+            line = self._replies.readline()
+            if line:
+                return json.loads(line)
+            returncode = self._process.wait()
+            self.status = "crashed"
+            self.reason = f"the accelerator's process died ({_signal_name(returncode)})"
+            last = [x for x in self.stderr().splitlines() if x.startswith(("E0", "ERROR", "F0"))]
+            if last:
+                self.reason += f"; last error: {last[-1][:200]}"
+            self.close()
+            return None
+
+    def _command(self, expected, **command):
+        if self.status != "ready":
+            raise GpuAcceleratorError(f"the GPU accelerator is not ready ({self.status}: {self.reason})")
+        try:
+            self._process.stdin.write(json.dumps(command) + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child died: _reply reports how
+        message = self._reply()
+        if message is None:
+            raise GpuAcceleratorError(f"{self.status}: {self.reason}")
+        if message["event"] != expected:
+            raise GpuAcceleratorError(f"unexpected answer from the GPU accelerator: {message}")
+        return message
+
+    def run(self, samples):
+        """Outputs (float32, one row per sample) for float `samples` of shape (N, H, W, C)."""
+        samples = np.asarray(samples, "float32")
+        x_path, y_path = os.path.join(self._workdir, "x.npy"), os.path.join(self._workdir, "y.npy")
+        np.save(x_path, samples)
+        self._command("ran", cmd="run", inputs=x_path, outputs=y_path)
+        return np.load(y_path)
+
+    def time(self, runs):
+        """Milliseconds of each of `runs` invocations (run and read the output)."""
+        return self._command("timed", cmd="time", runs=int(runs))["ms"]
+
+    def close(self):
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            self._log = self.stderr()
+            self._stderr.close()
+            self._replies.close()
+        if os.path.isdir(self._workdir):
+            import shutil
+
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _ai_edge_litert_file():
+    import importlib.util
+
+    spec = importlib.util.find_spec("ai_edge_litert")
+    return spec.origin
+
+
+def _refusal(message, stderr):
+    if "not accelerated" in message or "not accelerated" in stderr:
+        return "some ops are not accelerated (LiteRT: the GPU accelerator cannot run every op)"
+    errors = [x for x in stderr.splitlines() if x.startswith(("ERROR", "E0"))]
+    return (errors[-1] if errors else message)[:300]
+
+
+def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAULT_TIMEOUT):
+    """Runs a `.tflite` file on LiteRT's GPU accelerator in a child process.
+
+    Args:
+        tflite: path to a `.tflite` file, or its bytes.
+        samples: optional float array (N, H, W, C) of inputs; the result's
+            `outputs` are the model's outputs for them (int8 files are fed
+            and read through their own quantisation parameters).
+        runs: int, defaults to 0. Timed invocations (`latency_ms` is their
+            median), after `warmup` untimed ones.
+        warmup: int, defaults to 2.
+        timeout: float, seconds allowed for compilation and each step.
+
+    Returns:
+        `GpuRun`. Where the machine has no GPU adapter, its status is
+        "not run" with the fix in `reason`; check `passed`, never the
+        absence of an error.
+
+    Example:
+
+    >>> result = run_on_gpu_accelerator("se_mobilenet_float16_gpu.tflite", runs=20)
+    >>> result.passed, result.adapter, result.latency_ms
+    (True, 'llvmpipe (LLVM 15.0.6, 256 bits), arch=software, ...', 2.7)
+    """
+    with _as_path(tflite) as path:
+        accelerator = GpuAccelerator(path, timeout=timeout)
+        result = GpuRun(str(path) if not isinstance(tflite, (bytes, bytearray)) else "<bytes>", accelerator.status)
+        try:
+            if accelerator.status == "ready":
+                outputs = accelerator.run(samples) if samples is not None else None
+                times = []
+                if runs:
+                    accelerator.time(warmup)
+                    times = accelerator.time(runs)
+                result = dataclasses.replace(
+                    result,
+                    status="ran",
+                    outputs=outputs,
+                    latency_ms=statistics.median(times) if times else None,
+                    runs=len(times),
+                )
+        except GpuAcceleratorError:
+            pass
+        finally:
+            accelerator.close()
+        if result.status != "ran":
+            result.status, result.reason = accelerator.status, accelerator.reason
+        result.fully_accelerated = accelerator.fully_accelerated
+        result.adapter, result.software = accelerator.adapter, accelerator.software
+        return result
+
+
+@contextlib.contextmanager
+def _as_path(tflite):
+    if not isinstance(tflite, (bytes, bytearray)):
+        path = os.fspath(tflite)
+        if not os.path.isfile(path):
+            raise ValueError(f"TFLite file not found. Received: {path!r}")
+        yield path
+        return
+    fd, path = tempfile.mkstemp(suffix=".tflite")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(tflite)
+        yield path
+    finally:
+        os.unlink(path)
