@@ -89,8 +89,13 @@ def build_parser():
     p.set_defaults(func=_cmd_list)
 
     # Feature modules add their own subcommands: `add_commands(subparsers)`.
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_commands(sub)
+    # keras_se.analysis imports Keras (and TensorFlow, with its native
+    # start-up logging) as a package: keep that off the user's terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with quiet_native_logs():
+        modules = [importlib.import_module(name) for name in COMMAND_MODULES]
+    for module in modules:
+        module.add_commands(sub)
     return parser
 
 

@@ -11,8 +11,8 @@ from keras_se.export import calibration
 from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_split
 from keras_se.export.gpu import check_gpu
-from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
-from keras_se.export.verify import Parity, compare_outputs, keras_outputs, output_step, parity_of
+from keras_se.export.gpu_run import GpuRun
+from keras_se.export.verify import Parity, compare_on_gpu, compare_outputs, keras_outputs
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -236,7 +236,7 @@ def to_tflite(
         parity = compare_outputs(model, data, inputs, reference)
         parity.check(quantize)
         if gpu:
-            gpu_run, gpu_parity = _gpu_verdict(data, inputs, reference)
+            gpu_run, gpu_parity = compare_on_gpu(data, inputs, reference)
             gpu_run.path = path
     refused = [str(f) for f in findings if f.severity == "error"]
     if refused:
@@ -254,12 +254,3 @@ def to_tflite(
     return TFLiteExport(
         path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, findings, seconds, gpu_run, gpu_parity
     )
-
-
-def _gpu_verdict(data, inputs, reference):
-    """Runs the file on LiteRT's GPU accelerator: (`GpuRun`, `Parity` or None)."""
-    run = run_on_gpu_accelerator(data, inputs)
-    if run.outputs is None:
-        return run, None
-    where = "software adapter" if run.software else "hardware adapter"
-    return run, parity_of(reference, run.outputs, f"LiteRT GPU accelerator ({where})", output_step(data))

@@ -133,13 +133,15 @@ def run_tflite(data, samples, num_threads=1):
     return np.stack(results)
 
 
-def parity_of(reference, actual, runtime, output_step=0.0):
+def parity_of(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0):
     """Errors and top-1 agreement of `actual` against `reference`.
 
     Top-1 is compared only on decisive inputs, where the reference's top-1
     leads its runner-up by more than two output quantisation steps: an
     int8 output cannot order two classes closer than that (an untrained
-    model's near-uniform probabilities all tie).
+    model's near-uniform probabilities all tie). With `relative_l2_bound`
+    (float16 GPU arithmetic), also by more than sqrt(2) * bound * ||reference||,
+    the most an error within that bound can close the gap between two classes.
     """
     reference = reference.reshape(len(reference), -1)
     actual = actual.reshape(len(actual), -1)
@@ -148,7 +150,8 @@ def parity_of(reference, actual, runtime, output_step=0.0):
     k = min(5, reference.shape[1])
     top5 = [len(set(np.argsort(-r)[:k]) & set(np.argsort(-a)[:k])) / k for r, a in zip(reference, actual)]
     top2 = np.sort(reference, axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros((len(reference), 2))
-    decisive = (top2[:, 1] - top2[:, 0]) > 2 * output_step
+    margin = np.maximum(2 * output_step, np.sqrt(2) * relative_l2_bound * np.linalg.norm(reference, axis=1))
+    decisive = (top2[:, 1] - top2[:, 0]) > margin
     agree = reference.argmax(1) == actual.argmax(1)
     return Parity(
         samples=len(reference),
@@ -178,3 +181,24 @@ def compare_outputs(model, tflite, samples, reference=None):
     _, kernels = make_interpreter(tflite)
     reference = keras_outputs(model, samples) if reference is None else reference
     return parity_of(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
+
+
+def compare_on_gpu(tflite, samples, reference):
+    """Runs a TFLite model (bytes or path) on LiteRT's GPU accelerator and compares it with Keras.
+
+    Args:
+        tflite: the file or its bytes.
+        samples: float inputs (N, H, W, C).
+        reference: Keras' outputs for `samples`.
+
+    Returns:
+        (`GpuRun`, `Parity`), the parity None when the file did not run.
+    """
+    from keras_se.export.gpu_run import run_on_gpu_accelerator
+
+    run = run_on_gpu_accelerator(tflite, samples)
+    if run.outputs is None:
+        return run, None
+    where = "software adapter" if run.software else "hardware adapter"
+    runtime = f"LiteRT GPU accelerator ({where})"
+    return run, parity_of(reference, run.outputs, runtime, output_step(tflite), relative_l2_bound=GPU_RELATIVE_L2)
