@@ -75,6 +75,9 @@ def quiet_native_logs(enabled=True):
         os.close(devnull)
 
 
+_SIMD_FLAGS = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_int8", "amx_bf16"}
+
+
 def machine_summary():
     """CPU model, cores and the versions that matter, for benchmark records."""
     import ai_edge_litert
@@ -82,12 +85,18 @@ def machine_summary():
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
+    flags = ""
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+            info = handle.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        present = next(line.split(":", 1)[1].split() for line in info if line.startswith("flags"))
+        # The SIMD extensions XNNPACK and lavapipe's LLVM pick kernels by.
+        simd = [f for f in present if f in _SIMD_FLAGS]
+        flags = f" ({' '.join(simd)})" if simd else ""
     except (OSError, StopIteration):
         pass
     return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"{cpu}{flags}, {os.cpu_count()} cores; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}, ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}"
     )

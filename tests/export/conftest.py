@@ -24,3 +24,33 @@ def tiny_se_model():
         ]
     )
     return model
+
+
+def _convert_function(fn, *specs):
+    import tensorflow as tf
+
+    concrete = tf.function(fn).get_concrete_function(*specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+@pytest.fixture(scope="session")
+def convert_function():
+    """`convert_function(fn, *TensorSpecs)`: TFLite bytes of a tf.function, builtin ops only."""
+    return _convert_function
+
+
+@pytest.fixture(scope="session")
+def gpu_adapter(not_run):
+    """The GPU accelerator's `GpuRun` of a one-op file; the test is "not run" where no adapter exists."""
+    import tensorflow as tf
+
+    from keras_se.export.gpu_run import run_on_gpu_accelerator
+
+    data = _convert_function(lambda x: tf.nn.relu(x), tf.TensorSpec([1, 4, 4, 8], tf.float32))
+    run = run_on_gpu_accelerator(data, np.full((1, 4, 4, 8), -1.0, "float32"))
+    if run.status == "not run":
+        not_run(f"LiteRT GPU accelerator: {run.reason}")
+    assert run.passed, run.verdict()
+    return run

@@ -3,14 +3,8 @@ import pytest
 import tensorflow as tf
 
 import keras_se
-from keras_se.export import check_gpu, to_tflite
-
-
-def _convert(fn, *specs):
-    concrete = tf.function(fn).get_concrete_function(*specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+from keras_se.export import check_gpu, read_tflite, to_tflite
+from keras_se.export.verify import GPU_RELATIVE_L2
 
 
 SPEC = tf.TensorSpec([1, 4, 4, 8], tf.float32)
@@ -20,33 +14,33 @@ def _reasons(data, op):
     return [f.reason for f in check_gpu(data) if f.op == op and f.severity == "error"]
 
 
-def test_five_d_reshape_is_flagged():
-    data = _convert(lambda x: tf.reshape(tf.reshape(x, [1, 4, 4, 2, 4]) * 2.0, [1, 4, 4, 8]), SPEC)
+def test_five_d_reshape_is_flagged(convert_function):
+    data = convert_function(lambda x: tf.reshape(tf.reshape(x, [1, 4, 4, 2, 4]) * 2.0, [1, 4, 4, 8]), SPEC)
     assert any("rank 5" in r for r in _reasons(data, "RESHAPE"))
 
 
-def test_five_d_transpose_is_flagged():
-    data = _convert(lambda x: tf.reshape(tf.transpose(tf.reshape(x, [1, 4, 4, 2, 4]), [0, 1, 2, 4, 3]), [1, 4, 4, 8]), SPEC)
+def test_five_d_transpose_is_flagged(convert_function):
+    data = convert_function(lambda x: tf.reshape(tf.transpose(tf.reshape(x, [1, 4, 4, 2, 4]), [0, 1, 2, 4, 3]), [1, 4, 4, 8]), SPEC)
     assert any("rank 5" in r for r in _reasons(data, "TRANSPOSE"))
 
 
-def test_rank_changing_broadcast_mul_is_flagged():
-    data = _convert(lambda x, y: x * y, SPEC, tf.TensorSpec([4, 8], tf.float32))
+def test_rank_changing_broadcast_mul_is_flagged(convert_function):
+    data = convert_function(lambda x, y: x * y, SPEC, tf.TensorSpec([4, 8], tf.float32))
     assert any("broadcast" in r for r in _reasons(data, "MUL"))
     # The same product with a same-rank [1, 1, 1, 8] gate (what SE does) is fine.
-    same_rank = _convert(lambda x, y: x * y, SPEC, tf.TensorSpec([1, 1, 1, 8], tf.float32))
+    same_rank = convert_function(lambda x, y: x * y, SPEC, tf.TensorSpec([1, 1, 1, 8], tf.float32))
     assert check_gpu(same_rank) == []
     # Enhanced broadcast (newer delegates) accepts the rank change.
     assert not [f for f in check_gpu(data, enhanced_broadcast=True) if f.op == "MUL"]
 
 
-def test_unsupported_op_is_flagged():
-    data = _convert(lambda x: tf.cast(tf.argmax(x, axis=-1), tf.float32), SPEC)
+def test_unsupported_op_is_flagged(convert_function):
+    data = convert_function(lambda x: tf.cast(tf.argmax(x, axis=-1), tf.float32), SPEC)
     assert "not supported op ARG_MAX" in _reasons(data, "ARG_MAX")
 
 
-def test_dynamic_batch_is_flagged():
-    data = _convert(lambda x: tf.nn.relu(x), tf.TensorSpec([None, 4, 4, 8], tf.float32))
+def test_dynamic_batch_is_flagged(convert_function):
+    data = convert_function(lambda x: tf.nn.relu(x), tf.TensorSpec([None, 4, 4, 8], tf.float32))
     assert any("dynamic shape" in f.reason for f in check_gpu(data))
 
 
@@ -89,27 +83,35 @@ def test_missing_or_non_tflite_file_is_a_value_error(tmp_path):
         check_gpu(bogus)
 
 
-# SE-ShuffleNet's channel shuffle, SK's softmax over paths (and channel
-# slices of timm's split-input SK), hard-sigmoid gates.
+# SE-ShuffleNet's channel shuffle (g = 2: grouped convolutions the GPU
+# preset splits), SK's softmax over paths (and channel slices of timm's
+# split-input SK), hard-sigmoid gates.
 DEFAULT_GPU_MODELS = [
-    ("se_shufflenet_g3", {}),
+    ("se_shufflenet_g2", {}),
     ("sknet50", {}),
     ("timm:skresnet18", {}),
     ("se_mobilenet", {"se_gate": "hard_sigmoid", "alpha": 0.25}),
 ]
 
 
-@pytest.mark.parametrize("name, kwargs", DEFAULT_GPU_MODELS)
-def test_gpu_preset_passes_for_representative_models(name, kwargs, tmp_path):
-    model = keras_se.create_model(name, input_shape=(32, 32, 3), **kwargs)
-    result = to_tflite(model, tmp_path / f"{name.replace(':', '_')}.tflite", gpu=True, verify=False)
+def _assert_gpu_preset_runs(result):
+    """Both GPU verdicts pass: no rule error, fully accelerated, float16 parity."""
     assert [f for f in result.gpu_findings if f.severity == "error"] == []
-    assert max(len(t.shape) for t in __import__("keras_se").export.read_tflite(result.path).tensors) <= 4
+    assert max(len(t.shape) for t in read_tflite(result.path).tensors) <= 4
+    assert result.gpu_run.passed, result.gpu_run.verdict()
+    assert result.gpu_parity.relative_l2 <= GPU_RELATIVE_L2
+    assert result.gpu_parity.top1_agreement in (None, 1.0)
+
+
+@pytest.mark.parametrize("name, kwargs", DEFAULT_GPU_MODELS)
+def test_gpu_preset_runs_on_the_accelerator_for_representative_models(name, kwargs, tmp_path, gpu_adapter):
+    model = keras_se.create_model(name, input_shape=(32, 32, 3), **kwargs)
+    result = to_tflite(model, tmp_path / f"{name.replace(':', '_')}.tflite", quantize="float16", gpu=True)
+    _assert_gpu_preset_runs(result)
 
 
 @pytest.mark.large
 @pytest.mark.parametrize("name", keras_se.list_models())
-def test_gpu_preset_passes_for_every_model(name, tmp_path):
+def test_gpu_preset_runs_on_the_accelerator_for_every_model(name, tmp_path, gpu_adapter):
     model = keras_se.create_model(name, input_shape=(64, 64, 3))
-    result = to_tflite(model, tmp_path / f"{name}.tflite", gpu=True, quantize="float16")
-    assert [f for f in result.gpu_findings if f.severity == "error"] == []
+    _assert_gpu_preset_runs(to_tflite(model, tmp_path / f"{name}.tflite", gpu=True, quantize="float16"))
