@@ -2,7 +2,7 @@
 """Every registered model's GPU preset through LiteRT's real GPU accelerator.
 
 For each model of `keras_se.list_models()`: build it at the given size
-(untrained weights), convert the GPU preset (`to_tflite(..., quantize="float16",
+(untrained weights, logits output), convert the GPU preset (`to_tflite(..., quantize="float16",
 gpu=True)`: both GPU verdicts and float16 parity against Keras), then time
 the file on the CPU (LiteRT, XNNPACK) and on the GPU accelerator side by
 side, interleaved. Each conversion runs in its own process (memory stays
@@ -36,7 +36,9 @@ def convert_one(name, size, path):
     from keras_se.export import to_tflite
     from keras_se.export.tflite import ConversionError, VerificationError
 
-    model = keras_se.create_model(name, input_shape=(size, size, 3))
+    # Logits: an untrained model's softmax is near uniform whatever its
+    # features are, so parity on probabilities would hide a wrong kernel.
+    model = keras_se.create_model(name, input_shape=(size, size, 3), classifier_activation=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -99,7 +101,8 @@ def report(rows, args):
         f"Machine: {machine_summary()}  ",
         f"GPU adapter: {adapter or 'none'}  ",
         f"Every registered model's GPU preset (`to_tflite(..., quantize=\"float16\", gpu=True)`), {args.size}x{args.size}, "
-        "untrained weights, batch 1. **Classic rules**: `check_gpu`, the classic GPU delegate's rules. **LiteRT GPU**: "
+        "untrained weights, logits output (`classifier_activation=None`: an untrained softmax is near uniform "
+        "whatever the features, so parity on probabilities would hide a wrong kernel), batch 1. **Classic rules**: `check_gpu`, the classic GPU delegate's rules. **LiteRT GPU**: "
         "the file compiled and run on LiteRT's GPU accelerator (ML Drift over WebGPU, float16 arithmetic) in a child "
         f"process; parity against Keras on 4 random inputs (relative L2 bound {GPU_RELATIVE_L2}, top-5 = overlap of "
         f"the top-5 classes). CPU = LiteRT with XNNPACK, 1 thread; CPU and GPU timed side by side, interleaved, "

@@ -2,7 +2,7 @@
 
 - `average_pools_as_depthwise`: int8 graphs stay on XNNPACK, LiteRT's CPU
   fast path (`to_tflite(..., quantize="int8")`).
-- `grouped_convolutions_split`: GPU presets run on LiteRT's GPU accelerator
+- `grouped_convolutions_for_gpu`: GPU presets run correctly on LiteRT's GPU accelerator
   (`to_tflite(..., gpu=True)`).
 
 Each is applied to the graph `to_tflite` converts, never to the user's model;
@@ -66,71 +66,106 @@ def average_pools_as_depthwise(model):
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
-def gpu_accelerator_crashes_on(in_per_group, out_per_group):
-    """True for the grouped CONV_2D shapes that crash LiteRT's GPU accelerator.
+MAX_SPLIT_GROUPS = 8
 
-    ai-edge-litert 2.3's GPU accelerator (ML Drift over WebGPU) dies with
-    SIGILL while compiling a grouped convolution with more than 4 input
-    channels per group when the input or output channels per group are not
-    a multiple of 4 (e.g. ShuffleNet g = 2: 25 in / 100 out per group).
-    Groups of up to 4 input channels (SENet-154's stage 2, depthwise-like
-    groups) and multiples of 4 run. Measured on every shape from 1 to 12
-    channels per group; `tests/export/test_gpu_run.py` pins the boundary so
-    a LiteRT upgrade that fixes or moves it is noticed. No upstream report
-    was found; the classic delegate splits such convolutions per group.
+
+def gpu_accelerator_fault(in_per_group, out_per_group):
+    """How LiteRT's GPU accelerator fails a grouped CONV_2D: "crash", "wrong" or None.
+
+    ai-edge-litert 2.3's GPU accelerator (ML Drift over WebGPU) computes a
+    grouped convolution correctly only when the input and output channels
+    per group are both multiples of 4 (or both 1). Otherwise it either dies
+    with SIGILL while compiling (more than 4 input channels per group, e.g.
+    ShuffleNet g = 2: 25 in / 100 out) or, worse, runs "fully accelerated"
+    and returns wrong outputs (relative error about 1; e.g. 2 in / 4 out,
+    SENet-154's first stage). Measured on 19 shapes x 2 group counts;
+    `tests/export/test_gpu_run.py` pins every case, so a LiteRT upgrade
+    that fixes or moves it is noticed. No upstream report was found.
     """
-    return in_per_group > 4 and bool(in_per_group % 4 or out_per_group % 4)
+    if (in_per_group % 4 == 0 and out_per_group % 4 == 0) or in_per_group == out_per_group == 1:
+        return None
+    return "crash" if in_per_group > 4 else "wrong"
 
 
-def grouped_convolutions_split(model):
-    """The same model with each grouped convolution the GPU accelerator cannot compile split per group.
+def _merge_factor(groups, in_per_group, out_per_group):
+    """The smallest k dividing `groups` that makes k * channels per group multiples of 4, or None."""
+    return next(
+        (k for k in range(2, groups) if groups % k == 0 and (k * in_per_group) % 4 == 0 and (k * out_per_group) % 4 == 0),
+        None,
+    )
 
-    A grouped `Conv2D` / `GroupConv2D` for which `gpu_accelerator_crashes_on`
-    holds becomes SPLIT -> one `Conv2D` per group -> CONCATENATION: the same
-    function and the same multiply-adds, spelled in ops every GPU runtime
-    runs (the classic GPU delegate performs this very split internally).
+
+def grouped_convolutions_for_gpu(model):
+    """The same model with every grouped convolution the GPU accelerator gets wrong re-spelled.
+
+    Each grouped `Conv2D` / `GroupConv2D` for which `gpu_accelerator_fault`
+    is not None becomes the same function in a form the accelerator
+    computes correctly:
+      - up to `MAX_SPLIT_GROUPS` groups (ShuffleNet g = 2, 4, 8): SPLIT ->
+        one `Conv2D` per group -> CONCATENATION, the same multiply-adds (the
+        classic GPU delegate performs this very split internally);
+      - more groups (SENet-154's 64): k neighbouring groups merged into one
+        whose kernel is block-diagonal (zeros between the original groups),
+        with k the smallest making the channels per group multiples of 4:
+        one CONV_2D, k times that layer's multiply-adds;
+      - otherwise split.
 
     Args:
         model: a functional Keras 3 model.
 
     Returns:
         A model sharing `model`'s other layers and weights, or `model`
-        itself when nothing needs splitting (or it is not functional).
+        itself when nothing needs re-spelling (or it is not functional).
     """
     import keras
+
+    from keras_se.layers import GroupConv2D
 
     def replaceable(layer):
         groups = getattr(layer, "groups", 1)
         if not isinstance(layer, keras.layers.Conv2D) or groups <= 1 or layer.data_format != "channels_last":
             return False
-        in_per_group, filters = layer.kernel.shape[2], layer.kernel.shape[3]
-        return gpu_accelerator_crashes_on(in_per_group, filters // groups)
+        return gpu_accelerator_fault(layer.kernel.shape[2], layer.filters // groups) is not None
 
     if not _is_functional(model) or not any(replaceable(layer) for layer in model.layers):
         return model
+
+    def conv(layer, filters, groups, name):
+        options = dict(
+            strides=layer.strides,
+            padding=layer.padding,
+            dilation_rate=layer.dilation_rate,
+            activation=layer.activation,
+            use_bias=layer.use_bias,
+            name=name,
+        )
+        return GroupConv2D(filters, layer.kernel_size, groups=groups, **options) if groups > 1 else keras.layers.Conv2D(filters, layer.kernel_size, **options)
 
     def call(layer, *args, **kwargs):
         if not replaceable(layer):
             return layer(*args, **kwargs)
         x = args[0] if args else kwargs["inputs"]
         kernel = keras.ops.convert_to_numpy(layer.kernel)
-        bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
-        out_per_group = layer.filters // layer.groups
+        bias = [keras.ops.convert_to_numpy(layer.bias)] if layer.use_bias else []
+        groups, in_per_group = layer.groups, kernel.shape[2]
+        out_per_group = layer.filters // groups
+        k = _merge_factor(groups, in_per_group, out_per_group) if groups > MAX_SPLIT_GROUPS else None
+        if k:
+            merged = conv(layer, layer.filters, groups // k, f"{layer.name}_merged{k}")
+            y = merged(x)
+            block = np.zeros((*kernel.shape[:2], k * in_per_group, layer.filters), kernel.dtype)
+            for group in range(groups):
+                rows = slice((group % k) * in_per_group, (group % k + 1) * in_per_group)
+                columns = slice(group * out_per_group, (group + 1) * out_per_group)
+                block[:, :, rows, columns] = kernel[..., columns]
+            merged.set_weights([block] + bias)
+            return y
         outputs = []
-        for group, part in enumerate(keras.ops.split(x, layer.groups, axis=-1)):
-            conv = keras.layers.Conv2D(
-                out_per_group,
-                layer.kernel_size,
-                strides=layer.strides,
-                padding=layer.padding,
-                dilation_rate=layer.dilation_rate,
-                activation=layer.activation,
-                use_bias=layer.use_bias,
-                name=f"{layer.name}_group{group}",
-            )
-            outputs.append(conv(part))
+        for group, part in enumerate(keras.ops.split(x, groups, axis=-1)):
+            single = conv(layer, out_per_group, 1, f"{layer.name}_group{group}")
+            outputs.append(single(part))
             columns = slice(group * out_per_group, (group + 1) * out_per_group)
-            conv.set_weights([kernel[..., columns]] + ([bias[columns]] if bias is not None else []))
+            single.set_weights([kernel[..., columns]] + [b[columns] for b in bias])
         return keras.ops.concatenate(outputs, axis=-1)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)

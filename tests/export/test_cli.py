@@ -23,6 +23,11 @@ def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys):
     assert sorted(os.listdir(out)) == ["tiny_float32_gpu.tflite", "tiny_int8_gpu.tflite"]
     assert [r["quantize"] for r in report] == ["float32", "int8"]
     assert report[0]["parity"]["max_abs_error"] < 5e-5
+    # Both GPU verdicts for each file: the classic rules and LiteRT's accelerator.
+    for r in report:
+        assert r["gpu_rules"] == "pass"
+        assert r["gpu_accelerator"]["status"] in ("ran", "not run")
+        assert r["gpu_accelerator"]["passed"] == (r["gpu_accelerator"]["status"] == "ran")
     # Existing outputs are kept without --force: one line, exit 2.
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
