@@ -37,6 +37,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
     parser.add_argument("--reply-fd", type=int, required=True)
+    parser.add_argument("--precision", choices=("float16", "float32"), default="float16")
     args = parser.parse_args()
     reply_stream = os.fdopen(args.reply_fd, "w", buffering=1)
     os.dup2(2, 1)
@@ -48,10 +49,16 @@ def main():
     import numpy as np
     from ai_edge_litert.compiled_model import CompiledModel
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import GpuOptions, Options
 
+    # float16 is what phones run (LiteRT's default); float32 computes the
+    # same kernels in full precision.
+    options = Options(
+        hardware_accelerators=HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=args.precision == "float32")
+    )
     try:
         inp, out = _details(args.path)
-        model = CompiledModel.from_file(args.path, hardware_accel=HardwareAccelerator.GPU)
+        model = CompiledModel.from_file(args.path, options=options)
         inputs = model.create_input_buffers(0)
         outputs = model.create_output_buffers(0)
     except Exception as error:  # LiteRT raises RuntimeError with its status trace

@@ -40,6 +40,7 @@ NO_ADAPTER_FIX = (
 # Seconds to compile a model on the GPU (lavapipe compiles every kernel on
 # the CPU: SENet-154 takes the longest, about a minute on 2 cores).
 DEFAULT_TIMEOUT = 600
+PRECISIONS = ("float16", "float32")
 
 
 class GpuAcceleratorError(RuntimeError):
@@ -70,6 +71,9 @@ class GpuRun:
     outputs: np.ndarray = dataclasses.field(default=None, repr=False)
     latency_ms: float = None
     runs: int = 0
+    # Set by `keras_se.export.verify.compare_on_gpu`: the same file with
+    # float32 kernels on the GPU against LiteRT's CPU runtime.
+    kernel_relative_l2: float = None
 
     @property
     def passed(self):
@@ -124,12 +128,17 @@ class GpuAccelerator:
         path: a `.tflite` file.
         timeout: float, seconds to wait for the model to compile and for
             each later command.
+        precision: "float16" (defaults; LiteRT's default, what phones run)
+            or "float32" (`GpuOptions.enforce_f32`: the same kernels in full
+            precision).
 
     After construction, `status` is "ready" or one of `GpuRun`'s statuses
     other than "ran", with `reason`.
     """
 
-    def __init__(self, path, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, path, timeout=DEFAULT_TIMEOUT, precision="float16"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
         self.path = os.fspath(path)
         self.timeout = timeout
         self.status, self.reason = "ready", ""
@@ -148,7 +157,7 @@ class GpuAccelerator:
         env.setdefault("XDG_RUNTIME_DIR", self._workdir)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, _CHILD, self.path, "--reply-fd", str(write_fd)],
+                [sys.executable, _CHILD, self.path, "--reply-fd", str(write_fd), "--precision", precision],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
@@ -189,6 +198,7 @@ class GpuAccelerator:
             ready, _, _ = select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 self.status, self.reason = "timeout", f"no answer from the GPU accelerator within {self.timeout:g} s"
+                self._process.kill()
                 self.close()
                 return None
             line = self._replies.readline()
@@ -270,7 +280,7 @@ def _refusal(message, stderr):
     return (errors[-1] if errors else message)[:300]
 
 
-def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAULT_TIMEOUT):
+def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAULT_TIMEOUT, precision="float16"):
     """Runs a `.tflite` file on LiteRT's GPU accelerator in a child process.
 
     Args:
@@ -282,6 +292,7 @@ def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAU
             median), after `warmup` untimed ones.
         warmup: int, defaults to 2.
         timeout: float, seconds allowed for compilation and each step.
+        precision: "float16" (default, what phones run) or "float32".
 
     Returns:
         `GpuRun`. Where the machine has no GPU adapter, its status is
@@ -295,7 +306,7 @@ def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAU
     (True, 'llvmpipe (LLVM 15.0.6, 256 bits), arch=software, ...', 2.7)
     """
     with _as_path(tflite) as path:
-        accelerator = GpuAccelerator(path, timeout=timeout)
+        accelerator = GpuAccelerator(path, timeout=timeout, precision=precision)
         result = GpuRun(str(path) if not isinstance(tflite, (bytes, bytearray)) else "<bytes>", accelerator.status)
         try:
             if accelerator.status == "ready":

@@ -12,7 +12,7 @@ from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun
-from keras_se.export.verify import Parity, compare_on_gpu, compare_outputs, keras_outputs
+from keras_se.export.verify import Parity, check_gpu_run, compare_on_gpu, compare_outputs, keras_outputs
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -250,10 +250,8 @@ def to_tflite(
     if gpu_run is not None:
         if gpu_run.status == "not run":
             warnings.warn(f"LiteRT GPU accelerator not run: {gpu_run.reason}", GpuNotRunWarning, stacklevel=2)
-        elif not gpu_run.passed:
-            raise VerificationError(f"LiteRT GPU accelerator: {gpu_run.verdict()}")
         else:
-            gpu_parity.check_gpu(quantize)
+            check_gpu_run(gpu_run, gpu_parity, quantize)
     with atomic_output(path, overwrite) as handle:
         handle.write(data)
     return TFLiteExport(

@@ -17,6 +17,12 @@ MIN_TOP1_AGREEMENT = 0.5
 # weights (probabilities and logits alike). The bound is about three times
 # the worst of those; a wrong kernel gives errors of order 1.
 GPU_RELATIVE_L2 = 5e-2
+# The same file run on the GPU with float32 kernels (GpuOptions.enforce_f32)
+# against LiteRT's CPU runtime: both compute the file in float32, so what is
+# left is summation order (measured below 1e-5). A wrong kernel gives errors
+# of order 1 (0.27 to 1.0 for the faults keras_se.export.forms avoids),
+# whatever the model's float16 range.
+GPU_KERNEL_RELATIVE_L2 = 1e-3
 
 
 @dataclasses.dataclass
@@ -146,7 +152,6 @@ def parity_of(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0
     reference = reference.reshape(len(reference), -1)
     actual = actual.reshape(len(actual), -1)
     error = np.abs(reference - actual)
-    relative = np.linalg.norm(actual - reference, axis=1) / np.maximum(np.linalg.norm(reference, axis=1), 1e-30)
     k = min(5, reference.shape[1])
     top5 = [len(set(np.argsort(-r)[:k]) & set(np.argsort(-a)[:k])) / k for r, a in zip(reference, actual)]
     top2 = np.sort(reference, axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros((len(reference), 2))
@@ -160,8 +165,7 @@ def parity_of(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0
         top1_agreement=float(agree[decisive].mean()) if decisive.any() else None,
         decisive=int(decisive.sum()),
         runtime=runtime,
-        # NaN compares false with every bound: a NaN output never passes.
-        relative_l2=float(relative.max()) if np.isfinite(actual).all() else float("nan"),
+        relative_l2=relative_l2(reference, actual),
         top5_agreement=float(np.mean(top5)),
     )
 
@@ -183,8 +187,22 @@ def compare_outputs(model, tflite, samples, reference=None):
     return parity_of(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
 
 
+def relative_l2(reference, actual):
+    """The largest per-sample ||actual - reference|| / ||reference|| (NaN if `actual` is not finite)."""
+    reference = reference.reshape(len(reference), -1)
+    actual = actual.reshape(len(actual), -1)
+    if not np.isfinite(actual).all():
+        return float("nan")  # compares false with every bound
+    return float((np.linalg.norm(actual - reference, axis=1) / np.maximum(np.linalg.norm(reference, axis=1), 1e-30)).max())
+
+
 def compare_on_gpu(tflite, samples, reference):
-    """Runs a TFLite model (bytes or path) on LiteRT's GPU accelerator and compares it with Keras.
+    """Runs a TFLite model (bytes or path) on LiteRT's GPU accelerator and compares it.
+
+    Two runs: float16 (what phones run), compared with Keras (`Parity`);
+    and, for files that ran, float32 kernels compared with LiteRT's CPU
+    runtime on the same file (`GpuRun.kernel_relative_l2`), which tells a
+    wrong kernel from float16 rounding.
 
     Args:
         tflite: the file or its bytes.
@@ -199,6 +217,36 @@ def compare_on_gpu(tflite, samples, reference):
     run = run_on_gpu_accelerator(tflite, samples)
     if run.outputs is None:
         return run, None
+    exact = run_on_gpu_accelerator(tflite, samples, precision="float32")
+    if exact.outputs is not None:
+        run.kernel_relative_l2 = relative_l2(run_tflite(tflite, samples), exact.outputs)
     where = "software adapter" if run.software else "hardware adapter"
     runtime = f"LiteRT GPU accelerator ({where})"
     return run, parity_of(reference, run.outputs, runtime, output_step(tflite), relative_l2_bound=GPU_RELATIVE_L2)
+
+
+def check_gpu_run(run, parity, quantize=None):
+    """Raises `VerificationError` unless a `compare_on_gpu` result passes.
+
+    Fully accelerated; for float files (float32, float16), float32 kernels
+    within `GPU_KERNEL_RELATIVE_L2` of the CPU runtime and float16 outputs
+    within `GPU_RELATIVE_L2` of Keras; the top-1 rule of `Parity.check`.
+    """
+    from keras_se.export.tflite import VerificationError
+
+    if not run.passed:
+        raise VerificationError(f"LiteRT GPU accelerator: {run.verdict()}")
+    if quantize in (None, "float16") and not (run.kernel_relative_l2 or 0.0) <= GPU_KERNEL_RELATIVE_L2:
+        raise VerificationError(
+            f"LiteRT GPU accelerator computes this file wrong: with float32 kernels its outputs differ from "
+            f"LiteRT's CPU runtime by relative L2 {run.kernel_relative_l2:.3g} (bound {GPU_KERNEL_RELATIVE_L2})"
+        )
+    try:
+        parity.check_gpu(quantize)
+    except VerificationError as error:
+        if run.kernel_relative_l2 is None:
+            raise
+        raise VerificationError(
+            f"{error}; the kernels are right (with float32 kernels the GPU matches LiteRT's CPU runtime to "
+            f"{run.kernel_relative_l2:.2g}): float16 arithmetic loses this model, e.g. activations outside float16's range"
+        ) from None

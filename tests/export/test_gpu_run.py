@@ -161,6 +161,19 @@ def test_gpu_preset_re_spells_the_grouped_convolutions_the_accelerator_gets_wron
     assert run.passed and np.linalg.norm(run.outputs - reference) / np.linalg.norm(reference) < GPU_RELATIVE_L2
 
 
+def test_a_kernel_the_gpu_computes_wrong_fails_the_conversion(gpu_adapter, tmp_path, monkeypatch):
+    import keras_se.export.tflite as tflite
+
+    inputs = keras.Input((6, 6, 32))
+    model = keras.Model(inputs, GroupConv2D(64, 3, groups=16, padding="same")(inputs))  # 2 in / 4 out per group
+    monkeypatch.setattr(tflite, "grouped_convolutions_for_gpu", lambda m: m)  # without the GPU form
+    with pytest.raises(VerificationError, match="computes this file wrong"):
+        to_tflite(model, tmp_path / "m.tflite", quantize="float16", gpu=True)
+    monkeypatch.undo()
+    result = to_tflite(model, tmp_path / "m.tflite", quantize="float16", gpu=True)
+    assert result.gpu_run.kernel_relative_l2 < 1e-5
+
+
 def test_gpu_parity_beyond_the_bound_fails_the_conversion(gpu_adapter, tiny_se_model, tmp_path, monkeypatch):
     import keras_se.export.verify as verify
 
