@@ -175,16 +175,19 @@ def to_tflite(
             array of real, preprocessed inputs (see
             `keras_se.export.calibration`). None uses random data with a
             `RandomCalibrationWarning`. Also the inputs used to verify.
-        gpu: bool, defaults to False. The GPU preset: grouped convolutions
-            that LiteRT's GPU accelerator cannot compile are split per group
-            (`keras_se.export.forms`), and the file gets two GPU verdicts:
-            the classic GPU delegate's rules (`check_gpu`) and a run on
-            LiteRT's GPU accelerator (`run_on_gpu_accelerator`, with
-            `verify`) whose outputs must match Keras (`Parity.check_gpu`:
-            relative L2 error within `GPU_RELATIVE_L2` for float files).
-            A refusal by either, a crash, or a parity failure fails the
-            conversion. Where the machine has no GPU adapter the run is
-            "not run" (a `GpuNotRunWarning`), never a pass.
+        gpu: bool, defaults to False. The GPU preset: the graph forms LiteRT's
+            GPU accelerator computes right (`keras_se.export.forms`: grouped
+            convolutions split or merged to multiples of 4 channels per
+            group, valid average pools as depthwise convolutions), and two
+            GPU verdicts: the classic GPU delegate's rules (`check_gpu`) and,
+            with `verify`, runs on LiteRT's GPU accelerator
+            (`keras_se.export.verify.compare_on_gpu`): fully accelerated,
+            float32 kernels within `GPU_KERNEL_RELATIVE_L2` of the CPU
+            runtime and float16 outputs within `GPU_RELATIVE_L2` of Keras
+            (float files). A refusal by either, a crash, a wrong kernel or a
+            float16 parity failure fails the conversion. Where the machine
+            has no GPU adapter the run is "not run" (a `GpuNotRunWarning`),
+            never a pass.
         overwrite: bool, defaults to False. Replace an existing file.
         verify: bool, defaults to True. Run the file in LiteRT on a few
             inputs and compare with Keras (`Parity`); float32 must agree
