@@ -30,7 +30,6 @@ SECTION = "## LiteRT GPU accelerator"
 
 def convert_one(name, size, path):
     """Child process: converts one GPU preset, runs it on the GPU, prints its record as JSON."""
-    import dataclasses
     import time
 
     import numpy as np
@@ -56,7 +55,7 @@ def convert_one(name, size, path):
     except VerificationError as error:
         record["verdict"] = str(error)
     record.update(
-        gpu_accelerator={**run.to_dict(), "parity": dataclasses.asdict(parity) if parity else None},
+        gpu_accelerator=run.to_dict(parity),
         convert_s=converted - start,
         gpu_check_s=time.perf_counter() - converted,
     )

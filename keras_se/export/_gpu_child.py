@@ -1,6 +1,7 @@
 """The child process behind `keras_se.export.gpu_run`: one .tflite file on LiteRT's GPU accelerator.
 
-Run as a script (`python _gpu_child.py FILE`), never imported: it must not
+Run as a script (`python _gpu_child.py FILE --reply-fd N [--precision
+float16|float32]`), never imported: it must not
 import TensorFlow (nor keras_se, whose package imports Keras), because
 TensorFlow and the GPU accelerator in one process crash at model creation.
 

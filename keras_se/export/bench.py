@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from keras_se.export.gpu_run import GpuAccelerator
+from keras_se.export.gpu_run import GpuAccelerator, GpuAcceleratorError
 from keras_se.export.verify import make_interpreter
 
 ACCELERATORS = ("cpu", "gpu")
@@ -85,18 +85,21 @@ def measure_latency(paths, threads=1, runs=50, warmup=5, accelerators=("cpu",)):
     if not accelerators or any(a not in ACCELERATORS for a in accelerators):
         raise ValueError(f"accelerators must be among {ACCELERATORS}. Received: accelerators={accelerators}")
     with contextlib.ExitStack() as stack:
-        timers = [
-            (path, accelerator, *(_cpu_timer(path, threads) if accelerator == "cpu" else _gpu_timer(path, stack)))
-            for path in paths
-            for accelerator in accelerators
-        ]
-        for _ in range(warmup):
-            for _, _, invoke, _, _ in timers:
-                invoke()
-        times = [[] for _ in timers]
-        for _ in range(runs):
-            for i, (_, _, invoke, _, _) in enumerate(timers):
-                times[i].append(invoke())
+        try:
+            timers = [
+                (path, accelerator, *(_cpu_timer(path, threads) if accelerator == "cpu" else _gpu_timer(path, stack)))
+                for path in paths
+                for accelerator in accelerators
+            ]
+            for _ in range(warmup):
+                for _, _, invoke, _, _ in timers:
+                    invoke()
+            times = [[] for _ in timers]
+            for _ in range(runs):
+                for i, (_, _, invoke, _, _) in enumerate(timers):
+                    times[i].append(invoke())
+        except GpuAcceleratorError as error:  # the child died or stopped answering mid-run
+            raise ValueError(f"cannot time on LiteRT's GPU accelerator: {error}") from None
     results = []
     for (path, accelerator, _, kernels, software), t in zip(timers, times):
         deciles = statistics.quantiles(t, n=10) if len(t) > 1 else [t[0]] * 9

@@ -86,10 +86,11 @@ class GpuRun:
             return "fully accelerated" if self.fully_accelerated else "partly accelerated"
         return f"{self.status}: {self.reason}"
 
-    def to_dict(self):
+    def to_dict(self, parity=None):
+        """A JSON-ready record (without the outputs), with `parity` (a `Parity`) when given."""
         record = dataclasses.asdict(self)
         record.pop("outputs")
-        record["passed"] = self.passed
+        record.update(passed=self.passed, parity=dataclasses.asdict(parity) if parity else None)
         return record
 
 

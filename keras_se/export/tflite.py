@@ -55,11 +55,7 @@ class TFLiteExport:
             "parity": dataclasses.asdict(self.parity) if self.parity else None,
             "gpu_findings": [str(f) for f in self.gpu_findings],
             "gpu_rules": gpu_rules_verdict(self.gpu_findings) if self.gpu else None,
-            "gpu_accelerator": (
-                {**self.gpu_run.to_dict(), "parity": dataclasses.asdict(self.gpu_parity) if self.gpu_parity else None}
-                if self.gpu_run
-                else None
-            ),
+            "gpu_accelerator": self.gpu_run.to_dict(self.gpu_parity) if self.gpu_run else None,
             "seconds": round(self.seconds, 2),
         }
 

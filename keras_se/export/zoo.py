@@ -29,8 +29,6 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
     """
     import warnings
 
-    import dataclasses
-
     import numpy as np
 
     import keras_se
@@ -62,7 +60,7 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
             row.update(
                 gpu_findings=[str(f) for f in findings],
                 gpu_rules=gpu_rules_verdict(findings),
-                gpu_accelerator={**run.to_dict(), "parity": dataclasses.asdict(parity) if parity else None},
+                gpu_accelerator=run.to_dict(parity),
             )
         ran = row["gpu_accelerator"]["passed"]
         latency = measure_latency(path, threads=threads, runs=runs, accelerators=["cpu", "gpu"] if ran else ["cpu"])
