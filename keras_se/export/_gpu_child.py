@@ -8,15 +8,15 @@ TensorFlow and the GPU accelerator in one process crash at model creation.
 Protocol: one JSON object per line on the file descriptor named by
 `--reply-fd` (fd 1 is pointed at fd 2 first, so native code that prints
 cannot corrupt it), commands one JSON object per line on stdin:
-    -> {"event": "ready", "fully_accelerated": bool, "inputs": [...], "outputs": [...]}
-       or {"event": "error", "message": str}
-    <- {"cmd": "run", "inputs": "x.npy", "outputs": "y.npy"}   float inputs, float outputs
+    -> {"event": "ready", "fully_accelerated": bool, "input": {...}, "output": {...}}
+       (shape, dtype and quantisation of each) or {"event": "error", "message": str}
+    <- {"cmd": "run", "inputs": "x.npy", "outputs": "y.npy"}   tensors in the file's dtypes
     -> {"event": "ran"}
     <- {"cmd": "time", "runs": n}
     -> {"event": "timed", "ms": [...]}
     <- {"cmd": "quit"}
-Quantised inputs and outputs are (de)quantised here with the tensors' own
-scale and zero point, as `keras_se.export.verify.run_tflite` does on the CPU.
+The parent (de)quantises, with `keras_se.export.verify`'s helpers, as for
+the CPU runtime.
 """
 
 import argparse
@@ -25,13 +25,18 @@ import os
 import sys
 import time
 
+import numpy as np
+
 
 def _details(path):
     from ai_edge_litert.interpreter import Interpreter
 
-    # Only the tensor metadata (quantisation parameters); no allocation.
+    # Only the tensor metadata; no allocation.
     interpreter = Interpreter(model_path=path)
-    return interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    return [
+        {"shape": [int(d) for d in t["shape"]], "dtype": np.dtype(t["dtype"]).name, "quantization": [float(q) for q in t["quantization"]]}
+        for t in (interpreter.get_input_details()[0], interpreter.get_output_details()[0])
+    ]
 
 
 def main():
@@ -47,7 +52,6 @@ def main():
     def reply(**message):
         reply_stream.write(json.dumps(message) + "\n")
 
-    import numpy as np
     from ai_edge_litert.compiled_model import CompiledModel
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator
     from ai_edge_litert.options import GpuOptions, Options
@@ -65,30 +69,16 @@ def main():
     except Exception as error:  # LiteRT raises RuntimeError with its status trace
         reply(event="error", message=" ".join(str(error).split()))
         return
-    reply(
-        event="ready",
-        fully_accelerated=bool(model.is_fully_accelerated()),
-        input={"shape": [int(d) for d in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name},
-        output={"shape": [int(d) for d in out["shape"]], "dtype": np.dtype(out["dtype"]).name},
-    )
+    reply(event="ready", fully_accelerated=bool(model.is_fully_accelerated()), input=inp, output=out)
     out_size = int(np.prod(out["shape"]))
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "run":
             results = []
-            for sample in np.load(command["inputs"]).astype("float32"):
-                x = sample[None]
-                if inp["dtype"] in (np.int8, np.uint8):
-                    scale, zero = inp["quantization"]
-                    info = np.iinfo(inp["dtype"])
-                    x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp["dtype"])
+            for x in np.load(command["inputs"]):
                 inputs[0].write(np.ascontiguousarray(x, dtype=inp["dtype"]).reshape(-1))
                 model.run_by_index(0, inputs, outputs)
-                y = np.asarray(outputs[0].read(out_size, out["dtype"])).astype("float32")
-                if out["dtype"] in (np.int8, np.uint8):
-                    scale, zero = out["quantization"]
-                    y = (y - zero) * scale
-                results.append(y.reshape(out["shape"])[0])
+                results.append(outputs[0].read(out_size, out["dtype"]).reshape(out["shape"][1:]))
             np.save(command["outputs"], np.stack(results))
             reply(event="ran")
         elif command["cmd"] == "time":

@@ -224,9 +224,9 @@ def _print_gpu(results, console):
     )
     if any(g["software"] for g in runs):
         console.print("The adapter is a software one (Mesa's Vulkan driver on the CPU): verdicts and outputs are real, speed is not a phone's.")
-    for g in runs:
-        if g["status"] == "not run":
-            console.print(f"[bold yellow]GPU not run[/] for {os.path.basename(g['path'])}: {g['reason']}")
+    for r in results:
+        if (r.get("gpu_accelerator") or {}).get("status") == "not run":
+            console.print(f"[bold yellow]GPU not run[/] for {os.path.basename(r['path'])}: {r['gpu_accelerator']['reason']}")
     for r in results:
         for finding in r["gpu_findings"]:
             console.print(f"note: {os.path.basename(r['path'])}: {finding}")

@@ -12,12 +12,26 @@ the converted file is verified against the user's model as always.
 import numpy as np
 
 
-def _is_functional(model):
+def _rewritten(model, replaceable, replace):
+    """`model` with each layer for which `replaceable(layer)` holds called as `replace(layer, x)`.
+
+    The other layers and their weights are shared, not copied. Returns
+    `model` itself when nothing is replaceable or it is not functional:
+    clone_model's call_function works on functional models only (Sequential
+    and subclassed models have no operation graph to rewire).
+    """
     import keras
 
-    # clone_model's call_function works on functional models only (Sequential
-    # and subclassed models have no operation graph to rewire).
-    return isinstance(model, keras.Model) and hasattr(model, "_operations_by_depth")
+    functional = isinstance(model, keras.Model) and hasattr(model, "_operations_by_depth")
+    if not functional or not any(replaceable(layer) for layer in model.layers):
+        return model
+
+    def call(layer, *args, **kwargs):
+        if not replaceable(layer):
+            return layer(*args, **kwargs)
+        return replace(layer, args[0] if args else kwargs["inputs"])
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
 def average_pools_as_depthwise(model):
@@ -48,13 +62,7 @@ def average_pools_as_depthwise(model):
             and layer.data_format == "channels_last"
         )
 
-    if not _is_functional(model) or not any(replaceable(layer) for layer in model.layers):
-        return model
-
-    def call(layer, *args, **kwargs):
-        if not replaceable(layer):
-            return layer(*args, **kwargs)
-        x = args[0] if args else kwargs["inputs"]
+    def replace(layer, x):
         height, width = layer.pool_size
         depthwise = keras.layers.DepthwiseConv2D(
             (height, width), strides=layer.strides, padding="valid", use_bias=False, name=f"{layer.name}_depthwise"
@@ -63,7 +71,7 @@ def average_pools_as_depthwise(model):
         depthwise.set_weights([np.full((height, width, x.shape[-1], 1), 1.0 / (height * width), "float32")])
         return y
 
-    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    return _rewritten(model, replaceable, replace)
 
 
 MAX_SPLIT_GROUPS = 8
@@ -127,9 +135,6 @@ def grouped_convolutions_for_gpu(model):
             return False
         return gpu_accelerator_fault(layer.kernel.shape[2], layer.filters // groups) is not None
 
-    if not _is_functional(model) or not any(replaceable(layer) for layer in model.layers):
-        return model
-
     def conv(layer, filters, groups, name):
         options = dict(
             strides=layer.strides,
@@ -141,10 +146,7 @@ def grouped_convolutions_for_gpu(model):
         )
         return GroupConv2D(filters, layer.kernel_size, groups=groups, **options) if groups > 1 else keras.layers.Conv2D(filters, layer.kernel_size, **options)
 
-    def call(layer, *args, **kwargs):
-        if not replaceable(layer):
-            return layer(*args, **kwargs)
-        x = args[0] if args else kwargs["inputs"]
+    def replace(layer, x):
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         bias = [keras.ops.convert_to_numpy(layer.bias)] if layer.use_bias else []
         groups, in_per_group = layer.groups, kernel.shape[2]
@@ -168,4 +170,4 @@ def grouped_convolutions_for_gpu(model):
             single.set_weights([kernel[..., columns]] + [b[columns] for b in bias])
         return keras.ops.concatenate(outputs, axis=-1)
 
-    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    return _rewritten(model, replaceable, replace)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -27,6 +28,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from keras_se.export.verify import dequantize_output, quantize_input
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gpu_child.py")
 _LIBRARY = "libLiteRtWebGpuAccelerator.so"
@@ -62,7 +65,6 @@ class GpuRun:
         how to fix it). Never counted as passed.
     """
 
-    path: str
     status: str
     reason: str = ""
     fully_accelerated: bool = None
@@ -147,7 +149,9 @@ class GpuAccelerator:
         self._process = self._stderr = None
         self._log = ""
         self._workdir = tempfile.mkdtemp(prefix="keras_se_gpu_")
-        library = os.path.join(os.path.dirname(_ai_edge_litert_file()), _LIBRARY)
+        import ai_edge_litert
+
+        library = os.path.join(os.path.dirname(ai_edge_litert.__file__), _LIBRARY)
         if not os.path.isfile(library):
             self.status, self.reason = "not run", f"this ai-edge-litert has no GPU accelerator ({_LIBRARY})"
             return
@@ -208,9 +212,9 @@ class GpuAccelerator:
             returncode = self._process.wait()
             self.status = "crashed"
             self.reason = f"the accelerator's process died ({_signal_name(returncode)})"
-            last = [x for x in self.stderr().splitlines() if x.startswith(("E0", "ERROR", "F0"))]
+            last = _last_error(self.stderr())
             if last:
-                self.reason += f"; last error: {last[-1][:200]}"
+                self.reason += f"; last error: {last[:200]}"
             self.close()
             return None
 
@@ -230,12 +234,15 @@ class GpuAccelerator:
         return message
 
     def run(self, samples):
-        """Outputs (float32, one row per sample) for float `samples` of shape (N, H, W, C)."""
-        samples = np.asarray(samples, "float32")
+        """Outputs (float32, one row per sample) for float `samples` of shape (N, H, W, C).
+
+        Quantised files are fed and read through their own scale and zero
+        point, as `keras_se.export.verify.run_tflite` does on the CPU.
+        """
         x_path, y_path = os.path.join(self._workdir, "x.npy"), os.path.join(self._workdir, "y.npy")
-        np.save(x_path, samples)
+        np.save(x_path, quantize_input(np.asarray(samples, "float32"), self.input["dtype"], self.input["quantization"]))
         self._command("ran", cmd="run", inputs=x_path, outputs=y_path)
-        return np.load(y_path)
+        return dequantize_output(np.load(y_path), self.output["dtype"], self.output["quantization"])
 
     def time(self, runs):
         """Milliseconds of each of `runs` invocations (run and read the output)."""
@@ -255,10 +262,7 @@ class GpuAccelerator:
             self._log = self.stderr()
             self._stderr.close()
             self._replies.close()
-        if os.path.isdir(self._workdir):
-            import shutil
-
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -267,18 +271,15 @@ class GpuAccelerator:
         self.close()
 
 
-def _ai_edge_litert_file():
-    import importlib.util
-
-    spec = importlib.util.find_spec("ai_edge_litert")
-    return spec.origin
+def _last_error(stderr):
+    """The last error line the accelerator logged, or None."""
+    return next((x for x in reversed(stderr.splitlines()) if x.startswith(("E0", "ERROR", "F0"))), None)
 
 
 def _refusal(message, stderr):
     if "not accelerated" in message or "not accelerated" in stderr:
         return "some ops are not accelerated (LiteRT: the GPU accelerator cannot run every op)"
-    errors = [x for x in stderr.splitlines() if x.startswith(("ERROR", "E0"))]
-    return (errors[-1] if errors else message)[:300]
+    return (_last_error(stderr) or message)[:300]
 
 
 def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAULT_TIMEOUT, precision="float16"):
@@ -306,32 +307,25 @@ def run_on_gpu_accelerator(tflite, samples=None, runs=0, warmup=2, timeout=DEFAU
     >>> result.passed, result.adapter, result.latency_ms
     (True, 'llvmpipe (LLVM 15.0.6, 256 bits), arch=software, ...', 2.7)
     """
-    with _as_path(tflite) as path:
-        accelerator = GpuAccelerator(path, timeout=timeout, precision=precision)
-        result = GpuRun(str(path) if not isinstance(tflite, (bytes, bytearray)) else "<bytes>", accelerator.status)
-        try:
-            if accelerator.status == "ready":
+    with _as_path(tflite) as path, GpuAccelerator(path, timeout=timeout, precision=precision) as accelerator:
+        outputs, times = None, []
+        if accelerator.status == "ready":
+            # A crash or timeout mid-run sets the accelerator's status and reason.
+            with contextlib.suppress(GpuAcceleratorError):
                 outputs = accelerator.run(samples) if samples is not None else None
-                times = []
                 if runs:
                     accelerator.time(warmup)
                     times = accelerator.time(runs)
-                result = dataclasses.replace(
-                    result,
-                    status="ran",
-                    outputs=outputs,
-                    latency_ms=statistics.median(times) if times else None,
-                    runs=len(times),
-                )
-        except GpuAcceleratorError:
-            pass
-        finally:
-            accelerator.close()
-        if result.status != "ran":
-            result.status, result.reason = accelerator.status, accelerator.reason
-        result.fully_accelerated = accelerator.fully_accelerated
-        result.adapter, result.software = accelerator.adapter, accelerator.software
-        return result
+        return GpuRun(
+            status="ran" if accelerator.status == "ready" else accelerator.status,
+            reason=accelerator.reason,
+            fully_accelerated=accelerator.fully_accelerated,
+            adapter=accelerator.adapter,
+            software=accelerator.software,
+            outputs=outputs,
+            latency_ms=statistics.median(times) if times else None,
+            runs=len(times),
+        )
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ class TFLiteExport:
     size_bytes: int
     ops: dict
     parity: Parity
-    gpu_findings: list
+    gpu_findings: list  # check_gpu's findings ([] when the rules were not checked)
     seconds: float
     gpu_run: GpuRun = None  # LiteRT's GPU accelerator, with gpu=True
     gpu_parity: Parity = None  # its outputs against Keras
@@ -54,7 +54,7 @@ class TFLiteExport:
             "ops": self.ops,
             "parity": dataclasses.asdict(self.parity) if self.parity else None,
             "gpu_findings": [str(f) for f in self.gpu_findings],
-            "gpu_rules": gpu_rules_verdict(self.gpu_findings) if self.gpu else None,
+            "gpu_rules": gpu_rules_verdict(self.gpu_findings) if self.gpu or self.gpu_run else None,
             "gpu_accelerator": self.gpu_run.to_dict(self.gpu_parity) if self.gpu_run else None,
             "seconds": round(self.seconds, 2),
         }
@@ -232,16 +232,16 @@ def to_tflite(
     seconds = time.perf_counter() - start
 
     graph = read_tflite(data)
-    findings = check_gpu(data, allow_quantized=quantize == "int8") if gpu else []
-    parity = gpu_run = gpu_parity = None
+    parity = None
+    gpu_checks = {"gpu_findings": [], "gpu_run": None, "gpu_parity": None}
     if verify:
         inputs = samples[:verify_samples]
         reference = keras_outputs(model, inputs)
         parity = compare_outputs(model, data, inputs, reference)
         parity.check(quantize)
-        if gpu:
-            gpu_run, gpu_parity = compare_on_gpu(data, inputs, reference)
-            gpu_run.path = path
+    if gpu:
+        gpu_checks = gpu_verdicts(data, quantize, *((inputs, reference) if verify else ()))
+    findings, gpu_run = gpu_checks["gpu_findings"], gpu_checks["gpu_run"]
     refused = [str(f) for f in findings if f.severity == "error"]
     if refused:
         also = f" (LiteRT GPU accelerator: {gpu_run.verdict()})" if gpu_run else ""
@@ -250,9 +250,24 @@ def to_tflite(
         if gpu_run.status == "not run":
             warnings.warn(f"LiteRT GPU accelerator not run: {gpu_run.reason}", GpuNotRunWarning, stacklevel=2)
         else:
-            check_gpu_run(gpu_run, gpu_parity, quantize)
+            check_gpu_run(gpu_run, gpu_checks["gpu_parity"], quantize)
     with atomic_output(path, overwrite) as handle:
         handle.write(data)
-    return TFLiteExport(
-        path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, findings, seconds, gpu_run, gpu_parity
-    )
+    return TFLiteExport(path, quantize or "float32", gpu, len(data), graph.op_histogram(), parity, seconds=seconds, **gpu_checks)
+
+
+def gpu_verdicts(tflite, quantize=None, inputs=None, reference=None):
+    """Both GPU verdicts of a converted file (bytes or path), as `TFLiteExport` fields.
+
+    The classic GPU delegate's rules (`check_gpu`; int8 files with quantised
+    models allowed) and, given `inputs` and Keras' `reference` outputs for
+    them, LiteRT's GPU accelerator (`compare_on_gpu`). Nothing is raised:
+    `to_tflite` decides what fails.
+
+    Returns:
+        dict with `gpu_findings`, `gpu_run` and `gpu_parity` (the last two
+        None without inputs or when the file did not run).
+    """
+    findings = check_gpu(tflite, allow_quantized=quantize == "int8")
+    run, parity = compare_on_gpu(tflite, inputs, reference) if inputs is not None else (None, None)
+    return {"gpu_findings": findings, "gpu_run": run, "gpu_parity": parity}

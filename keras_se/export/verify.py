@@ -112,6 +112,25 @@ def make_interpreter(data, num_threads=1):
         return interpreter, "reference"
 
 
+def quantize_input(x, dtype, quantization):
+    """Float inputs as a file's input tensor takes them (int8/uint8 through its scale and zero point)."""
+    dtype = np.dtype(dtype)
+    if dtype in (np.int8, np.uint8):
+        scale, zero = quantization
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    return np.asarray(x).astype(dtype)
+
+
+def dequantize_output(y, dtype, quantization):
+    """A file's output tensor as float32 (int8/uint8 through its scale and zero point)."""
+    y = np.asarray(y).astype("float32")
+    if np.dtype(dtype) in (np.int8, np.uint8):
+        scale, zero = quantization
+        y = (y - zero) * scale
+    return y
+
+
 def run_tflite(data, samples, num_threads=1):
     """Runs a TFLite model (bytes or path) on each sample, batch 1.
 
@@ -123,18 +142,9 @@ def run_tflite(data, samples, num_threads=1):
     out = interpreter.get_output_details()[0]
     results = []
     for sample in np.asarray(samples, "float32"):
-        x = sample[None]
-        scale, zero = inp["quantization"]
-        if inp["dtype"] in (np.int8, np.uint8):
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp["dtype"])
-        interpreter.set_tensor(inp["index"], x)
+        interpreter.set_tensor(inp["index"], quantize_input(sample[None], inp["dtype"], inp["quantization"]))
         interpreter.invoke()
-        y = interpreter.get_tensor(out["index"]).astype("float32")
-        scale, zero = out["quantization"]
-        if out["dtype"] in (np.int8, np.uint8):
-            y = (y - zero) * scale
-        results.append(y[0])
+        results.append(dequantize_output(interpreter.get_tensor(out["index"]), out["dtype"], out["quantization"])[0])
     return np.stack(results)
 
 

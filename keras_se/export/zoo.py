@@ -29,14 +29,15 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
     """
     import warnings
 
+    import dataclasses
+
     import numpy as np
 
     import keras_se
     from keras_se.export.bench import measure_latency
     from keras_se.export.calibration import RandomCalibrationWarning
-    from keras_se.export.gpu import check_gpu
-    from keras_se.export.tflite import gpu_rules_verdict
-    from keras_se.export.verify import compare_on_gpu, keras_outputs
+    from keras_se.export.tflite import gpu_verdicts
+    from keras_se.export.verify import keras_outputs
     from keras_se.io_utils import machine_summary, write_atomic
 
     os.makedirs(out_dir, exist_ok=True)
@@ -52,16 +53,10 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomCalibrationWarning)
             result = to_tflite(models[name], path, quantize=quantize, gpu=gpu, overwrite=overwrite)
-        row = result.to_dict()
         if not gpu:  # both GPU verdicts for every file, not only the GPU preset
-            findings = check_gpu(path, allow_quantized=quantize == "int8")
             inputs = np.random.default_rng(0).uniform(0, 1, (4, input_size, input_size, 3)).astype("float32")
-            run, parity = compare_on_gpu(path, inputs, keras_outputs(models[name], inputs))
-            row.update(
-                gpu_findings=[str(f) for f in findings],
-                gpu_rules=gpu_rules_verdict(findings),
-                gpu_accelerator=run.to_dict(parity),
-            )
+            result = dataclasses.replace(result, **gpu_verdicts(path, quantize, inputs, keras_outputs(models[name], inputs)))
+        row = result.to_dict()
         ran = row["gpu_accelerator"]["passed"]
         latency = measure_latency(path, threads=threads, runs=runs, accelerators=["cpu", "gpu"] if ran else ["cpu"])
         row.update(
@@ -73,7 +68,6 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
             gpu_latency_ms=round(latency[1].median_ms, 2) if ran else None,
             threads=threads,
         )
-        row["gpu_accelerator"]["path"] = row["path"]
         rows.append(row)
     manifest = {
         "input_size": input_size,
