@@ -9,9 +9,11 @@ built to ship to phones.
 __version__ = "0.1.0"
 
 import importlib
+import os
+import sys
 
-# Attributes are imported on first use, so `import keras_se` (and the CLI's
-# `--help`) does not pay for importing TensorFlow until a model is needed.
+# Attributes are imported on first use; the classes `keras.saving.load_model`
+# needs are registered at import (below).
 _LAZY = {
     "layers": ("keras_se.layers", None),
     "models": ("keras_se.models", None),
@@ -53,6 +55,20 @@ def __getattr__(name):
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
+
+
+def _register_serializable():
+    """Imports the layers and models, registering every serialisable class with Keras."""
+    importlib.import_module("keras_se.layers")
+    importlib.import_module("keras_se.models")
+
+
+# `import keras_se` is enough for `keras.saving.load_model` to rebuild any
+# saved keras_se model or layer. The `keras-se` command is the exception: it
+# imports TensorFlow itself, quietly and interruptibly, and only for the
+# commands that need it (`--help` stays instant).
+if os.path.basename((getattr(sys, "argv", None) or [""])[0]) != "keras-se":
+    _register_serializable()
 
 
 def __dir__():

@@ -854,6 +854,9 @@ def _with_input_shape(model, input_shape):
     current = tuple(_shape(model.inputs[0])[1:])
     if tuple(input_shape) == current:
         return model
+    config = _keras_se_config(model)
+    if config:
+        return type(model).from_config({**config, "input_shape": tuple(input_shape)})
     if len(model.inputs) != 1:
         raise ValueError(f"input_shape applies to single-input models; this one has {len(model.inputs)} inputs")
     try:
@@ -883,8 +886,9 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             name, the size to build at (default: the builder's 224x224); for a
             model, rebuilds it at that size; a `.tflite` file has its own.
         twin: the plain model to measure the attention overhead against: a
-            registry name, a model, False for none, or None (default) for the
-            registry's plain twin when `model` is a registry name.
+            registry name, a model, False for none, or None (default): the
+            registry's plain twin for a registry name, else, for a keras_se
+            model (built or loaded), the same configuration without attention.
         reduction: number or None. r of the SE formula; None reads it from
             the model (the SqueezeExcite layers, the builder's `reduction`,
             else the units' most common C / C_r). For a registry name it is
@@ -928,27 +932,16 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             model = load_keras_file(value)
             name = os.path.basename(value)
         else:
-            import keras_se.models  # noqa: F401  (registers the builders)
             from keras_se.models.registry import create_model, get_entry
 
-            entry = get_entry(value)
-            kwargs = dict(build_kwargs, weights=None)
+            kwargs = dict(build_kwargs)
             if input_shape is not None:
                 kwargs["input_shape"] = input_shape
-            if reduction is not None and entry.kwargs.get("attention") in ("se", "sk"):
+            if reduction is not None and get_entry(value).kwargs.get("attention") in ("se", "sk"):
                 kwargs["reduction"] = reduction  # the model's r is the formula's r
-            elif entry.kwargs.get("attention") == "se":
-                reduction = entry.kwargs.get("reduction", 16)
-            built = create_model(value, **kwargs)
-            if twin is None and entry.twin:
-                twin_model = create_model(entry.twin, **kwargs)
-                twin = entry.twin
-            report = report_keras_model(built, value, reduction)
-            if twin_model is not None:
-                attach_twin(report, report_keras_model(twin_model, entry.twin), entry.twin)
-            elif twin not in (None, False):
-                attach_twin(report, complexity_report(twin, input_shape, twin=False, **build_kwargs), _twin_name(twin))
-            return report
+            model, input_shape, name = create_model(value, **kwargs), None, value
+            if twin is None and get_entry(value).twin:
+                twin_model = create_model(get_entry(value).twin, **kwargs)
     elif build_kwargs:
         raise ValueError(f"builder arguments apply to registry names only. Received: {sorted(build_kwargs)}")
     if not hasattr(model, "_nodes_by_depth") and hasattr(model, "compute_output_shape") and not hasattr(model, "layers"):
@@ -956,11 +949,25 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
         input_shape = None
     if input_shape is not None:
         model = _with_input_shape(model, input_shape)
+    config = _keras_se_config(model)
+    if reduction is None and config.get("attention") == "se":
+        reduction = config["reduction"]
+    if twin is None and twin_model is None and config.get("attention"):
+        twin_model = model.plain_twin()  # the same architecture without attention
     report = report_keras_model(model, name, reduction)
-    if twin not in (None, False):
+    if twin_model is not None:
+        attach_twin(report, report_keras_model(twin_model, twin_model.name), twin_model.name)
+    elif twin not in (None, False):
         twin_input = report.input_shape if input_shape is None else input_shape
         attach_twin(report, complexity_report(twin, twin_input, twin=False), _twin_name(twin))
     return report
+
+
+def _keras_se_config(model):
+    """A keras_se model's architecture (`get_config()`), or {} for any other model."""
+    from keras_se.models.base import SEModel
+
+    return model.get_config() if isinstance(model, SEModel) else {}
 
 
 def _twin_name(twin):

@@ -2,7 +2,7 @@
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
-from keras_se.layers.squeeze_excite import apply_se, check_se_options, make_se_layers
+from keras_se.layers.squeeze_excite import GATES, apply_se, make_se_layers
 
 POOLINGS = (None, "avg", "max")
 
@@ -10,17 +10,14 @@ POOLINGS = (None, "avg", "max")
 class SEOptions:
     """SE settings shared by every block of a model (validated once)."""
 
-    def __init__(self, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, se_activation="relu", se_squeeze="avg"):
-        self.kwargs = dict(
-            reduction=reduction,
-            use_bias=se_bias,
-            gate=se_gate,
-            divisor=se_divisor,
-            activation=se_activation,
-            squeeze=se_squeeze,
-        )
-        # Fail on a bad option before any layer is built.
-        check_se_options(reduction, None, se_divisor, None, se_bias, se_activation, se_gate, se_squeeze)
+    def __init__(self, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1):
+        self.kwargs = dict(reduction=reduction, use_bias=se_bias, gate=se_gate, divisor=se_divisor)
+        # Fail on a bad option, named as the builder names it, before any layer is built.
+        check_positive_number("reduction", reduction)
+        _utils.check_positive_int("se_divisor", se_divisor)
+        if not isinstance(se_bias, bool):
+            raise ValueError(f"se_bias must be a bool. Received: se_bias={se_bias!r}")
+        check_choice("se_gate", se_gate, GATES)
 
     def __call__(self, layers, x, name):
         return apply_se(make_se_layers(layers, x.shape[-1], name, **self.kwargs), x)
@@ -43,7 +40,7 @@ def check_stages(se_stages, valid):
 
 
 def model_inputs(fl, input_shape, input_tensor, min_size, default_size=224):
-    """The model input, with keras.applications' argument rules."""
+    """The model input, with keras.applications' argument rules: `(input, shape)`."""
     if input_shape is None:
         if input_tensor is not None:
             input_shape = tuple(input_tensor.shape[1:])
@@ -107,55 +104,31 @@ def max_pool(layers, x, name, mode="pad"):
     return layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
-def head(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, dropout=0.0):
-    """keras.applications' top: pooling, optional dropout, classifier."""
+def head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout=0.0):
+    """keras.applications' top: pooling, optional dropout, classifier.
+
+    Returns `(inputs, outputs)`. Under a mixed precision policy the
+    classifier computes in float32, so the model's output is float32 (Keras'
+    mixed precision guidance: a softmax in float16 loses precision).
+    """
     layers = fl.layers
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        mixed = fl.module.mixed_precision.global_policy().compute_dtype != "float32"
+        dense = dict(dtype="float32") if mixed else {}
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions", **dense)(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return fl.Model(inputs, x, name=name)
+    return inputs, x
 
 
-def check_top(include_top, pooling, classes, classifier_activation):
+def check_top(include_top, pooling, classes):
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be a bool. Received: include_top={include_top!r}")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of None, 'avg', 'max'. Received: pooling={pooling!r}")
     _utils.check_positive_int("classes", classes)
-
-
-def load_weights(model, weights, classes, include_top):
-    """Loads `weights` (None or a path) into `model` with clear errors."""
-    if weights is None:
-        return model
-    import os
-
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"weights must be None or a path to a weights file. Received: weights={weights!r}")
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file not found. Received: weights={path!r}")
-    if path.endswith((".safetensors", ".pth", ".pt", ".bin")):
-        from keras_se.weights import load_timm
-
-        load_timm(model, path)
-        return model
-    try:
-        model.load_weights(path)
-    except (ValueError, KeyError) as error:
-        hint = ""
-        if include_top and classes != 1000:
-            hint = f" The file may hold a 1000-class classifier. Received: classes={classes}."
-        raise ValueError(f"weights file {path!r} does not fit this model ({error}).{hint}") from None
-    return model
-
-
-def finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout=0.0):
-    model = head(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, dropout)
-    return load_weights(model, weights, classes, include_top)

@@ -1,7 +1,10 @@
 """SE-MobileNet: MobileNet v1 with an SE block after every depthwise-separable block."""
 
+import keras
+
 from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
+from keras_se.models.base import SEModel
 from keras_se.models.registry import register
 
 # (pointwise filters, depthwise stride) of MobileNet v1's 13 blocks.
@@ -9,12 +12,10 @@ BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1)
 STAGES = (1, 2, 3, 4, 5)
 
 
-def build_mobilenet(
-    name,
+def mobilenet_graph(
     attention="se",
     alpha=1.0,
     include_top=True,
-    weights=None,
     input_tensor=None,
     input_shape=None,
     pooling=None,
@@ -29,7 +30,7 @@ def build_mobilenet(
     dropout=1e-3,
     flavour="keras",
 ):
-    """Builds MobileNet v1, with SE (`attention="se"`) or plain (None).
+    """The graph of MobileNet v1, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     SE (r = 16, FCs with bias) sits on the output of each of the 13
     depthwise-separable blocks, after the pointwise conv-BN-ReLU: the
@@ -40,10 +41,9 @@ def build_mobilenet(
     stage's SE as the paper suggests for mobile.
 
     Args:
-        name: str. Model name.
         attention: `"se"` or None.
         alpha: float, defaults to 1.0. Width multiplier (keras.applications).
-        include_top, weights, input_tensor, input_shape, pooling, classes,
+        include_top, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in `keras.applications.MobileNet`.
         reduction, se_bias, se_gate, se_divisor, se_stages: SE options, as
             in `keras_se.models.resnet.build_resnet`.
@@ -51,9 +51,6 @@ def build_mobilenet(
             (the MobileNet paper).
         dropout: float, defaults to 1e-3 (keras.applications).
         flavour: `"keras"` or `"tf_keras"`.
-
-    Returns:
-        A model.
 
     Reference:
         - [Howard et al., MobileNets](https://arxiv.org/abs/1704.04861)
@@ -66,7 +63,7 @@ def build_mobilenet(
     _common.check_positive_number("alpha", alpha)
     if activation not in ("relu", "relu6"):
         raise ValueError(f"activation must be 'relu' or 'relu6'. Received: activation={activation!r}")
-    _common.check_top(include_top, pooling, classes, classifier_activation)
+    _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
 
@@ -84,8 +81,21 @@ def build_mobilenet(
         x = _common.conv_bn(layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu")
         if se is not None and stage in stages:
             x = se(layers, x, f"{prefix}_se")
-    return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout)
+    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 
-register("mobilenet", build_mobilenet, dict(name="mobilenet", attention=None), family="mobilenet", paper="MobileNet 1.0-224")
-register("se_mobilenet", build_mobilenet, dict(name="se_mobilenet", attention="se"), twin="mobilenet", family="mobilenet", paper="SE-MobileNet")
+@keras.saving.register_keras_serializable(package="keras_se")
+class MobileNetModel(SEModel):
+    """SE-MobileNet and MobileNet v1; the arguments are those of `mobilenet_graph`.
+
+    Example:
+
+    >>> model = MobileNetModel(attention="se", alpha=0.5, input_shape=(128, 128, 3))
+    """
+
+    graph = staticmethod(mobilenet_graph)
+    default_name = "mobilenet"
+
+
+register("mobilenet", MobileNetModel, dict(attention=None), family="mobilenet", paper="MobileNet 1.0-224")
+register("se_mobilenet", MobileNetModel, dict(attention="se"), twin="mobilenet", family="mobilenet", paper="SE-MobileNet")

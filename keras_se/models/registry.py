@@ -3,45 +3,48 @@
 import difflib
 import fnmatch
 
+from keras_se.layers.namespace import as_flavour
+from keras_se.weights import load_weights
+
 _REGISTRY = {}
 # Namespaced aliases ("timm:seresnet50"): a registered model with options.
 _ALIASES = {}
 
 
 class ModelEntry:
-    """A registered model: its builder, default arguments and plain twin."""
+    """A registered model: its class, default arguments and plain twin."""
 
-    def __init__(self, name, builder, kwargs, twin, family, paper):
+    def __init__(self, name, cls, kwargs, twin, family, paper):
         self.name = name
-        self.builder = builder
+        self.cls = cls
         self.kwargs = kwargs
         self.twin = twin
         self.family = family
         self.paper = paper
 
-    def __call__(self, **kwargs):
-        model = self.builder(**{**self.kwargs, **kwargs})
-        # The name and arguments that built the model, so that quantisation can
-        # build it again in tf_keras. A note, not model state: set past Keras'
-        # attribute tracking.
-        object.__setattr__(model, "_keras_se_build", (self.name, dict(kwargs)))
-        return model
+    def __call__(self, weights=None, flavour="keras", **kwargs):
+        arguments = {"name": self.name, **self.kwargs, **kwargs}
+        if as_flavour(flavour).name == "tf_keras":
+            model = self.cls.tf_keras_model(arguments)
+        else:
+            model = self.cls(**arguments)
+        return load_weights(model, weights)
 
 
-def register(name, builder, defaults, twin=None, family=None, paper=None):
-    """Registers `builder(**defaults)` under `name`.
+def register(name, cls, defaults, twin=None, family=None, paper=None):
+    """Registers `cls(**defaults)` under `name`.
 
     Args:
-        name: str. Registry name (`se_resnet50`).
-        builder: callable returning a model.
-        defaults: dict. Default arguments for `builder`.
+        name: str. Registry name (`se_resnet50`), also the model's name.
+        cls: a `keras_se.models.base.SEModel` subclass.
+        defaults: dict. Default arguments for `cls`.
         twin: str or None. Name of the same architecture without attention.
         family: str. Model family, for listing.
         paper: str or None. The model's name in the paper's tables.
     """
     if name in _REGISTRY:
         raise ValueError(f"Model {name!r} is already registered.")
-    _REGISTRY[name] = ModelEntry(name, builder, dict(defaults), twin, family, paper)
+    _REGISTRY[name] = ModelEntry(name, cls, dict(defaults), twin, family, paper)
     return _REGISTRY[name]
 
 
@@ -62,7 +65,7 @@ def register_alias(name, target, overrides=None):
     if name in _ALIASES:
         raise ValueError(f"Alias {name!r} is already registered.")
     base = get_entry(target)
-    _ALIASES[name] = ModelEntry(name, base.builder, {**base.kwargs, **(overrides or {})}, None, base.family, None)
+    _ALIASES[name] = ModelEntry(name, base.cls, {**base.kwargs, **(overrides or {})}, None, base.family, None)
     return _ALIASES[name]
 
 
@@ -72,6 +75,8 @@ def list_models(pattern=None):
     Namespaced aliases are listed by a pattern with a colon:
     `list_models("timm:*")` gives the timm models keras_se reproduces.
     """
+    if pattern is not None and not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a shell glob string or None. Received: pattern={pattern!r}")
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
@@ -96,7 +101,7 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def create_model(name, **kwargs):
+def create_model(name, weights=None, flavour="keras", **kwargs):
     """Builds a registered model.
 
     Args:
@@ -104,15 +109,22 @@ def create_model(name, **kwargs):
             an alias from `list_models("timm:*")`, e.g.
             `"timm:legacy_seresnet50"`: the configuration that reproduces
             that timm model, whose checkpoint `weights=` then loads.
-        **kwargs: builder arguments (`input_shape`, `classes`, `weights`,
+        weights: None, or a weights file: a `.keras` / `.weights.h5` file
+            saved from the same model, or a timm checkpoint (`.safetensors`,
+            `.pth`); see `keras_se.weights.load_weights`.
+        flavour: `"keras"` (default), or `"tf_keras"` for the same model
+            in tf_keras (for tfmot).
+        **kwargs: architecture arguments (`input_shape`, `classes`,
             `reduction`, ...), overriding the registered defaults.
 
     Returns:
-        A `keras.Model` (or a tf_keras model with `flavour="tf_keras"`).
+        A keras_se model (a `keras.Model` subclass whose `get_config()`
+        holds its architecture), or a tf_keras model with
+        `flavour="tf_keras"`.
 
     Example:
 
     >>> model = keras_se.create_model("se_resnet50", input_shape=(128, 128, 3))
     >>> model = keras_se.create_model("timm:seresnet50", weights="seresnet50.safetensors")
     """
-    return get_entry(name)(**kwargs)
+    return get_entry(name)(weights=weights, flavour=flavour, **kwargs)

@@ -3,11 +3,15 @@ their plain twins, from one table and one builder."""
 
 import math
 
+import keras
+
 from keras_se.layers._utils import check_choice
 from keras_se.layers.namespace import as_flavour
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
+from keras_se.models.base import SEModel
 from keras_se.models.registry import register, register_alias
+from keras_se.weights.timm_variants import TIMM_VARIANTS
 
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
 ATTENTIONS = (None, "se", "sk")
@@ -35,12 +39,10 @@ SENET154 = dict(RESNET, groups=64, base_width=4, stride_on="3x3", stem="deep", d
 SKNET = dict(RESNEXT, stem_pool="pad")
 
 
-def build_resnet(
-    name,
-    depth,
+def resnet_graph(
+    depth=50,
     attention="se",
     include_top=True,
-    weights=None,
     input_tensor=None,
     input_shape=None,
     pooling=None,
@@ -66,16 +68,14 @@ def build_resnet(
     basic_last_relu=False,
     flavour="keras",
 ):
-    """Builds a residual network with SE, SK or no attention.
+    """The graph of a residual network with SE, SK or no attention: `(inputs, outputs)`.
 
     Args:
-        name: str. Model name.
         depth: int. 18, 34, 50, 101 or 152 (blocks per stage from `DEPTHS`;
             26, two bottlenecks per stage, from `EXTRA_DEPTHS`).
         attention: `"se"`, `"sk"` or None (the plain twin).
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation: as in `keras.applications`. `weights` is
-            None or a path to a weights file.
+        include_top, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in `keras.applications`.
         reduction: float, defaults to 16. r of SE (and of SK's d = max(C/r, L)).
         se_bias: bool, defaults to True. Bias on the SE FCs.
         se_gate: `"sigmoid"` (default) or `"hard_sigmoid"`.
@@ -99,11 +99,8 @@ def build_resnet(
         basic_last_relu: bool, defaults to False. Basic blocks only: a ReLU
             after the second BN, before SE and the add (timm's
             legacy_seresnet18/34, whose `SEResNetBlock` has it).
-        flavour: `"keras"` (default) or `"tf_keras"`; the same model in
+        flavour: `"keras"` (default) or `"tf_keras"`; the same graph in
             tf_keras (layer names and weight order identical) for tfmot.
-
-    Returns:
-        A model.
     """
     fl = as_flavour(flavour)
     layers = fl.layers
@@ -115,7 +112,7 @@ def build_resnet(
     check_choice("stride_on", stride_on, ("1x1", "3x3"))
     check_choice("stem", stem, ("7x7", "deep"))
     check_choice("downsample_kernel", downsample_kernel, (1, 3))
-    _common.check_top(include_top, pooling, classes, classifier_activation)
+    _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if attention == "sk" and se_position != "standard":
@@ -166,7 +163,7 @@ def build_resnet(
                     halve_conv1=halve_conv1,
                     **unit,
                 )
-    return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights, dropout)
+    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 
 def _shortcut(layers, x, filters, strides, kernel, name):
@@ -230,8 +227,24 @@ def _bottleneck_block(
     return _finish_block(layers, x, shortcut, name, attention, se, se_position)
 
 
-def _register(name, builder_name, depth, attention, arch, twin, paper):
-    register(name, build_resnet, dict(arch, name=name, depth=depth, attention=attention), twin=twin, family=builder_name, paper=paper)
+@keras.saving.register_keras_serializable(package="keras_se")
+class ResNetModel(SEModel):
+    """SE-ResNet, SE-ResNeXt, SENet-154, SKNet and their plain twins.
+
+    The arguments are those of `resnet_graph`; `get_config()` returns them.
+
+    Example:
+
+    >>> model = ResNetModel(depth=50, attention="se", input_shape=(224, 224, 3))
+    >>> ResNetModel.from_config(model.get_config())  # the same architecture
+    """
+
+    graph = staticmethod(resnet_graph)
+    default_name = "resnet"
+
+
+def _register(name, family, depth, attention, arch, twin, paper):
+    register(name, ResNetModel, dict(arch, depth=depth, attention=attention), twin=twin, family=family, paper=paper)
 
 
 for _depth in DEPTHS:
@@ -243,36 +256,5 @@ for _depth in (50, 101):
     _register(f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}")
 _register("senet154_plain", "senet154", 152, None, SENET154, None, None)
 _register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154")
-
-# timm models this builder reproduces exactly (their checkpoints load with
-# `weights=`): timm name -> (keras_se model, options). timm's senet.py
-# `legacy_*` models, ported from the Caffe releases, are the keras_se
-# defaults: ceil-mode stem pool, stride on the first 1x1 of SE-ResNet
-# bottlenecks (on the grouped 3x3 of SE-ResNeXt and SENet-154), SE width
-# C // 16; only senet.py's basic block adds a ReLU before SE. timm's
-# resnet.py and sknet.py pad the stem pool, put the stride on the 3x3
-# ("v1.5") and round the SE width to make_divisible(C / 16, 8).
-_TIMM_RESNET = dict(stride_on="3x3", stem_pool="pad", se_divisor=8)
-TIMM = {
-    **{f"legacy_seresnet{d}": (f"se_resnet{d}", {}) for d in (50, 101, 152)},
-    **{f"legacy_seresnet{d}": (f"se_resnet{d}", dict(basic_last_relu=True)) for d in (18, 34)},
-    "legacy_seresnext26_32x4d": ("se_resnext50_32x4d", dict(depth=26)),
-    "legacy_seresnext50_32x4d": ("se_resnext50_32x4d", {}),
-    "legacy_seresnext101_32x4d": ("se_resnext101_32x4d", {}),
-    "legacy_senet154": ("senet154", {}),
-    **{f"seresnet{d}": (f"se_resnet{d}", _TIMM_RESNET) for d in DEPTHS},
-    "seresnext50_32x4d": ("se_resnext50_32x4d", _TIMM_RESNET),
-    "seresnext101_32x4d": ("se_resnext101_32x4d", _TIMM_RESNET),
-    "senet154": ("senet154", dict(_TIMM_RESNET, dropout=0.0)),
-    "skresnext50_32x4d": ("sknet50", {}),
-    # timm's skresnet*: SK paths on channel halves of the input (split_input),
-    # groups 1, attention width make_divisible(C / 8, 16) = max(C / 8, 16)
-    # (basic) or make_divisible(C / 16, 8) = max(C / 16, 8) (bottleneck).
-    **{
-        f"skresnet{d}": ("sknet50", dict(depth=d, groups=1, base_width=64, reduction=8, sk_min_channels=16, sk_split_input=True))
-        for d in (18, 34)
-    },
-    "skresnet50": ("sknet50", dict(groups=1, base_width=64, sk_min_channels=8, sk_split_input=True)),
-}
-for _timm_name, (_target, _options) in TIMM.items():
+for _timm_name, (_target, _options, _scheme) in TIMM_VARIANTS.items():
     register_alias(f"timm:{_timm_name}", _target, dict(_options, name=_timm_name))

@@ -1,8 +1,11 @@
 """SE-ShuffleNet: ShuffleNet v1 with SE on the residual branch."""
 
+import keras
+
 from keras_se.layers._utils import check_choice, make_divisible
 from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
+from keras_se.models.base import SEModel
 from keras_se.models.registry import register
 
 # ShuffleNet v1 Table 1: stage 2 output channels at 1x, by groups (stages 3
@@ -14,13 +17,11 @@ SCALES = (0.5, 1.0, 1.5, 2.0)
 STEM_CHANNELS = 24
 
 
-def build_shufflenet(
-    name,
+def shufflenet_graph(
     attention="se",
     groups=3,
     scale=1.0,
     include_top=True,
-    weights=None,
     input_tensor=None,
     input_shape=None,
     pooling=None,
@@ -34,7 +35,7 @@ def build_shufflenet(
     se_position="standard",
     flavour="keras",
 ):
-    """Builds ShuffleNet v1 (g groups, width `scale`), with SE or plain.
+    """The graph of ShuffleNet v1 (g groups, width `scale`), with SE or plain: `(inputs, outputs)`.
 
     Unit: 1x1 group conv -> BN -> ReLU -> channel shuffle -> 3x3 depthwise
     (stride) -> BN -> 1x1 group conv -> BN -> [SE] -> add and ReLU (stride 1),
@@ -46,21 +47,17 @@ def build_shufflenet(
     the unit output instead (2.6 M).
 
     Args:
-        name: str. Model name.
         attention: `"se"` or None.
         groups: int, defaults to 3. One of 1, 2, 3, 4, 8.
         scale: float, defaults to 1.0. One of 0.5, 1.0, 1.5, 2.0. Stage widths
             are rounded to a multiple of 4 * groups where the scaled width is
             not one already.
-        include_top, weights, input_tensor, input_shape, pooling, classes,
+        include_top, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in `keras.applications`.
         reduction, se_bias, se_gate, se_divisor, se_stages: SE options
             (stages 2-4).
         se_position: `"standard"` or `"post"`.
         flavour: `"keras"` or `"tf_keras"`.
-
-    Returns:
-        A model.
 
     Reference:
         - [Zhang et al., ShuffleNet](https://arxiv.org/abs/1707.01083)
@@ -73,7 +70,7 @@ def build_shufflenet(
     check_choice("groups", groups, tuple(STAGE2_CHANNELS))
     check_choice("scale", scale, SCALES)
     check_choice("se_position", se_position, ("standard", "post"))
-    _common.check_top(include_top, pooling, classes, classifier_activation)
+    _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
 
@@ -95,7 +92,7 @@ def build_shufflenet(
                 se_position=se_position,
             )
         out_channels *= 2
-    return _common.finish(fl, x, inputs, name, include_top, pooling, classes, classifier_activation, weights)
+    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation)
 
 
 def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name, se, se_position):
@@ -128,12 +125,25 @@ def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name,
     return x
 
 
+@keras.saving.register_keras_serializable(package="keras_se")
+class ShuffleNetModel(SEModel):
+    """SE-ShuffleNet and ShuffleNet v1; the arguments are those of `shufflenet_graph`.
+
+    Example:
+
+    >>> model = ShuffleNetModel(attention="se", groups=3, input_shape=(224, 224, 3))
+    """
+
+    graph = staticmethod(shufflenet_graph)
+    default_name = "shufflenet"
+
+
 for _g in STAGE2_CHANNELS:
-    register(f"shufflenet_g{_g}", build_shufflenet, dict(name=f"shufflenet_g{_g}", attention=None, groups=_g), family="shufflenet", paper=f"ShuffleNet 1x (g={_g})")
+    register(f"shufflenet_g{_g}", ShuffleNetModel, dict(attention=None, groups=_g), family="shufflenet", paper=f"ShuffleNet 1x (g={_g})")
     register(
         f"se_shufflenet_g{_g}",
-        build_shufflenet,
-        dict(name=f"se_shufflenet_g{_g}", attention="se", groups=_g),
+        ShuffleNetModel,
+        dict(attention="se", groups=_g),
         twin=f"shufflenet_g{_g}",
         family="shufflenet",
         paper=f"SE-ShuffleNet 1x (g={_g})",

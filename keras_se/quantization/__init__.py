@@ -12,7 +12,7 @@ tfmot is imported only when a function needs it (importing it flips
 
 from keras_se.quantization.configs import import_tfmot, quantize_plan, quantize_scope
 from keras_se.quantization.integer_only import FloatOp, check_integer_only, float_ops
-from keras_se.quantization.qat import copy_float_weights, is_quantized, qat_flavour, quantize_model, rebuild_tf_keras, tflite_converter
+from keras_se.quantization.qat import copy_float_weights, is_quantized, quantize_model, rebuild_tf_keras, tflite_converter
 
 __all__ = [
     "FloatOp",
@@ -21,7 +21,6 @@ __all__ = [
     "float_ops",
     "import_tfmot",
     "is_quantized",
-    "qat_flavour",
     "quantize_model",
     "quantize_plan",
     "quantize_scope",

@@ -18,8 +18,9 @@ int8 kernels expect:
 
 `KernelSelect` (softmax across SK paths and the weighted sum), `Average`
 (the avg-max squeeze: a sum, then a division) and `Add` of three or more
-tensors are spelt as several standard layers in the QAT model (`keras_se.quantization.qat.qat_flavour`), so every
-intermediate tensor has a range: int8 SOFTMAX, STRIDED_SLICE, MUL, ADD.
+tensors are spelt as several standard layers in keras_se's tf_keras flavour
+(`keras_se.layers.namespace`), so every intermediate tensor has a range:
+int8 SOFTMAX, STRIDED_SLICE, MUL, ADD.
 
 tfmot is imported inside functions only: importing it sets
 `TF_USE_LEGACY_KERAS=1`, which would turn `tf.keras` into tf_keras for the
@@ -200,8 +201,8 @@ def quantize_plan(model):
 
     Args:
         model: a tf_keras functional model: a keras_se model built with
-            `flavour=keras_se.quantization.qat_flavour()` (what
-            `quantize_model` does), or one of standard tf_keras layers.
+            `flavour="tf_keras"` (what `quantize_model` does), or one of
+            standard tf_keras layers.
 
     Returns:
         dict from layer name to a keras_se QuantizeConfig; layers not in it
@@ -240,19 +241,15 @@ def quantize_plan(model):
         if kind is twins.GroupConv2D:
             feeds_bn = len(after) == 1 and type(after[0]) is tf_keras.layers.BatchNormalization
             plan[layer.name] = configs.GroupConvQuantizeConfig(quantize_output=not feeds_bn)
-        elif kind is twins.KernelSelect:
-            # Softmax and weighted sum inside one layer leave no range for the
-            # intermediate tensors; the QAT flavour spells it as layers.
-            unsupported.append(f"{layer.name!r} (KernelSelect: build with flavour=keras_se.quantization.qat_flavour())")
         elif kind in (twins.ChannelShuffle, twins.ChannelSlice):
             plan[layer.name] = configs.NoOpQuantizeConfig()
         elif kind in (tf_keras.layers.Multiply, tf_keras.layers.Rescaling):
             plan[layer.name] = configs.OutputQuantizeConfig()
         elif kind is tf_keras.layers.Add and len(_inbound_layers(layer)) > 2:
-            unsupported.append(f"{layer.name!r} (Add of {len(_inbound_layers(layer))} tensors: build with flavour=keras_se.quantization.qat_flavour())")
+            unsupported.append(f"{layer.name!r} (Add of {len(_inbound_layers(layer))} tensors: spell it as a chain of two-input Adds)")
         elif kind is tf_keras.layers.Average:
             # Adds, then divides: the sum would have no range and stay float.
-            unsupported.append(f"{layer.name!r} (Average: build with flavour=keras_se.quantization.qat_flavour())")
+            unsupported.append(f"{layer.name!r} (Average: spell it as Add then Rescaling)")
         elif kind is tf_keras.layers.BatchNormalization:
             producers = _inbound_layers(layer)
             producer = producers[0] if len(producers) == 1 else None

@@ -1,8 +1,8 @@
 """Quantisation-aware training of keras_se models with tfmot.
 
 tfmot quantises only tf_keras models (tensorflow/model-optimization#1144), so
-`quantize_model` builds the same architecture again with `flavour="tf_keras"`
-from the registry name and arguments the model was created with, copies the
+`quantize_model` builds the same architecture again in tf_keras from the
+model's config (`model.get_config()` holds its architecture), copies the
 weights layer by layer, checks both models give the same outputs, and applies
 tfmot's default 8-bit scheme plus keras_se's QuantizeConfigs
 (`keras_se.quantization.configs`).
@@ -16,8 +16,6 @@ What the user ends with:
   `copy_float_weights(qat_model, model)`. That model is float; it is what
   to keep training or save as `.keras`, not what runs in int8.
 """
-
-import functools
 
 import numpy as np
 
@@ -45,143 +43,6 @@ def _is_tf_keras(model):
     return isinstance(model, tf_keras.Model)
 
 
-class _AddGraph:
-    """`Add` of n > 2 tensors spelt as a chain of two-input Adds, for the QAT model.
-
-    tf_keras' `Add` sums n tensors inside one layer; only the total gets a
-    quantisation range, so TFLite keeps the partial sums float (SK's fuse
-    and select with three or more paths). A chain gives each partial sum a
-    range. Two inputs stay one `Add`; the last Add keeps the name.
-    """
-
-    def __init__(self, name=None, **kwargs):
-        self.name = name
-        self.kwargs = kwargs
-
-    def __call__(self, inputs):
-        import tf_keras
-
-        total = inputs[0]
-        for i, other in enumerate(inputs[1:-1], start=1):
-            total = tf_keras.layers.Add(name=f"{self.name}_partial{i}")([total, other])
-        return tf_keras.layers.Add(name=self.name, **self.kwargs)([total, inputs[-1]])
-
-
-class _KernelSelectGraph:
-    """`KernelSelect` spelt in layers tfmot can quantise, for the QAT model.
-
-    Logits (N, 1, 1, M*C), path-major -> Reshape (N, 1, M, C) -> Softmax over
-    the paths -> per path a Cropping2D to its (N, 1, 1, C) weights ->
-    Multiply with the path -> Add. The same function as `KernelSelect`
-    (no weights), but every intermediate tensor is a layer output that
-    carries a quantisation range, so TFLite gets int8 SOFTMAX, MUL and ADD.
-    The sum keeps the select layer's name (`..._sk_select`).
-    """
-
-    def __init__(self, name=None, **kwargs):
-        self.name = name
-
-    def __call__(self, inputs):
-        import tf_keras
-
-        layers = tf_keras.layers
-        paths, logits = inputs[:-1], inputs[-1]
-        num_paths, channels = len(paths), paths[0].shape[-1]
-        attn = layers.Reshape((1, num_paths, channels), name=f"{self.name}_logits")(logits)
-        attn = layers.Softmax(axis=2, name=f"{self.name}_softmax")(attn)
-        weighted = []
-        for m, path in enumerate(paths):
-            weight = layers.Cropping2D(((0, 0), (m, num_paths - m - 1)), name=f"{self.name}_weight{m}")(attn)
-            weighted.append(layers.Multiply(name=f"{self.name}_path{m}")([path, weight]))
-        return _AddGraph(name=self.name)(weighted)
-
-
-class _AverageGraph:
-    """`Average` spelt as Add -> Rescaling(1/n), for the QAT model.
-
-    tf_keras' `Average` adds then divides inside one layer, so the sum has
-    no quantisation range and TFLite keeps it float (the avg-max squeeze
-    of SE). As two layers both results are layer outputs with ranges:
-    int8 ADD and MUL. The scale keeps the average's name.
-    """
-
-    def __init__(self, name=None, **kwargs):
-        self.name = name
-
-    def __call__(self, inputs):
-        import tf_keras
-
-        total = tf_keras.layers.Add(name=f"{self.name}_sum")(inputs)
-        return tf_keras.layers.Rescaling(1.0 / len(inputs), name=self.name)(total)
-
-
-@functools.cache
-def qat_flavour():
-    """The tf_keras flavour for quantisation-aware training.
-
-    The same layers, names and weights as `flavour("tf_keras")`, except that
-    `KernelSelect` (SK's softmax over paths and weighted sum), `Average`
-    (SE's avg-max squeeze) and `Add` of more than two tensors (SK's fuse with
-    three or more paths) are spelt as several standard layers, so that every
-    intermediate tensor carries a quantisation range. None has weights:
-    weight copying and the names of weighted layers are unaffected.
-    """
-    import tf_keras
-
-    from keras_se.layers.namespace import _CUSTOM, Flavour, flavour
-
-    twins = flavour("tf_keras").layers
-    custom = {name: getattr(twins, name) for name in _CUSTOM}
-    custom["KernelSelect"] = _KernelSelectGraph
-    custom["Average"] = _AverageGraph
-    custom["Add"] = _AddGraph
-    return Flavour("tf_keras", tf_keras, custom)
-
-
-def _check_keras_layers(model):
-    """Names the layers of a Keras 3 model that keras_se cannot rebuild."""
-    from keras_se.layers import primitives
-    from keras_se.layers.namespace import _CUSTOM
-
-    ours = tuple(getattr(primitives, name) for name in _CUSTOM)
-    custom = []
-    for layer in model.layers:
-        module = type(layer).__module__
-        if isinstance(layer, ours) or module.startswith("keras.src.layers") or module.startswith("keras.layers"):
-            continue
-        if module.startswith("keras.src.models") or module.startswith("keras.src.engine"):
-            custom.append(f"{layer.name!r} (a nested {type(layer).__name__}; flatten it)")
-        else:
-            custom.append(f"{layer.name!r} ({type(layer).__name__})")
-    if custom:
-        raise ValueError(
-            f"Cannot quantise model {model.name!r}: layers tfmot cannot quantise and keras_se "
-            f"cannot rebuild in tf_keras: {', '.join(custom)}"
-        )
-
-
-def _architecture(model, architecture):
-    if architecture is None:
-        architecture = getattr(model, "_keras_se_build", None)
-    if architecture is None:
-        raise ValueError(
-            f"Cannot quantise model {model.name!r}: quantisation rebuilds the model in tf_keras "
-            "from its keras_se description, and this model was not made by keras_se.create_model "
-            "(or a keras_se constructor). Pass architecture=(name, kwargs), e.g. "
-            "architecture=('se_resnet18', {'classes': 10})."
-        )
-    if (
-        not isinstance(architecture, (tuple, list))
-        or len(architecture) != 2
-        or not isinstance(architecture[0], str)
-        or not isinstance(architecture[1], dict)
-    ):
-        raise ValueError(
-            f"architecture must be (registry name, builder kwargs). Received: architecture={architecture!r}"
-        )
-    return architecture[0], dict(architecture[1])
-
-
 def _copy_weights(source, target):
     """Copies weights layer by layer (matched by name) from `source` to `target`."""
     by_name = {layer.name: layer for layer in target.layers}
@@ -206,34 +67,29 @@ def _probe_inputs(model, count=2, seed=0):
     return np.random.default_rng(seed).uniform(0.0, 1.0, (count, *shape)).astype("float32")
 
 
-def rebuild_tf_keras(model, architecture=None):
+def rebuild_tf_keras(model):
     """The same model in tf_keras, with the same weights.
 
+    Built from `model.get_config()`: a keras_se model carries its
+    architecture, also when loaded from a `.keras` file.
+
     Args:
-        model: a model made by `keras_se.create_model` (or a keras_se
-            constructor such as `keras_se.SEResNet18`), Keras 3 or
-            `flavour="tf_keras"`.
-        architecture: `(registry name, builder kwargs)` for a model that does
-            not carry its description (e.g. loaded from a `.keras` file).
+        model: a Keras 3 keras_se model (`keras_se.create_model`, a keras_se
+            constructor such as `keras_se.SEResNet18`, or one loaded with
+            `keras.saving.load_model`).
 
     Returns:
         A tf_keras functional model (SK select spelt as quantisable layers,
-        see `qat_flavour`) whose outputs equal the input model's.
+        see `keras_se.layers.namespace`) whose outputs equal the input model's.
 
     Raises:
-        ValueError: the model has layers keras_se cannot rebuild, no
-            description, or the rebuilt model disagrees with it.
+        ValueError: the model is not a keras_se model, or the rebuilt model
+            disagrees with it.
     """
-    if not _is_tf_keras(model):
-        _check_keras_layers(model)
-    name, kwargs = _architecture(model, architecture)
-    from keras_se.models.registry import get_entry
+    from keras_se.models.base import model_config
 
-    import keras_se.models  # noqa: F401  (registers the builders)
-
-    kwargs.pop("input_tensor", None)
-    kwargs.update(weights=None, flavour=qat_flavour(), input_shape=tuple(model.input_shape[1:]))
-    rebuilt = get_entry(name)(**kwargs)
+    config = model_config(model)
+    rebuilt = type(model).tf_keras_model(config)
     _copy_weights(model, rebuilt)
     x = _probe_inputs(model)
     expected = np.asarray(model(x, training=False))
@@ -248,7 +104,7 @@ def rebuild_tf_keras(model, architecture=None):
     return rebuilt
 
 
-def quantize_model(model, architecture=None):
+def quantize_model(model):
     """Prepares a keras_se model for quantisation-aware training.
 
     Rebuilds the model in tf_keras (`rebuild_tf_keras`: same layer names,
@@ -267,13 +123,11 @@ def quantize_model(model, architecture=None):
     devices.
 
     Args:
-        model: a float Keras 3 model from `keras_se.create_model` (or a
-            keras_se constructor), or a tf_keras functional model (a keras_se
-            model built with `flavour="tf_keras"`, rebuilt like a Keras 3
-            one, or a model of standard tf_keras layers, quantised as it is).
-        architecture: optional `(registry name, builder kwargs)` for a
-            keras_se model that does not carry its description, e.g. one
-            loaded from a `.keras` file.
+        model: a float Keras 3 keras_se model (from `keras_se.create_model`,
+            a keras_se constructor, or `keras.saving.load_model` of a saved
+            one: the model's config holds its architecture), or a tf_keras
+            functional model of standard tf_keras and keras_se layers,
+            quantised as it is.
 
     Returns:
         A tf_keras model with tfmot quantisation wrappers, ready to `fit`.
@@ -301,14 +155,9 @@ def quantize_model(model, architecture=None):
     if is_quantized(model):
         raise ValueError(f"Model {getattr(model, 'name', model)!r} is already quantised; pass the float model.")
     if isinstance(model, keras.Model):
-        float_model = rebuild_tf_keras(model, architecture)
+        float_model = rebuild_tf_keras(model)
     elif _is_tf_keras(model):
-        if architecture is not None or getattr(model, "_keras_se_build", None) is not None:
-            # A keras_se model built with flavour="tf_keras": rebuilt with the
-            # QAT flavour (SK select and avg-max squeeze as quantisable layers).
-            float_model = rebuild_tf_keras(model, architecture)
-        else:
-            float_model = model
+        float_model = model
     else:
         raise ValueError(f"model must be a Keras 3 or tf_keras model. Received: model={model!r}")
     return _apply_tfmot(float_model)

@@ -29,6 +29,7 @@ import numpy as np
 from keras_se.layers._utils import producer_layer
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
+from keras_se.weights.timm_variants import scheme_of_config
 
 SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic")
 _SCHEME_NAMES = {
@@ -79,30 +80,19 @@ _BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)_(.+)")
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
 
 
-def timm_scheme(timm_name):
-    """The naming scheme of a timm model: one of `SCHEMES`.
+def model_scheme(model):
+    """The timm naming scheme of a keras_se model's architecture, or None.
 
-    Example:
-
-    >>> timm_scheme("legacy_seresnet50")
-    'legacy'
+    Read from `model.get_config()` (see `timm_variants.scheme_of_config`);
+    None for a model that is not a keras_se residual model (a tf_keras
+    rebuild, say), whose checkpoint then names its scheme.
     """
-    if not isinstance(timm_name, str) or not timm_name:
-        raise ValueError(f"timm_name must be a timm model name. Received: timm_name={timm_name!r}")
-    if timm_name.startswith("legacy_"):
-        return "legacy"
-    if timm_name in ("skresnet18", "skresnet34"):
-        return "sknet_basic"
-    if timm_name.startswith("sk"):
-        return "sknet"
-    return "resnet"
+    import keras
 
-
-def timm_models():
-    """Names of the timm models keras_se reproduces (`create_model("timm:NAME")`)."""
-    from keras_se.models import list_models  # importing the builders registers the aliases
-
-    return [name.split(":", 1)[1] for name in list_models("timm:*")]
+    registered = keras.saving.get_registered_name(type(model))
+    if not registered.startswith("keras_se>"):
+        return None
+    return scheme_of_config(registered, model.get_config())
 
 
 def timm_name(layer_name, scheme):
@@ -192,9 +182,8 @@ def to_timm_state_dict(model, scheme=None):
     Args:
         model: a keras_se residual model (SE-ResNet, SE-ResNeXt, SENet-154,
             SKNet or a plain twin), Keras 3 or tf_keras.
-        scheme: one of `SCHEMES` or None (default). None
-            takes the scheme of the model's timm name (models built with
-            `create_model("timm:...")` carry it).
+        scheme: one of `SCHEMES` or None (default). None takes the
+            scheme the model's architecture follows (`model_scheme`).
 
     Returns:
         dict from timm tensor name to float32 array (int64 zeros for
@@ -208,12 +197,12 @@ def to_timm_state_dict(model, scheme=None):
     (16, 256, 1, 1)
     """
     if scheme is None:
-        if model.name not in timm_models():
-            raise ValueError(
-                "scheme is needed for a model not built from a timm name "
-                f"(one of {SCHEMES}). Received: scheme=None for model {model.name!r}"
-            )
-        scheme = timm_scheme(model.name)
+        scheme = model_scheme(model)
+    if scheme is None:
+        raise ValueError(
+            "scheme is needed for a model that is not a keras_se residual model "
+            f"(one of {SCHEMES}). Received: scheme=None for model {model.name!r}"
+        )
     _check_scheme(scheme)
     slots, unnamed = _slots(model, scheme)
     if unnamed:
@@ -265,8 +254,9 @@ def load_timm(model, checkpoint):
     weight / bias / running_mean / running_var -> gamma / beta /
     moving_mean / moving_variance. float16 and bfloat16 tensors are widened.
 
-    The naming scheme is the model's when it was built from a timm name
-    (`keras_se.create_model("timm:seresnet50")`), otherwise the checkpoint's.
+    The naming scheme is the checkpoint's; the model's architecture (read
+    from `model.get_config()`, `model_scheme`) is then checked against what
+    that timm code computes, and every difference is named.
     The model expects timm's input: RGB, normalised with the ImageNet mean
     and std, NHWC. timm returns logits: build with
     `classifier_activation=None` to compare them.
@@ -301,8 +291,8 @@ def load_timm(model, checkpoint):
     else:
         state = read_state_dict(checkpoint)
         source = repr(str(checkpoint))
-    model_timm = model.name if model.name in timm_models() else None
-    scheme = timm_scheme(model_timm) if model_timm else detect_scheme(state)
+    model_timm = model_scheme(model)
+    scheme = detect_scheme(state)
     if scheme is None:
         first = next(iter(state))
         raise ValueError(
@@ -334,7 +324,7 @@ def load_timm(model, checkpoint):
     for key, message in _architecture_problems(model, scheme):
         problems.append((order.get(key, -1), key, "architecture", message))
     if problems:
-        raise ValueError(_report(problems, source, model, scheme, detect_scheme(state), model_timm))
+        raise ValueError(_report(problems, source, model, scheme, model_timm))
 
     values = {}
     for slot in slots:
@@ -356,7 +346,7 @@ def _ignored_keys(model, scheme, state):
     return ignored
 
 
-def _report(problems, source, model, scheme, detected, model_timm):
+def _report(problems, source, model, scheme, model_timm):
     problems.sort(key=lambda p: p[0])
     _, first_key, _, first_message = problems[0]
     lines = [
@@ -371,9 +361,9 @@ def _report(problems, source, model, scheme, detected, model_timm):
             names = groups[kind]
             more = f", ... ({len(names) - 5} more)" if len(names) > 5 else ""
             lines.append(f"{len(names)} {kind}: " + ", ".join(names[:5]) + more + ".")
-    if model_timm and detected and detected != scheme:
-        lines.append(f"The checkpoint has {_SCHEME_NAMES[detected]} names; the model is timm's {model_timm}.")
-    if not model_timm:
+    if model_timm and model_timm != scheme:
+        lines.append(f"The checkpoint has {_SCHEME_NAMES[scheme]} names; the model's architecture is that of {_SCHEME_NAMES[model_timm]}.")
+    if model_timm != scheme:
         lines.append("keras_se.list_models('timm:*') lists the configurations that reproduce timm models.")
     lines.append("Nothing was loaded.")
     return " ".join(lines)

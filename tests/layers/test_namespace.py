@@ -65,11 +65,19 @@ def test_tf_keras_graph_matches_keras(options):
     k2 = _build("tf_keras", options)
     assert isinstance(k3, keras.Model) and isinstance(k2, tf_keras.Model)
     assert not isinstance(k2, keras.Model)
-    # Same layers, same names, same order (the input layer is named by each Keras).
-    assert [layer.name for layer in k3.layers[1:]] == [layer.name for layer in k2.layers[1:]]
-    assert [type(layer).__name__ for layer in k3.layers[1:]] == [type(layer).__name__ for layer in k2.layers[1:]]
-    assert _weight_names(k3) == _weight_names(k2)
-    assert [tuple(w.shape) for w in k3.weights] == [tuple(w.shape) for w in k2.weights]
+    # Same weighted layers with the same names; the tf_keras flavour spells
+    # SK's select, the avg-max squeeze and n-ary adds as several weightless
+    # layers (which may reorder layers of equal depth).
+    weighted = sorted((layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in k3.layers if layer.weights)
+    assert weighted == sorted((layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in k2.layers if layer.weights)
+    spelt = {"KernelSelect", "Average"} | ({"Add"} if options.get("sk", {}).get("num_paths", 2) > 2 else set())
+    k2_names = {layer.name for layer in k2.layers}
+    for layer in k3.layers[1:]:
+        assert layer.name in k2_names  # a spelt layer keeps its name on its last step
+        if type(layer).__name__ not in spelt:
+            assert type(k2.get_layer(layer.name)).__name__ == type(layer).__name__
+    assert not {type(layer).__name__ for layer in k2.layers} & {"KernelSelect", "Average"}
+    assert sorted(_weight_names(k3)) == sorted(_weight_names(k2))
     assert len(k3.weights) > 0
     if "sk" in options and options["sk"].get("groups", 1) > 1:
         conv = k2.get_layer("sk_path0_conv")
@@ -78,7 +86,9 @@ def test_tf_keras_graph_matches_keras(options):
 
     rng = np.random.default_rng(0)
     k3.set_weights(_randomise(k3.weights, rng))
-    k2.set_weights(k3.get_weights())
+    for layer in k3.layers:
+        if layer.weights:
+            k2.get_layer(layer.name).set_weights(layer.get_weights())
     x = rng.normal(size=(2, 6, 6, 8)).astype("float32")
     y3 = np.asarray(k3(x, training=False))
     y2 = np.asarray(k2(x, training=False))
@@ -107,11 +117,11 @@ def test_tf_keras_primitive_twins():
     paths = [rng.normal(size=(1, 2, 2, 3)).astype("float32") for _ in range(2)]
     logits = rng.normal(size=(1, 1, 1, 6)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(fl.layers.KernelSelect()(paths + [logits])),
+        np.asarray(fl.layers.KernelSelect(name="select")(paths + [logits])),  # spelt as tf_keras layers
         np.asarray(flavour("keras").layers.KernelSelect()(paths + [logits])),
         rtol=1e-6,
     )
-    for cls, args in ((fl.layers.ChannelShuffle, (4,)), (fl.layers.GroupConv2D, (8, 3)), (fl.layers.KernelSelect, ())):
+    for cls, args in ((fl.layers.ChannelShuffle, (4,)), (fl.layers.GroupConv2D, (8, 3))):
         assert issubclass(cls, tf_keras.layers.Layer) and not issubclass(cls, keras.layers.Layer)
         kwargs = {"groups": 2} if cls is fl.layers.GroupConv2D else {}
         layer = cls(*args, **kwargs, name="twin")
@@ -141,7 +151,7 @@ def test_tf_keras_twins_are_made_once():
     # spelt call) would take over the registry, and models built with the
     # first set would deserialise to other classes.
     twins = flavour("tf_keras")
-    names = [f"keras_se>{n}" for n in ("GroupConv2D", "ChannelShuffle", "KernelSelect")]
+    names = [f"keras_se>{n}" for n in ("GroupConv2D", "ChannelShuffle", "ChannelSlice")]
     registry = tf_keras.utils.get_custom_objects()
     saved = {n: registry[n] for n in names}
     try:

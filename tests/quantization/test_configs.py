@@ -15,7 +15,7 @@ from keras_se.layers import selective_kernel, squeeze_excite
 from keras_se.models import _common
 from keras_se.quantization import float_ops, quantize_model, quantize_plan, quantize_scope
 from keras_se.quantization.configs import config_classes
-from keras_se.quantization.qat import qat_flavour
+from keras_se.layers.namespace import flavour
 
 
 def _head(fl, inputs, x):
@@ -24,7 +24,7 @@ def _head(fl, inputs, x):
 
 
 def _se_block(gate="hard_sigmoid", squeeze="avgmax"):
-    fl = qat_flavour()
+    fl = flavour("tf_keras")
     inputs = fl.Input((8, 8, 3), name="input")
     x = _common.conv_bn(fl.layers, inputs, 16, 3, "stem")
     x = squeeze_excite(x, "se", flavour=fl, reduction=4, gate=gate, squeeze=squeeze)
@@ -32,7 +32,7 @@ def _se_block(gate="hard_sigmoid", squeeze="avgmax"):
 
 
 def _sk_block():
-    fl = qat_flavour()
+    fl = flavour("tf_keras")
     inputs = fl.Input((8, 8, 3), name="input")
     x = _common.conv_bn(fl.layers, inputs, 16, 3, "stem")
     x = selective_kernel(x, 16, "sk", flavour=fl, num_paths=3, dilation=[1, 2, 4], groups=4, strides=2, reduction=4, min_channels=4)
@@ -40,7 +40,7 @@ def _sk_block():
 
 
 def _shuffle_block():
-    fl = qat_flavour()
+    fl = flavour("tf_keras")
     layers = fl.layers
     inputs = fl.Input((8, 8, 3), name="input")
     x = _common.conv_bn(layers, inputs, 16, 3, "stem")
@@ -133,12 +133,12 @@ def _tf_keras_model(make_middle):
             "'bn' (BatchNormalization not directly after",
         ),
         (
-            lambda x: selective_kernel(x, 16, "sk", flavour="tf_keras", groups=4, reduction=4, min_channels=4),
-            "'sk_select' (KernelSelect: build with flavour=keras_se.quantization.qat_flavour())",
+            lambda x: tf_keras.layers.Add(name="add3")([x, x, x]),
+            "'add3' (Add of 3 tensors: spell it as a chain of two-input Adds)",
         ),
         (
-            lambda x: squeeze_excite(x, "se", flavour="tf_keras", reduction=4, squeeze="avgmax"),
-            "'se_squeeze' (Average: build with",
+            lambda x: tf_keras.layers.Average(name="avg")([x, x]),
+            "'avg' (Average: spell it as Add then Rescaling)",
         ),
     ],
 )

@@ -24,7 +24,8 @@ import pytest
 from safetensors.numpy import save_file
 
 import keras_se
-from keras_se.weights import detect_scheme, load_timm, timm_models, timm_name, timm_scheme, to_timm_state_dict
+from keras_se.weights import detect_scheme, load_timm, model_scheme, timm_models, timm_name, timm_scheme, to_timm_state_dict
+from keras_se.weights.timm_variants import TIMM_VARIANTS, scheme_of_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timm_reference  # noqa: E402
@@ -259,10 +260,13 @@ def _assert_refused(model, checkpoint, pattern):
 def test_file_of_another_timm_model():
     _needs_fixture()
     message = _assert_refused(
-        _model("timm:seresnet18"), CHECKPOINT, r"does not match model 'seresnet18'.*first offending tensor 'conv1.weight': missing"
+        _model("timm:seresnet18"),
+        CHECKPOINT,
+        r"does not match model 'seresnet18' \(timm senet.py names\).*first offending tensor 'layer0.conv1.weight': "
+        r"timm's stem max pool is 'ceil', the model's is 'pad' \(stem_pool\)",
     )
-    assert "39 unexpected: last_linear.bias" in message
-    assert "timm senet.py names; the model is timm's seresnet18" in message
+    assert "6 mis-shaped: layer1.0.se_module.fc1.weight" in message
+    assert "The checkpoint has timm senet.py names; the model's architecture is that of timm resnet.py" in message
 
 
 def test_file_of_a_deeper_and_a_bottleneck_model():
@@ -387,10 +391,16 @@ def test_schemes():
         timm_scheme(None)
 
 
-def test_to_timm_state_dict_needs_a_scheme_for_other_models():
+def test_to_timm_state_dict_scheme_follows_the_architecture():
+    # Read from the model's config: Caffe's ceil-mode stem pool is senet.py's.
     model = _model("se_resnet18")
-    with pytest.raises(ValueError, match="scheme is needed.*'se_resnet18'"):
-        to_timm_state_dict(model)
-    state = to_timm_state_dict(model, scheme="legacy")
+    assert model_scheme(model) == "legacy"
+    assert model_scheme(_model("timm:seresnet18")) == "resnet"
+    for name, (_, _, scheme) in TIMM_VARIANTS.items():
+        config = keras_se.models.get_entry(f"timm:{name}").kwargs
+        assert scheme_of_config("keras_se>ResNetModel", {**_model("se_resnet18").get_config(), **config}) == scheme, name
+    with pytest.raises(ValueError, match="scheme is needed.*'se_mobilenet'"):
+        to_timm_state_dict(keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25))
+    state = to_timm_state_dict(model)
     assert state["layer0.bn1.num_batches_tracked"].dtype == np.int64
     assert state["layer0.conv1.weight"].dtype == np.float32

@@ -1,0 +1,109 @@
+"""The keras_se model: a functional `keras.Model` that carries its architecture.
+
+Each family (`ResNetModel`, `MobileNetModel`, ...) is a subclass whose
+`__init__` builds the graph from a few arguments and whose `get_config()`
+returns exactly those arguments (keras-hub's `Backbone` pattern). A saved
+`.keras` file therefore rebuilds the same model, and everything that needs to
+know how a model was built asks `model.get_config()`: quantisation rebuilds it
+in tf_keras, the timm loader picks its naming scheme, the complexity report
+builds its plain twin.
+
+A family names its graph function in `graph`: `graph(flavour=..., **arguments)`
+returns `(inputs, outputs)`. The same function builds the Keras 3 model and
+its tf_keras twin for tfmot (`tf_keras_model`).
+"""
+
+import inspect
+
+import keras
+
+# Arguments of a graph function that are not architecture: where the graph
+# is built, and an input tensor (replaced by its shape in the config).
+_NOT_CONFIG = ("flavour", "input_tensor")
+
+
+class SEModel(keras.Model):
+    """Base class of the keras_se model families.
+
+    Subclasses set `graph` (a function returning `(inputs, outputs)`) and
+    `default_name`; they are registered for `.keras` loading with
+    `keras.saving.register_keras_serializable(package="keras_se")`.
+    """
+
+    graph = None
+    default_name = "keras_se_model"
+
+    def __init__(self, *, name=None, trainable=True, input_tensor=None, **arguments):
+        architecture = self.architecture(**arguments)
+        inputs, outputs = type(self).graph(flavour="keras", input_tensor=input_tensor, **architecture)
+        super().__init__(inputs=inputs, outputs=outputs, name=name or self.default_name, trainable=trainable)
+        # The input shape the graph was built with (from `input_tensor` or the
+        # default size), so that the config rebuilds the same model.
+        architecture["input_shape"] = tuple(inputs.shape[1:])
+        self._architecture = tuple(architecture.items())
+
+    @classmethod
+    def architecture(cls, **arguments):
+        """All architecture arguments, defaults filled in; unknown names raise a `ValueError`."""
+        parameters = inspect.signature(cls.graph).parameters
+        known = [p for p in parameters if p not in _NOT_CONFIG]
+        unknown = sorted(set(arguments) - set(known))
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__} has no argument {unknown[0]!r} (arguments: {', '.join(known)}). "
+                f"Received: {unknown[0]}={arguments[unknown[0]]!r}"
+            )
+        return {p: arguments.get(p, parameters[p].default) for p in known}
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **dict(self._architecture)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("input_shape"), list):
+            config["input_shape"] = tuple(config["input_shape"])
+        return cls(**config)
+
+    def plain_twin(self):
+        """The same architecture without attention (SE or SK), the papers' baseline.
+
+        Returns:
+            A new model (name `<name>_plain`, fresh weights), or None when
+            this model has no attention.
+        """
+        config = self.get_config()
+        if config.get("attention") is None:
+            return None
+        config.update(attention=None, name=f"{self.name}_plain")
+        return type(self).from_config(config)
+
+    @classmethod
+    def tf_keras_model(cls, config):
+        """The same model in tf_keras (weighted layers' names and weight order identical), for tfmot.
+
+        Args:
+            config: the model's `get_config()`.
+        """
+        config = dict(config)
+        name = config.pop("name", None) or cls.default_name
+        config.pop("trainable", None)
+        inputs, outputs = cls.graph(flavour="tf_keras", **cls.architecture(**config))
+        import tf_keras
+
+        return tf_keras.Model(inputs, outputs, name=name)
+
+
+def model_config(model):
+    """`model.get_config()` of a keras_se model; a `ValueError` for any other model.
+
+    Args:
+        model: a model built by a keras_se constructor, `create_model` or
+            loaded from a `.keras` file saved from one.
+    """
+    if not isinstance(model, SEModel):
+        raise ValueError(
+            "model must be a keras_se model (built by a keras_se constructor or create_model, "
+            f"or loaded from a .keras file saved from one). Received: {type(model).__name__} {getattr(model, 'name', model)!r}"
+        )
+    return model.get_config()

@@ -1,0 +1,78 @@
+"""The timm models keras_se reproduces exactly, as data.
+
+The registry reads this table to register the `timm:NAME` aliases; the timm
+loader reads it for naming schemes. Neither asks the other.
+
+timm's senet.py `legacy_*` models, ported from the Caffe releases, are the
+keras_se defaults: ceil-mode stem pool, stride on the first 1x1 of SE-ResNet
+bottlenecks (on the grouped 3x3 of SE-ResNeXt and SENet-154), SE width
+C // 16; only senet.py's basic block adds a ReLU before SE. timm's resnet.py
+and sknet.py pad the stem pool, put the stride on the 3x3 ("v1.5") and round
+the SE width to make_divisible(C / 16, 8).
+"""
+
+_RESNET_PY = dict(stride_on="3x3", stem_pool="pad", se_divisor=8)
+
+# timm name -> (keras_se model, builder options, timm naming scheme)
+TIMM_VARIANTS = {
+    **{f"legacy_seresnet{d}": (f"se_resnet{d}", {}, "legacy") for d in (50, 101, 152)},
+    **{f"legacy_seresnet{d}": (f"se_resnet{d}", dict(basic_last_relu=True), "legacy") for d in (18, 34)},
+    "legacy_seresnext26_32x4d": ("se_resnext50_32x4d", dict(depth=26), "legacy"),
+    "legacy_seresnext50_32x4d": ("se_resnext50_32x4d", {}, "legacy"),
+    "legacy_seresnext101_32x4d": ("se_resnext101_32x4d", {}, "legacy"),
+    "legacy_senet154": ("senet154", {}, "legacy"),
+    **{f"seresnet{d}": (f"se_resnet{d}", _RESNET_PY, "resnet") for d in (18, 34, 50, 101, 152)},
+    "seresnext50_32x4d": ("se_resnext50_32x4d", _RESNET_PY, "resnet"),
+    "seresnext101_32x4d": ("se_resnext101_32x4d", _RESNET_PY, "resnet"),
+    "senet154": ("senet154", dict(_RESNET_PY, dropout=0.0), "resnet"),
+    "skresnext50_32x4d": ("sknet50", {}, "sknet"),
+    # timm's skresnet*: SK paths on channel halves of the input (split_input),
+    # groups 1, attention width make_divisible(C / 8, 16) = max(C / 8, 16)
+    # (basic) or make_divisible(C / 16, 8) = max(C / 16, 8) (bottleneck).
+    **{
+        f"skresnet{d}": (
+            "sknet50",
+            dict(depth=d, groups=1, base_width=64, reduction=8, sk_min_channels=16, sk_split_input=True),
+            "sknet_basic",
+        )
+        for d in (18, 34)
+    },
+    "skresnet50": ("sknet50", dict(groups=1, base_width=64, sk_min_channels=8, sk_split_input=True), "sknet"),
+}
+
+
+def timm_models():
+    """Names of the timm models keras_se reproduces (`create_model("timm:NAME")`)."""
+    return sorted(TIMM_VARIANTS)
+
+
+def timm_scheme(timm_name):
+    """The naming scheme of a timm model keras_se reproduces.
+
+    Example:
+
+    >>> timm_scheme("legacy_seresnet50")
+    'legacy'
+    """
+    if timm_name not in TIMM_VARIANTS:
+        raise ValueError(f"timm_name must be one of timm_models(). Received: timm_name={timm_name!r}")
+    return TIMM_VARIANTS[timm_name][2]
+
+
+def scheme_of_config(registered_name, config):
+    """The timm naming scheme a keras_se model's architecture follows, or None.
+
+    Residual models only: SK models follow timm's sknet.py (basic blocks at
+    depth 18 and 34); the others follow senet.py with Caffe's ceil-mode stem
+    pool and resnet.py with a padded one.
+
+    Args:
+        registered_name: the model class's Keras registered name
+            (`keras.saving.get_registered_name(type(model))`).
+        config: `model.get_config()`.
+    """
+    if registered_name != "keras_se>ResNetModel":
+        return None
+    if config["attention"] == "sk":
+        return "sknet_basic" if config["depth"] in (18, 34) else "sknet"
+    return "legacy" if config["stem_pool"] == "ceil" else "resnet"
