@@ -75,14 +75,29 @@ def check_rank4(layer_name, input_shape):
 ACTIVATIONS = ("relu", "relu6", "silu", "swish", "gelu", "tanh", "elu")
 
 
-def make_activation(layers, activation, name):
-    """An activation layer that both Kerases and tfmot understand."""
+def dtype_kwarg(dtype):
+    """`{"dtype": dtype}` for the sublayers of a composite layer, `{}` for None.
+
+    A composite layer hands its dtype policy to its sublayers (Keras'
+    convention); builders pass None and keep the global policy. None is left
+    out rather than passed: tf_keras records constructor arguments in a
+    layer's config, so an explicit `dtype=None` would change saved configs.
+    """
+    return {} if dtype is None else {"dtype": dtype}
+
+
+def make_activation(layers, activation, name, dtype=None):
+    """An activation layer that both Kerases and tfmot understand.
+
+    `dtype`: a dtype policy for the layer, or None for the global one.
+    """
+    dt = dtype_kwarg(dtype)
     check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
-        return layers.ReLU(name=name)
+        return layers.ReLU(name=name, **dt)
     if activation == "relu6":
-        return layers.ReLU(max_value=6.0, name=name)
-    return layers.Activation(activation, name=name)
+        return layers.ReLU(max_value=6.0, name=name, **dt)
+    return layers.Activation(activation, name=name, **dt)
 
 
 def build_chain(chain, input_shape):

@@ -83,6 +83,7 @@ def make_sk_layers(
     reduced_channels=None,
     min_channels=32,
     split_input=False,
+    dtype=None,
 ):
     """Creates the layers of one SK convolution (not yet connected).
 
@@ -100,6 +101,9 @@ def make_sk_layers(
     With `split_input`, path m convolves only the m-th of M equal channel
     slices of the input (timm's `split_input=True`, skresnet18/34/50).
 
+    `dtype` is a dtype policy (or its name) for every layer, or None (default)
+    for the global policy; `SelectiveKernel` passes its own.
+
     Returns:
         dict from role to layer (per path `path{m}_{split,pad,subsample,conv,bn,relu}`).
     """
@@ -107,11 +111,12 @@ def make_sk_layers(
     if not isinstance(split_input, bool):
         raise ValueError(f"split_input must be a bool. Received: split_input={split_input!r}")
     kernels, dilations = sk_path_geometry(num_paths, kernel_size, dilation)
+    dt = _utils.dtype_kwarg(dtype)
     parts = {}
     for m, (k, d) in enumerate(zip(kernels, dilations)):
         prefix = _join(name, f"path{m}")
         if split_input:
-            parts[f"path{m}_split"] = layers.ChannelSlice(m, num_paths, name=f"{prefix}_split")
+            parts[f"path{m}_split"] = layers.ChannelSlice(m, num_paths, name=f"{prefix}_split", **dt)
         conv_dilation = d
         padding = "same"
         if strides > 1:
@@ -120,11 +125,11 @@ def make_sk_layers(
                     f"dilation must be 1 or a multiple of strides ({strides}) on "
                     f"strided paths. Received: dilation={dilations}"
                 )
-            parts[f"path{m}_pad"] = layers.ZeroPadding2D(d * (k - 1) // 2, name=f"{prefix}_pad")
+            parts[f"path{m}_pad"] = layers.ZeroPadding2D(d * (k - 1) // 2, name=f"{prefix}_pad", **dt)
             padding = "valid"
             if d > 1:
                 parts[f"path{m}_subsample"] = layers.AveragePooling2D(
-                    pool_size=1, strides=strides, name=f"{prefix}_subsample"
+                    pool_size=1, strides=strides, name=f"{prefix}_subsample", **dt
                 )
                 conv_dilation = d // strides
         conv_strides = 1 if f"path{m}_subsample" in parts else strides
@@ -138,20 +143,23 @@ def make_sk_layers(
             dilation_rate=conv_dilation,
             use_bias=False,
             name=f"{prefix}_conv",
+            **dt,
             **conv_kwargs,
         )
         parts[f"path{m}_bn"] = layers.BatchNormalization(
-            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn"
+            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn", **dt
         )
-        parts[f"path{m}_relu"] = layers.ReLU(name=f"{prefix}_relu")
+        parts[f"path{m}_relu"] = layers.ReLU(name=f"{prefix}_relu", **dt)
     width = sk_attention_channels(filters, reduction, reduced_channels, min_channels)
-    parts["fuse"] = layers.Add(name=_join(name, "fuse"))
-    parts["pool"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "pool"))
-    parts["fc1"] = layers.Conv2D(width, 1, use_bias=False, name=_join(name, "fc1"))
-    parts["fc1_bn"] = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_join(name, "fc1_bn"))
-    parts["fc1_relu"] = layers.ReLU(name=_join(name, "fc1_relu"))
-    parts["fc2"] = layers.Conv2D(num_paths * filters, 1, use_bias=False, name=_join(name, "fc2"))
-    parts["select"] = layers.KernelSelect(name=_join(name, "select"))
+    parts["fuse"] = layers.Add(name=_join(name, "fuse"), **dt)
+    parts["pool"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "pool"), **dt)
+    parts["fc1"] = layers.Conv2D(width, 1, use_bias=False, name=_join(name, "fc1"), **dt)
+    parts["fc1_bn"] = layers.BatchNormalization(
+        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_join(name, "fc1_bn"), **dt
+    )
+    parts["fc1_relu"] = layers.ReLU(name=_join(name, "fc1_relu"), **dt)
+    parts["fc2"] = layers.Conv2D(num_paths * filters, 1, use_bias=False, name=_join(name, "fc2"), **dt)
+    parts["select"] = layers.KernelSelect(name=_join(name, "select"), **dt)
     return parts
 
 
@@ -278,6 +286,10 @@ class SelectiveKernel(keras.layers.Layer):
             reduced_channels=reduced_channels,
             min_channels=min_channels,
             split_input=split_input,
+            # Sublayers follow this layer's policy (Keras' convention), so
+            # mixed_float16 computes in float16 and dtype="float64" holds
+            # float64 weights.
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):

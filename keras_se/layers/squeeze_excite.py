@@ -50,7 +50,7 @@ def check_se_options(reduction, reduced_channels, divisor, min_channels, use_bia
     check_choice("squeeze", squeeze, SQUEEZES)
 
 
-def make_gate(layers, gate, name):
+def make_gate(layers, gate, name, dtype=None):
     """The gate as explicit layers.
 
     `hard_sigmoid` is relu6(x + 3) / 6 (MobileNetV3, timm). Keras 3 and tf_keras
@@ -59,12 +59,13 @@ def make_gate(layers, gate, name):
     the same function in both Kerases, and three layers a quantiser knows.
     """
     check_choice("gate", gate, GATES)
+    dt = _utils.dtype_kwarg(dtype)
     if gate == "sigmoid":
-        return {"gate": layers.Activation("sigmoid", name=name)}
+        return {"gate": layers.Activation("sigmoid", name=name, **dt)}
     return {
-        "gate_shift": layers.Rescaling(1.0, offset=3.0, name=_join(name, "shift")),
-        "gate_relu6": layers.ReLU(max_value=6.0, name=_join(name, "relu6")),
-        "gate": layers.Rescaling(1.0 / 6.0, name=name),
+        "gate_shift": layers.Rescaling(1.0, offset=3.0, name=_join(name, "shift"), **dt),
+        "gate_relu6": layers.ReLU(max_value=6.0, name=_join(name, "relu6"), **dt),
+        "gate": layers.Rescaling(1.0 / 6.0, name=name, **dt),
     }
 
 
@@ -87,6 +88,7 @@ def make_se_layers(
     activation="relu",
     gate="sigmoid",
     squeeze="avg",
+    dtype=None,
 ):
     """Creates the layers of one SE block (not yet connected).
 
@@ -99,6 +101,8 @@ def make_se_layers(
         layers: a layers namespace (`keras_se.layers.namespace.flavour(...).layers`).
         channels: int. Channels of the input to recalibrate.
         name: str. Prefix of every layer name (`stage2_block3_se`).
+        dtype: a dtype policy (or its name) for every layer, or None (default)
+            for the global policy. `SqueezeExcite` passes its own.
         Remaining args: as `SqueezeExcite`.
 
     Returns:
@@ -106,21 +110,22 @@ def make_se_layers(
     """
     check_se_options(reduction, reduced_channels, divisor, min_channels, use_bias, activation, gate, squeeze)
     width = se_reduced_channels(channels, reduction, reduced_channels, divisor, min_channels)
+    dt = _utils.dtype_kwarg(dtype)
     parts = {}
     if squeeze == "avgmax":
         # timm's add_maxpool: 0.5 * mean + 0.5 * max.
-        parts["squeeze_avg"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "squeeze_avg"))
-        parts["squeeze_max"] = layers.GlobalMaxPooling2D(keepdims=True, name=_join(name, "squeeze_max"))
-        parts["squeeze"] = layers.Average(name=_join(name, "squeeze"))
+        parts["squeeze_avg"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "squeeze_avg"), **dt)
+        parts["squeeze_max"] = layers.GlobalMaxPooling2D(keepdims=True, name=_join(name, "squeeze_max"), **dt)
+        parts["squeeze"] = layers.Average(name=_join(name, "squeeze"), **dt)
     elif squeeze == "max":
-        parts["squeeze"] = layers.GlobalMaxPooling2D(keepdims=True, name=_join(name, "squeeze"))
+        parts["squeeze"] = layers.GlobalMaxPooling2D(keepdims=True, name=_join(name, "squeeze"), **dt)
     else:
-        parts["squeeze"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "squeeze"))
-    parts["reduce"] = layers.Conv2D(width, 1, use_bias=use_bias, name=_join(name, "reduce"))
-    parts["act"] = _utils.make_activation(layers, activation, _join(name, "act"))
-    parts["expand"] = layers.Conv2D(channels, 1, use_bias=use_bias, name=_join(name, "expand"))
-    parts.update(make_gate(layers, gate, _join(name, "gate")))
-    parts["scale"] = layers.Multiply(name=_join(name, "scale"))
+        parts["squeeze"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "squeeze"), **dt)
+    parts["reduce"] = layers.Conv2D(width, 1, use_bias=use_bias, name=_join(name, "reduce"), **dt)
+    parts["act"] = _utils.make_activation(layers, activation, _join(name, "act"), dtype=dtype)
+    parts["expand"] = layers.Conv2D(channels, 1, use_bias=use_bias, name=_join(name, "expand"), **dt)
+    parts.update(make_gate(layers, gate, _join(name, "gate"), dtype=dtype))
+    parts["scale"] = layers.Multiply(name=_join(name, "scale"), **dt)
     return parts
 
 
@@ -220,6 +225,10 @@ class SqueezeExcite(keras.layers.Layer):
             activation=self.activation,
             gate=self.gate,
             squeeze=self.squeeze,
+            # Sublayers follow this layer's policy (Keras' convention), so
+            # mixed_float16 computes in float16 and dtype="float64" holds
+            # float64 weights.
+            dtype=self.dtype_policy,
         )
         pooled = (shape[0], 1, 1, shape[-1])
         for role in ("squeeze_avg", "squeeze_max"):

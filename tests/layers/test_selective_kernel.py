@@ -280,6 +280,25 @@ def test_golden_against_numpy(kwargs, in_shape, kernels, dilations):
     np.testing.assert_allclose(np.asarray(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs, in_shape, kernels, dilations", [GOLDEN_CASES[1], GOLDEN_CASES[7]])
+def test_float64_policy_computes_in_float64(kwargs, in_shape, kernels, dilations):
+    # Against the float64 reference to 1e-10: float32 anywhere inside (a
+    # sublayer on the global policy) would miss by ~1e-6.
+    rng = np.random.default_rng(6)
+    layer = SelectiveKernel(reduction=4, min_channels=4, dtype="float64", **kwargs)
+    x = rng.normal(size=in_shape)
+    layer.build(x.shape)
+    for v in layer.weights:
+        role = v.path.split("/")[-1]
+        low = 0.3 if role == "moving_variance" else 0.5 if role == "gamma" else -0.5
+        v.assign(rng.uniform(low, 1.5, v.shape))
+    expected = _np_sk(x, _weights_by_role(layer.weights), kernels, dilations,
+                      kwargs.get("strides", 1), kwargs.get("groups", 1), kwargs.get("split_input", False))
+    y = layer(x, training=False)
+    assert keras.backend.standardize_dtype(y.dtype) == "float64"
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("in_size", [6, 7])
 def test_strided_dilated_path_is_true_strided_dilated_conv(in_size):
     # Path 1 (3x3, dilation 2) with strides=2 is computed as subsample + conv;

@@ -240,6 +240,24 @@ def test_golden_against_numpy(squeeze, gate, use_bias):
     np.testing.assert_allclose(np.asarray(layer(u)), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("squeeze", ["avg", "avgmax"])
+def test_float64_policy_computes_in_float64(squeeze):
+    # Against the float64 reference to 1e-12: float32 anywhere inside (a
+    # sublayer on the global policy) would miss by ~1e-7. Sigmoid gate only:
+    # Keras' Rescaling casts its Python-float scale through a float32 tensor,
+    # so hard_sigmoid's 1/6 is float32-exact under every policy.
+    gate = "sigmoid"
+    rng = np.random.default_rng(5)
+    layer = SqueezeExcite(reduction=4, squeeze=squeeze, gate=gate, dtype="float64")
+    u = rng.normal(size=(2, 5, 4, 12))
+    layer.build(u.shape)
+    layer.set_weights([rng.normal(0.0, 1.5, w.shape) for w in layer.get_weights()])
+    expected = _np_se(u, _weights_by_role(layer), squeeze=squeeze, gate=gate)
+    y = layer(u)
+    assert keras.backend.standardize_dtype(y.dtype) == "float64"
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_golden_hand_computed():
     # C = 2, one reduced channel, identity-like weights: computed by hand.
     # u[..., 0] = [1, 3] (mean 2, max 3), u[..., 1] = [-1, -1] (mean -1).
