@@ -35,12 +35,12 @@ import collections
 import dataclasses
 import math
 import os
-import re
 import warnings
 from fractions import Fraction
 
+from keras_se import naming
 from keras_se.analysis.params import _is_statistic
-from keras_se.layers._utils import producer_layer
+from keras_se.keras_graph import consumer_count, is_functional, model_nodes, producer_layer
 
 CONVENTIONS = (
     "MACs: multiply-adds of convolutions and fully connected layers (the papers' 'GFLOPs'); "
@@ -54,10 +54,6 @@ CONVENTIONS = (
     "Unknown layer types are rows marked 'not counted', with a warning.",
 )
 
-SE_ROLES = ("squeeze", "squeeze_avg", "squeeze_max", "reduce", "act", "expand", "gate", "gate_shift", "gate_relu6", "scale")
-_STAGE_RE = re.compile(r"(?<![A-Za-z0-9])stage(\d+)_block(\d+)(?![0-9])")
-_SE_UNIT_RE = re.compile(r"^(.*?se)_reduce$")
-_SK_UNIT_RE = re.compile(r"^(.*?sk)_select$")
 
 
 _SEUnit = collections.namedtuple("_SEUnit", "name reduce_row channels reduced bias reduction")
@@ -454,10 +450,10 @@ class _Counter:
     # -- functional graphs ------------------------------------------------
 
     def walk_model(self, model, prefix=""):
-        pairs = _model_nodes(model)
+        pairs = model_nodes(model)
         by_name = {layer.name: layer for layer, _ in pairs}
-        self.se_prefixes |= {f"{prefix}{m.group(1)}" for n in by_name if (m := _SE_UNIT_RE.match(n))}
-        self.sk_prefixes |= {f"{prefix}{m.group(1)}" for n in by_name if (m := _SK_UNIT_RE.match(n))}
+        self.se_prefixes |= {f"{prefix}{m.group(1)}" for n in by_name if (m := naming.SE_UNIT.match(n))}
+        self.sk_prefixes |= {f"{prefix}{m.group(1)}" for n in by_name if (m := naming.SK_UNIT.match(n))}
         for layer, node in pairs:
             ins = [_shape(t) for t in _flatten(node.input_tensors)]
             outs = [_shape(t) for t in _flatten(node.outputs)]
@@ -483,7 +479,7 @@ class _Counter:
                         self.se_units.append(_SEUnit(unit, name, expand.filters, layer.filters, bool(layer.use_bias), None))
 
     def _attention_of(self, name):
-        for role in SE_ROLES:
+        for role in naming.SE_ROLES:
             if name.endswith("_" + role) and name[: -len(role) - 1] in self.se_prefixes:
                 return "se"
         at = name.find("sk_")
@@ -548,19 +544,6 @@ class _Counter:
         self._seen_params.add(id(layer))
 
 
-def _model_nodes(model):
-    """(layer, node) pairs of `model`'s graph in topological order (Keras 3 and tf_keras)."""
-    graph = getattr(model, "_functional", None) or model  # Keras 3 Sequential wraps a Functional
-    if not hasattr(graph, "_nodes_by_depth"):
-        raise ValueError(
-            f"expected a functional or Sequential Keras model with a known input. Received: {type(model).__name__} "
-            f"{model.name!r} (a subclassed or unbuilt model has no graph to read)"
-        )
-    in_graph = {id(n) for nodes in graph._nodes_by_depth.values() for n in nodes}
-    layers = getattr(graph, "operations", None) or graph.layers
-    return [(layer, node) for layer in layers for node in layer._inbound_nodes if id(node) in in_graph]
-
-
 def _fold_amount(bn, conv, channels):
     """Parameters that disappear when `bn` folds into `conv`: gamma and beta,
     less the bias vector the conv gains when it had none.
@@ -584,7 +567,7 @@ def _folded_params(bn, node, out):
     producer = producer_layer(inputs[0])
     if producer is None or _kind(producer) not in _CONVS:
         return 0
-    if len(getattr(producer, "_outbound_nodes", [])) != 1:
+    if consumer_count(producer) != 1:
         return 0  # the conv output is used elsewhere too: it cannot absorb the BN
     return _fold_amount(bn, producer, out[-1])
 
@@ -606,7 +589,7 @@ def assign_stages(rows):
     run of layers at one spatial size, named `HxW` (1x1 maps such as SE's stay
     in the stage they serve), and rank-2 outputs after them are "head".
     """
-    matches = [_STAGE_RE.search(row.name) for row in rows]
+    matches = [naming.STAGE_BLOCK.search(row.name) for row in rows]
     if any(matches):
         first = next(i for i, m in enumerate(matches) if m)
         last = max(i for i, m in enumerate(matches) if m)
@@ -944,7 +927,7 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
                 twin_model = create_model(get_entry(value).twin, **kwargs)
     elif build_kwargs:
         raise ValueError(f"builder arguments apply to registry names only. Received: {sorted(build_kwargs)}")
-    if not hasattr(model, "_nodes_by_depth") and hasattr(model, "compute_output_shape") and not hasattr(model, "layers"):
+    if not is_functional(model) and hasattr(model, "compute_output_shape") and not hasattr(model, "layers"):
         model = _wrap_layer(model, input_shape)
         input_shape = None
     if input_shape is not None:

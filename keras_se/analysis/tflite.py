@@ -21,9 +21,9 @@ counts stay comparable:
 """
 
 import os
-import re
 import warnings
 
+from keras_se import naming
 from keras_se.analysis import complexity
 
 # Operators by how they are counted.
@@ -49,10 +49,6 @@ _FREE = {
 _WEIGHTED = _CONV | _DEPTHWISE | _FC | _TRANSPOSE_CONV | {
     "ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE",
 }
-_SE_RE = re.compile(r"_se_(squeeze|squeeze_avg|squeeze_max|reduce|act|expand|gate|gate_shift|gate_relu6|scale)(?:_\d+)?/")
-_SK_RE = re.compile(r"_sk_[A-Za-z0-9_]+/")
-_SE_REDUCE_RE = re.compile(r"([A-Za-z0-9_]*_se)_reduce(?:_\d+)?/")
-_SE_EXPAND_RE = re.compile(r"([A-Za-z0-9_]*_se)_expand(?:_\d+)?/")
 
 
 class _Graph:
@@ -237,7 +233,7 @@ def _report(g, path, reduction):
         row_name = _row_name(op)
         macs, elementwise, note, out = _count_op(g, op)
         full = op.outputs[0].name
-        attention = "se" if _SE_RE.search(full) else "sk" if _SK_RE.search(full) else None
+        attention = "se" if naming.SE_TENSOR.search(full) else "sk" if naming.SK_TENSOR.search(full) else None
         params = _params(g, op, seen)
         if macs is None:
             message = f"operator {op.name} ({row_name}) is not counted: {complexity._uncounted_detail(params)}"
@@ -248,10 +244,10 @@ def _report(g, path, reduction):
             row.weighting_macs = _elements(out)
         rows.append(row)
         if op.name in _CONV | _FC:
-            if m := _SE_REDUCE_RE.search(full):
+            if m := naming.SE_REDUCE_TENSOR.search(full):
                 has_bias = len(op.inputs) > 2 and op.inputs[2] is not None and not g.is_zero(op.inputs[2])
                 reduce_rows[m.group(1)] = (row, has_bias)
-            elif m := _SE_EXPAND_RE.search(full):
+            elif m := naming.SE_EXPAND_TENSOR.search(full):
                 expand_widths[m.group(1)] = out[-1]
     units = [
         complexity._SEUnit(prefix, row.name, expand_widths[prefix], row.output_shape[-1], bias, None)

@@ -11,6 +11,8 @@ the converted file is verified against the user's model as always.
 
 import numpy as np
 
+from keras_se.keras_graph import is_functional
+
 
 def _rewritten(model, replaceable, replace):
     """`model` with each layer for which `replaceable(layer)` holds called as `replace(layer, x)`.
@@ -22,7 +24,7 @@ def _rewritten(model, replaceable, replace):
     """
     import keras
 
-    functional = isinstance(model, keras.Model) and hasattr(model, "_operations_by_depth")
+    functional = isinstance(model, keras.Model) and is_functional(model)
     if not functional or not any(replaceable(layer) for layer in model.layers):
         return model
 

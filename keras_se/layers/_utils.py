@@ -121,11 +121,3 @@ def chain_output_shape(chain, input_shape):
 def join_name(prefix, role):
     """`{prefix}_{role}`, or `role` alone inside a composite layer."""
     return f"{prefix}_{role}" if prefix else role
-
-
-def producer_layer(tensor):
-    """The layer that produced a symbolic tensor (Keras 3 or tf_keras), or None."""
-    history = getattr(tensor, "_keras_history", None)
-    if history is None:
-        return None
-    return getattr(history, "operation", None) or getattr(history, "layer", None) or history[0]

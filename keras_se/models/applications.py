@@ -1,8 +1,9 @@
 """keras.applications-style constructors for every keras_se model.
 
-Each is `create_model(name, **kwargs)`; the arguments are those of the
-builder (`keras_se.models.resnet.build_resnet`, `...mobilenet.build_mobilenet`,
-`...shufflenet.build_shufflenet`): `include_top`, `weights`, `input_tensor`,
+Each is `create_model(name, **kwargs)`: `weights` and the arguments of the
+family's graph function (`keras_se.models.resnet.resnet_graph`,
+`...mobilenet.mobilenet_graph`, `...shufflenet.shufflenet_graph`):
+`include_top`, `input_tensor`,
 `input_shape`, `pooling`, `classes`, `classifier_activation`, the SE options
 (`reduction`, `se_bias`, `se_gate`, `se_stages`, `se_position`, ...) and
 `flavour="tf_keras"` for quantisation-aware training.

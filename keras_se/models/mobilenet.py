@@ -46,7 +46,7 @@ def mobilenet_graph(
         include_top, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in `keras.applications.MobileNet`.
         reduction, se_bias, se_gate, se_divisor, se_stages: SE options, as
-            in `keras_se.models.resnet.build_resnet`.
+            in `keras_se.models.resnet.resnet_graph`.
         activation: `"relu6"` (default, keras.applications) or `"relu"`
             (the MobileNet paper).
         dropout: float, defaults to 1e-3 (keras.applications).

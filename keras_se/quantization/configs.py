@@ -31,6 +31,8 @@ import functools
 import os
 import types
 
+from keras_se.keras_graph import inbound_layers
+
 # tfmot's wrappers: a model holding one is quantised (or annotated) already.
 QUANTIZED_LAYERS = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "QuantizeAnnotate")
 # Activations tfmot's `Default8BitActivationQuantizeConfig` accepts.
@@ -68,6 +70,7 @@ def config_classes():
         `GroupConvQuantizeConfig`.
     """
     tfmot = import_tfmot()
+    # tfmot has no public name for its per-channel conv kernel quantizer.
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantizers,
     )
@@ -174,18 +177,10 @@ def quantize_scope():
     return import_tfmot().quantization.keras.quantize_scope(custom_objects())
 
 
-def _inbound_layers(layer):
-    if not layer._inbound_nodes:
-        return []
-    import tensorflow as tf
-
-    return tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)
-
-
 def _consumers(model):
     consumers = {layer.name: [] for layer in model.layers}
     for layer in model.layers:
-        for producer in _inbound_layers(layer):
+        for producer in inbound_layers(layer):
             consumers.setdefault(producer.name, []).append(layer)
     return consumers
 
@@ -215,15 +210,11 @@ def quantize_plan(model):
     import tf_keras
 
     tfmot = import_tfmot()
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry,
-    )
-
     from keras_se.layers.namespace import flavour
 
     twins = flavour("tf_keras").layers
     configs = config_classes()
-    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+    registry = tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
     consumers = _consumers(model)
     folds_bn = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
     plan = {}
@@ -245,13 +236,13 @@ def quantize_plan(model):
             plan[layer.name] = configs.NoOpQuantizeConfig()
         elif kind in (tf_keras.layers.Multiply, tf_keras.layers.Rescaling):
             plan[layer.name] = configs.OutputQuantizeConfig()
-        elif kind is tf_keras.layers.Add and len(_inbound_layers(layer)) > 2:
-            unsupported.append(f"{layer.name!r} (Add of {len(_inbound_layers(layer))} tensors: spell it as a chain of two-input Adds)")
+        elif kind is tf_keras.layers.Add and len(inbound_layers(layer)) > 2:
+            unsupported.append(f"{layer.name!r} (Add of {len(inbound_layers(layer))} tensors: spell it as a chain of two-input Adds)")
         elif kind is tf_keras.layers.Average:
             # Adds, then divides: the sum would have no range and stay float.
             unsupported.append(f"{layer.name!r} (Average: spell it as Add then Rescaling)")
         elif kind is tf_keras.layers.BatchNormalization:
-            producers = _inbound_layers(layer)
+            producers = inbound_layers(layer)
             producer = producers[0] if len(producers) == 1 else None
             if producer is not None and type(producer) is twins.GroupConv2D:
                 relu_next = len(after) == 1 and _is_relu(after[0], tf_keras)

@@ -61,43 +61,18 @@ def _read_safetensors(path):
     import safetensors
     from safetensors.numpy import load_file
 
+    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for load_file)
+
     try:
-        # With ml_dtypes loaded (TensorFlow loads it) numpy knows bfloat16:
-        # widen it here too, so both routes give float32.
         return {name: _widen(tensor) for name, tensor in load_file(path).items()}
     except safetensors.SafetensorError as error:
         raise ValueError(
             f"not a readable safetensors file (truncated or corrupt: {error}). Received: path={path!r}"
         ) from None
-    except TypeError as error:
-        if "bfloat16" not in str(error):
-            raise
-    # numpy has no bfloat16: read the raw bytes and widen them.
-    with open(path, "rb") as f:
-        entries = safetensors.deserialize(f.read())
-    return {name: _from_raw(entry) for name, entry in entries}
 
 
 def _widen(tensor):
     return tensor.astype(np.float32) if tensor.dtype.name == "bfloat16" else tensor
-
-
-_RAW_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-    "U8": np.uint8, "BOOL": np.bool_,
-}
-
-
-def _from_raw(entry):
-    shape = tuple(entry["shape"])
-    if entry["dtype"] == "BF16":
-        # bfloat16 is the upper half of a float32.
-        bits = np.frombuffer(entry["data"], dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(shape)
-    if entry["dtype"] not in _RAW_DTYPES:
-        raise ValueError(f"unsupported safetensors dtype. Received: dtype={entry['dtype']!r}")
-    return np.frombuffer(entry["data"], dtype=np.dtype(_RAW_DTYPES[entry["dtype"]]).newbyteorder("<")).reshape(shape)
 
 
 def _read_torch(path):

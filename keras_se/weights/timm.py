@@ -26,7 +26,8 @@ import re
 
 import numpy as np
 
-from keras_se.layers._utils import producer_layer
+from keras_se.keras_graph import producer_layer
+from keras_se.naming import parse_layer_name
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.timm_variants import scheme_of_config
@@ -76,7 +77,6 @@ _BLOCK = {
               (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
     "sknet_basic": [(r"conv2", "conv2.conv"), (r"bn2", "conv2.bn"), *_PROJ, *_sk_rules("conv1")],
 }
-_BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)_(.+)")
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
 
 
@@ -106,10 +106,10 @@ def timm_name(layer_name, scheme):
     _check_scheme(scheme)
     if layer_name in _STEM[scheme]:
         return _STEM[scheme][layer_name]
-    match = _BLOCK_NAME.fullmatch(layer_name)
-    if not match:
+    parsed = parse_layer_name(layer_name)
+    if parsed.stage is None:
         return None
-    stage, block, role = int(match[1]), int(match[2]), match[3]
+    stage, block, role = parsed.stage, parsed.block, parsed.role
     for pattern, replacement in _BLOCK[scheme]:
         if re.fullmatch(pattern, role):
             return f"layer{stage - 1}.{block - 1}." + re.sub(pattern, replacement, role)

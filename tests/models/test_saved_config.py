@@ -1,0 +1,98 @@
+"""A saved keras_se model carries its architecture: save `.keras`, then in a
+fresh process, after nothing but `import keras_se`, load it with
+`safe_mode=True`, quantise it to a fully int8 file and report its
+complexity, with no extra argument anywhere.
+
+The default run covers SE-ShuffleNet (grouped convolutions, channel shuffle)
+and timm's skresnet18 (SK, channel slices); SE-MobileNet's load-and-quantise
+is tests/quantization/test_qat.py's; `-m large` every registered model.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import keras_se
+
+SIZE = 32
+DEFAULT = {
+    "se_shufflenet_g3": {},
+    "timm:skresnet18": {},
+}
+
+# Runs in a fresh interpreter: only `import keras_se` registers the classes.
+_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import keras
+    import keras_se
+    from keras_se.analysis import complexity_report
+    from keras_se.export import to_tflite
+    from keras_se.quantization import float_ops, quantize_model
+
+    results = {}
+    for path, out in json.loads(sys.argv[1]):
+        model = keras.saving.load_model(path, safe_mode=True)
+        qat = quantize_model(model)
+        x = np.random.default_rng(0).uniform(0, 1, (2, *model.input_shape[1:])).astype("float32")
+        to_tflite(qat, out, quantize="int8", representative_data=x, verify=False)
+        report = complexity_report(model)
+        results[path] = {
+            "class": type(model).__name__,
+            "config": model.get_config(),
+            "float_ops": [str(op) for op in float_ops(out)],
+            "params": report.params,
+            "twin": report.twin,
+            "twin_params_delta": report.attention.twin_params_delta if report.attention else None,
+        }
+    print("RESULT " + json.dumps(results))
+    """
+)
+
+
+def _learned(model):
+    """Parameters as the papers count them: BN statistics excluded."""
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
+def _round_trip(models, tmp_path):
+    jobs, expected = [], {}
+    for name, kwargs in models.items():
+        model = keras_se.create_model(name, input_shape=(SIZE, SIZE, 3), classes=10, **kwargs)
+        path = str(tmp_path / f"{name.replace(':', '_')}.keras")
+        model.save(path)
+        twin = model.plain_twin()
+        expected[path] = (model, _learned(twin) if twin is not None else None)
+        jobs.append((path, str(tmp_path / f"{name.replace(':', '_')}_int8.tflite")))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(jobs)], capture_output=True, text=True, env=env, timeout=1800
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+    results = json.loads(line[len("RESULT "):])
+    for path, (model, twin_params) in expected.items():
+        result = results[path]
+        assert result["class"] == type(model).__name__
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in result["config"].items()}
+        assert config == {k: tuple(v) if isinstance(v, list) else v for k, v in model.get_config().items()}
+        assert result["float_ops"] == [], result["float_ops"]
+        assert result["params"] == _learned(model)
+        if twin_params is not None:
+            assert result["twin"] == f"{model.name}_plain"
+            assert result["twin_params_delta"] == _learned(model) - twin_params
+
+
+def test_saved_model_rebuilds_quantises_and_reports_in_a_fresh_process(tmp_path):
+    _round_trip(DEFAULT, tmp_path)
+
+
+@pytest.mark.large
+def test_every_registered_model_round_trips(tmp_path):
+    _round_trip({name: {} for name in keras_se.list_models()}, tmp_path)
