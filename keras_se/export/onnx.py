@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_se.export.errors import ConversionError
 from keras_se.export.verify import Parity, keras_outputs, parity_of
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
@@ -54,8 +55,6 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
     data = proto.SerializeToString()
     unconverted = sorted({n.op_type for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
     if unconverted:
-        from keras_se.export.tflite import ConversionError
-
         raise ConversionError(f"ONNX graph kept ops outside the ONNX standard: {', '.join(unconverted)}")
     ops = {}
     for node in proto.graph.node:
@@ -65,8 +64,6 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
         try:
             session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         except Exception as error:
-            from keras_se.export.tflite import ConversionError
-
             raise ConversionError(f"onnxruntime rejects the ONNX graph: {str(error).splitlines()[0]}") from None
         samples = np.random.default_rng(0).uniform(0, 1, (verify_samples, *shape)).astype("float32")
         actual = session.run(None, {session.get_inputs()[0].name: samples})[0]

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from keras_se.export import calibration
+from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
 from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
 from keras_se.export.gpu import check_gpu
@@ -16,18 +17,6 @@ from keras_se.export.verify import Parity, check_gpu_run, compare_on_gpu, compar
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
-
-
-class ConversionError(ValueError):
-    """The model cannot be expressed in TFLite builtin ops (no Flex ops allowed)."""
-
-
-class VerificationError(ValueError):
-    """The converted model disagrees with Keras beyond the stated bounds."""
-
-
-class GpuNotRunWarning(UserWarning):
-    """`to_tflite(gpu=True)` could not run the file on a GPU (no adapter): only the rules were checked."""
 
 
 @dataclasses.dataclass

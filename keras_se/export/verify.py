@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_se.export.errors import VerificationError
+
 # keras-hub's LiteRT export tests: float32 outputs (probabilities) within these.
 FLOAT32_MAX_ABS = 5e-5
 FLOAT32_MEAN_ABS = 1e-5
@@ -39,8 +41,6 @@ class Parity:
 
     def check(self, quantize=None):
         """Raises `VerificationError` if the bounds for `quantize` fail."""
-        from keras_se.export.tflite import VerificationError
-
         if quantize is None and not (self.max_abs_error <= FLOAT32_MAX_ABS and self.mean_abs_error <= FLOAT32_MEAN_ABS):
             raise VerificationError(
                 f"float32 {self.runtime} output differs from Keras: max abs error "
@@ -50,8 +50,6 @@ class Parity:
         self._check_top1(quantize)
 
     def _check_top1(self, quantize):
-        from keras_se.export.tflite import VerificationError
-
         if self.top1_agreement is not None and self.top1_agreement < MIN_TOP1_AGREEMENT:
             raise VerificationError(
                 f"{quantize or 'float32'} {self.runtime} top-1 agreement with Keras collapsed to "
@@ -64,8 +62,6 @@ class Parity:
         Float files (float32, float16) must stay within `GPU_RELATIVE_L2`
         of Keras; every file keeps the top-1 rule of `check`.
         """
-        from keras_se.export.tflite import VerificationError
-
         if quantize in (None, "float16") and not self.relative_l2 <= GPU_RELATIVE_L2:
             raise VerificationError(
                 f"{quantize or 'float32'} {self.runtime} output differs from Keras: relative L2 error "
@@ -241,8 +237,6 @@ def check_gpu_run(run, parity, quantize=None):
     within `GPU_KERNEL_RELATIVE_L2` of the CPU runtime and float16 outputs
     within `GPU_RELATIVE_L2` of Keras; the top-1 rule of `Parity.check`.
     """
-    from keras_se.export.tflite import VerificationError
-
     if not run.passed:
         raise VerificationError(f"LiteRT GPU accelerator: {run.verdict()}")
     if quantize in (None, "float16") and not (run.kernel_relative_l2 or 0.0) <= GPU_KERNEL_RELATIVE_L2:

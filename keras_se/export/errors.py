@@ -1,0 +1,13 @@
+"""What conversion and verification raise and warn, shared by every export module."""
+
+
+class ConversionError(ValueError):
+    """The model cannot be expressed in TFLite builtin ops (no Flex ops allowed)."""
+
+
+class VerificationError(ValueError):
+    """The converted model disagrees with Keras beyond the stated bounds."""
+
+
+class GpuNotRunWarning(UserWarning):
+    """`to_tflite(gpu=True)` could not run the file on a GPU (no adapter): only the rules were checked."""
