@@ -62,6 +62,48 @@ def _copy_weights(source, target):
         other.set_weights(values)
 
 
+def average_pools_as_depthwise(model):
+    """A tf_keras model with every valid-padded `AveragePooling2D` as a fixed `DepthwiseConv2D`.
+
+    The QAT counterpart of `keras_se.export.forms.average_pools_as_depthwise`
+    (which rewrites Keras 3 models for post-training int8): XNNPACK runs
+    AVERAGE_POOL_2D in float only, a depthwise convolution with every weight
+    1 / (k * l) is the same function, and int8 stores that weight exactly.
+    The depthwise layer keeps the pool's name and is not trainable, so QAT
+    cannot turn the average into something else.
+
+    Args:
+        model: a functional tf_keras model.
+
+    Returns:
+        A new model with the other layers' weights copied, or `model` itself
+        when it has no such pool.
+    """
+    import tf_keras
+
+    def replaceable(layer):
+        return type(layer) is tf_keras.layers.AveragePooling2D and layer.padding == "valid" and layer.data_format == "channels_last"
+
+    pools = [layer for layer in model.layers if replaceable(layer)]
+    if not pools:
+        return model
+
+    def clone(layer):
+        if not replaceable(layer):
+            return layer.__class__.from_config(layer.get_config())
+        return tf_keras.layers.DepthwiseConv2D(layer.pool_size, strides=layer.strides, padding="valid", use_bias=False, trainable=False, name=layer.name)
+
+    rewritten = tf_keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if layer.weights:
+            rewritten.get_layer(layer.name).set_weights(layer.get_weights())
+    for pool in pools:
+        depthwise = rewritten.get_layer(pool.name)
+        height, width = pool.pool_size
+        depthwise.set_weights([np.full(depthwise.depthwise_kernel.shape, 1.0 / (height * width), "float32")])
+    return rewritten
+
+
 def _probe_inputs(model, count=2, seed=0):
     shape = tuple(64 if d is None else d for d in model.input_shape[1:])
     return np.random.default_rng(seed).uniform(0.0, 1.0, (count, *shape)).astype("float32")
@@ -108,7 +150,9 @@ def quantize_model(model):
     """Prepares a keras_se model for quantisation-aware training.
 
     Rebuilds the model in tf_keras (`rebuild_tf_keras`: same layer names,
-    weights copied, outputs checked equal), then applies tfmot's default
+    weights copied, outputs checked equal), writes valid average pools as
+    fixed depthwise convolutions (`average_pools_as_depthwise`: XNNPACK runs
+    them in int8, as post-training int8 files get), then applies tfmot's default
     8-bit scheme with keras_se's QuantizeConfigs for the SE scale,
     hard-sigmoid gate, avg-max squeeze, SK path selection, channel shuffle
     and grouped convolution (`keras_se.quantization.configs`).
@@ -160,7 +204,7 @@ def quantize_model(model):
         float_model = model
     else:
         raise ValueError(f"model must be a Keras 3 or tf_keras model. Received: model={model!r}")
-    return _apply_tfmot(float_model)
+    return _apply_tfmot(average_pools_as_depthwise(float_model))
 
 
 def _apply_tfmot(float_model):

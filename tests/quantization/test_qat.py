@@ -78,8 +78,16 @@ def test_se_mobilenet_hard_sigmoid_is_int8_only(mobilenet_qat):
 
 @pytest.mark.parametrize("name", [n for n in SUBSET if n != "se_mobilenet"])
 def test_registered_subset_is_int8_only(name, tmp_path):
-    _, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name.replace(':', '_')}.tflite")
+    model, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name.replace(':', '_')}.tflite")
     _assert_int8_only(result.path)
+    # Valid average pools (SE-ShuffleNet's shortcuts, SKNet's strided dilated
+    # paths) are depthwise convolutions in the QAT file too: XNNPACK runs
+    # AVERAGE_POOL_2D in float only.
+    pools = [layer for layer in model.layers if type(layer).__name__ == "AveragePooling2D"]
+    ops = [op.name for op in read_tflite(result.path).ops]
+    assert "AVERAGE_POOL_2D" not in ops
+    if pools:
+        assert ops.count("DEPTHWISE_CONV_2D") >= len(pools)
 
 
 @pytest.mark.large
