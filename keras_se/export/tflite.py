@@ -13,6 +13,7 @@ from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun
+from keras_se.quantization.configs import is_qat_model
 from keras_se.export.verify import Parity, check_gpu_run, compare_on_gpu, compare_outputs, keras_outputs
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 
@@ -81,7 +82,7 @@ def _batch_one(model):
 def _converter(model, quantize, samples, progress, gpu=False):
     import tensorflow as tf
 
-    if _is_qat(model):
+    if is_qat_model(model):
         from keras_se.quantization.qat import tflite_converter
 
         converter = tflite_converter(model)  # seconds, where from_keras_model takes a minute
@@ -110,7 +111,7 @@ def _converter(model, quantize, samples, progress, gpu=False):
         # refuses TFLITE_BUILTINS_INT8 without a representative dataset, so
         # QAT keeps TFLITE_BUILTINS (keras_se.quantization.float_ops checks
         # that no float op is left).
-        if not _is_qat(model):
+        if not is_qat_model(model):
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
             def representative():
@@ -120,10 +121,6 @@ def _converter(model, quantize, samples, progress, gpu=False):
 
             converter.representative_dataset = representative
     return converter
-
-
-def _is_qat(model):
-    return any(type(layer).__name__ == "QuantizeWrapperV2" or type(layer).__name__ == "QuantizeLayer" for layer in model.layers)
 
 
 def _missing_ops(message):
@@ -202,7 +199,7 @@ def to_tflite(
     input_shape = _static_input_shape(model)
     if representative_data is not None:
         samples = calibration.check_samples(representative_data, input_shape)
-    elif quantize == "int8" and not _is_qat(model):
+    elif quantize == "int8" and not is_qat_model(model):
         samples = calibration.random_samples(input_shape)
     else:
         samples = np.random.default_rng(0).uniform(0, 1, (verify_samples, *input_shape)).astype("float32")

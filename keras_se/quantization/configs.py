@@ -35,6 +35,16 @@ from keras_se.keras_graph import inbound_layers
 
 # tfmot's wrappers: a model holding one is quantised (or annotated) already.
 QUANTIZED_LAYERS = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "QuantizeAnnotate")
+
+
+def is_quantized_layer(layer):
+    """A tfmot wrapper (quantised or annotated), or a Keras 3 layer after `model.quantize(...)`."""
+    return type(layer).__name__ in QUANTIZED_LAYERS or bool(getattr(layer, "quantization_mode", None))
+
+
+def is_qat_model(model):
+    """True for a tfmot quantisation-aware model (`quantize_model`'s result)."""
+    return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeLayer") for layer in getattr(model, "layers", []))
 # Activations tfmot's `Default8BitActivationQuantizeConfig` accepts.
 _TFMOT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
 
@@ -222,7 +232,7 @@ def quantize_plan(model):
     for layer in model.layers:
         kind = type(layer)
         after = consumers.get(layer.name, [])
-        if kind.__name__ in QUANTIZED_LAYERS:
+        if is_quantized_layer(layer):
             raise ValueError(
                 f"The model is already quantised or annotated for quantisation (layer {layer.name!r} "
                 f"is a {type(layer).__name__}). Pass the float model."

@@ -29,12 +29,7 @@ REBUILD_RTOL = 1e-4
 
 def is_quantized(model):
     """True if `model` holds tfmot quantisation wrappers or Keras int8 layers."""
-    for layer in getattr(model, "layers", []):
-        if type(layer).__name__ in _configs.QUANTIZED_LAYERS:
-            return True
-        if getattr(layer, "quantization_mode", None):  # Keras 3 `model.quantize(...)`
-            return True
-    return False
+    return any(_configs.is_quantized_layer(layer) for layer in getattr(model, "layers", []))
 
 
 def _is_tf_keras(model):
