@@ -3,7 +3,7 @@
 import json
 import os
 
-from keras_se.cli import UserError
+from keras_se.errors import UserError
 
 MODES = {"none": None, "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
 

@@ -4,7 +4,7 @@ optionally quantisation-aware to a fully int8 TFLite file."""
 import json
 import os
 
-from keras_se.cli import UserError
+from keras_se.errors import UserError
 
 
 def add_commands(subparsers):
