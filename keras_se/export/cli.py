@@ -236,16 +236,19 @@ def _cmd_bench(args):
     from rich.console import Console
     from rich.table import Table
 
-    from keras_se.export import read_tflite
     from keras_se.export.bench import measure_latency
+    from keras_se.tflite_file import read_tflite
 
     paths = [args.file] + ([args.vs] if args.vs else [])
     for path in paths:
-        read_tflite(path)  # a clear error for a missing or non-TFLite file
+        read_tflite(path)  # a clear error for a missing, non-TFLite or damaged file
     accelerators = ["cpu", "gpu"] if args.accelerator == "both" else [args.accelerator]
     console = Console()
     with console.status(f"timing {len(paths)} model(s) on {' and '.join(accelerators)}, {args.runs} runs each"):
-        results = measure_latency(paths, threads=args.threads, runs=args.runs, warmup=args.warmup, accelerators=accelerators)
+        try:
+            results = measure_latency(paths, threads=args.threads, runs=args.runs, warmup=args.warmup, accelerators=accelerators)
+        except RuntimeError as error:  # LiteRT refuses a file the reader could not fault
+            raise UserError(f"LiteRT cannot run {' or '.join(paths)}: {str(error).strip().splitlines()[0]}") from None
     table = Table(title=f"LiteRT latency, batch 1, median of {args.runs} interleaved runs")
     for column in ("file", "on", "median ms", "p10 ms", "p90 ms", "kernels / adapter"):
         table.add_column(column, justify="right" if "ms" in column else "left")

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from keras_se.export import calibration
-from keras_se.export.flatbuffer import read_tflite
+from keras_se.tflite_file import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun
