@@ -47,6 +47,11 @@ _RANKS = {  # op -> {input position: rank}
     "TRANSPOSE_CONV": {1: 4},
     "FULLY_CONNECTED": {1: 2},
 }
+# The converter always writes these ops with a bias slot (-1 when there is
+# none); LiteRT's kernels read the third input without checking that it
+# exists (a two-input DEPTHWISE_CONV_2D crashes the interpreter, reference
+# kernels included), so a file without it is refused here.
+_EXACT_INPUTS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 3}
 _NO_OUTPUTS = {"ASSIGN_VARIABLE", "CALL_ONCE", "CUSTOM"}
 
 
@@ -253,6 +258,8 @@ def _graph(model, data):
             required = _REQUIRED_INPUTS.get(name, 1 if ins else 0)
             if len(ins) < required or any(t is None for t in ins[:required]):
                 raise _Untrusted(f"{where} ({name}) of subgraph {s} lacks one of its {required} required inputs")
+            if name in _EXACT_INPUTS and len(ins) != _EXACT_INPUTS[name]:
+                raise _Untrusted(f"{where} ({name}) of subgraph {s} has {len(ins)} inputs, not {_EXACT_INPUTS[name]}")
             if not outs and name.split(":")[0] not in _NO_OUTPUTS:
                 raise _Untrusted(f"{where} ({name}) of subgraph {s} has no output")
             for position, rank in _RANKS.get(name, {}).items():
