@@ -354,7 +354,8 @@ def check_replaceable_directory(path, overwrite=False, allowed=None):
             "give a new or empty folder (nothing in it is deleted)"
         )
     if not overwrite:
-        first = os.path.join(os.fspath(path), sorted(entries)[0])
+        # Name a file of the run (model.keras) rather than checkpoints/.
+        first = os.path.join(os.fspath(path), min(entries, key=lambda e: (os.sep in e, os.path.isdir(os.path.join(target, e)), e)))
         raise FileExistsError(f"{first} exists; pass overwrite=True (--force on the command line) to replace the run")
 
 

@@ -82,8 +82,9 @@ def _cmd_train(args):
 
     try:
         check_output_dir(args.output_dir, args.force)
-    except FileExistsError:
-        raise UserError(f"--output-dir {args.output_dir} holds a previous run; use --force to replace it") from None
+    except FileExistsError as error:
+        existing = str(error).split(";")[0]
+        raise UserError(f"{existing}; use --force to replace it (the previous run is replaced as a whole)") from None
     check_model_kwargs(args.model, model_kwargs)
     if args.digits:
         train_data, validation_data = training.load_digits(image_size)
