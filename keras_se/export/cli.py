@@ -100,6 +100,9 @@ def load_keras_file(path):
         raise UserError(f"cannot load a Keras model from {path}: the archive is damaged ({damaged} fails its CRC check)")
     if "config.json" not in names:
         raise UserError(f"cannot load a Keras model from {path}: the archive has no config.json (not a Keras 3 .keras file)")
+    import keras_se.layers  # noqa: F401  (registers keras_se's layers and models for loading)
+    import keras_se.models  # noqa: F401
+
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:
@@ -172,7 +175,7 @@ def _convert_all(args, model, stem, names, modes, data, out, console):
             warnings.simplefilter("ignore", calibration.RandomCalibrationWarning)
             data = calibration.random_samples(tuple(model.input_shape[1:]))
     results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
         for mode in modes:
             quantize = MODES[mode]
             total = len(data) if quantize == "int8" and data is not None else None
