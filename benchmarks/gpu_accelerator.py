@@ -36,7 +36,7 @@ def convert_one(name, size, path):
 
     import keras_se
     from keras_se.export import to_tflite
-    from keras_se.export.tflite import VerificationError
+    from keras_se.export.errors import VerificationError
     from keras_se.export.verify import check_gpu_run, compare_on_gpu, keras_outputs
 
     # Logits: an untrained model's softmax is near uniform whatever its

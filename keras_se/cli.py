@@ -1,23 +1,29 @@
 """The `keras-se` command line."""
 
 import argparse
+import errno
 import importlib
 import json
 import os
+import signal
 import sys
 
-from keras_se.io_utils import quiet_native_logs
+from keras_se.errors import UserError
+from keras_se.io_utils import handle_termination, private_tempdir, quiet_native_logs
 
 # Modules that contribute subcommands; each defines `add_commands(subparsers)`
 # and keeps its heavy imports inside the command functions.
 COMMAND_MODULES = ("keras_se.analysis.cli", "keras_se.export.cli", "keras_se.training.cli")
 
 
-class UserError(ValueError):
-    """A mistake in the command line: one line on stderr, exit status 2.
+__all__ = ["UserError", "build_parser", "main"]  # UserError lives in keras_se.errors
 
-    Subcommands raise this (or `ValueError` from the API) for user mistakes.
-    """
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: no usage block before the message."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _quiet_tensorflow():
@@ -72,7 +78,7 @@ def _cmd_list(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-se",
         description="Squeeze-and-Excitation and Selective-Kernel models for Keras 3, built to ship to phones.",
     )
@@ -99,20 +105,68 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+# OS errors that are the machine's state rather than a mistake in the command.
+_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.ENOMEM}
+
+
+def _one_line(error):
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror + (f": {error.filename}" if error.filename else "")
+    else:
+        text = str(error) or type(error).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _os_error_in(error):
+    """The OSError an exception wraps (TensorFlow and h5py re-raise their own types), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _run(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_tensorflow()
     try:
-        args.func(args)
-    except (ValueError, ImportError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"keras-se: error: {message}", file=sys.stderr)
+        with private_tempdir():
+            args.func(args)
+    except (ValueError, ImportError) as error:
+        print(f"keras-se: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `keras-se list | head -1`: the reader left; nothing is wrong.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
-        print("keras-se: interrupted", file=sys.stderr)
-        return 130
+        raise
+    except Exception as error:
+        cause = _os_error_in(error)
+        if cause is None:
+            if isinstance(error, MemoryError):
+                print("keras-se: error: out of memory", file=sys.stderr)
+                return 1
+            raise  # a bug: the traceback is what a report needs
+        print(f"keras-se: error: {_one_line(cause)}", file=sys.stderr)
+        return 1 if cause.errno in _ENVIRONMENT_ERRORS else 2
     return 0
+
+
+def main(argv=None):
+    """The console script. Exit status: 0 success, 2 a mistake in the command
+    (one line on stderr), 1 the machine failed it (disk full, read-only),
+    130 / 143 / 129 interrupted by SIGINT / SIGTERM / SIGHUP."""
+    handle_termination()
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        print(f"keras-se: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _check_outputs(args, UserError):
 def _cmd_report(args):
     import sys
 
-    from keras_se.cli import UserError
+    from keras_se.errors import UserError
 
     if args.paper == bool(args.model):
         raise UserError("give a MODEL or --paper (not both)" if args.paper else "give a MODEL (a registry name, .keras or .tflite file) or --paper")

@@ -1,6 +1,6 @@
 """Complexity of a converted `.tflite` file: what will actually ship.
 
-Reads the flatbuffer with `keras_se.export.flatbuffer.read_tflite` (the one
+Reads the flatbuffer with `keras_se.tflite_file.read_tflite` (the one
 TFLite reader of keras_se; no interpreter, no TensorFlow) and counts each
 operator with the conventions of `keras_se.analysis.complexity`, so the MACs of a `.tflite` file equal those
 of the Keras model it came from, and its parameters equal the Keras model's
@@ -55,16 +55,10 @@ class _Graph:
     """`read_tflite`'s graph with the links the counts need: who produces
     and who consumes each tensor, and which constants are all zeros."""
 
-    def __init__(self, data, path):
-        from keras_se.export.flatbuffer import read_tflite
+    def __init__(self, path):
+        from keras_se.tflite_file import read_tflite
 
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ValueError(f"{path!r} is not a TFLite model file (no TFL3 identifier)")
-        try:
-            self.graph = read_tflite(data)
-        except ValueError as error:
-            raise ValueError(f"cannot read {path!r} as a TFLite model: {error}".replace(" '<bytes>'", "")) from None
-        self.data = data
+        self.graph = read_tflite(path)
         self.ops = self.graph.ops
         self.producer = {t.index: op for op in self.ops for t in op.outputs}
         self.consumers = {}
@@ -72,7 +66,6 @@ class _Graph:
             for t in op.inputs:
                 if t is not None:
                     self.consumers.setdefault(t.index, []).append(op)
-        self._zeros = None
 
     def is_constant(self, tensor):
         if tensor is None:
@@ -85,22 +78,12 @@ class _Graph:
 
     def is_zero(self, tensor):
         """A constant stored as all zeros (the bias the converter gives a
-        bias-free convolution). `read_tflite` does not keep buffer contents,
-        so they are looked up lazily in the flatbuffer."""
+        bias-free convolution)."""
         op = self.producer.get(tensor.index)
         if op is not None:
             return op.name == "DEQUANTIZE" and self.is_constant(op.inputs[0]) and self.is_zero(op.inputs[0])
-        if self._zeros is None:
-            from ai_edge_litert import schema_py_generated as schema
-
-            model = schema.Model.GetRootAs(self.data, 0)
-            self._zeros = (model, model.Subgraphs(0))
-        model, subgraph = self._zeros
-        buffer = model.Buffers(subgraph.Tensors(tensor.index).Buffer())
-        if buffer.DataLength() > 0:
-            return not buffer.DataAsNumpy().any()
-        offset, size = buffer.Offset(), buffer.Size()
-        return size > 0 and not any(self.data[offset : offset + size])
+        data = self.graph.buffer_data(tensor)
+        return len(data) > 0 and not any(data)
 
 
 def _elements(shape):
@@ -212,12 +195,7 @@ def tflite_report(path, reduction=None):
         biases are not counted, so an untrained model (BN beta and moving
         mean still zero) shows fewer than its Keras `params_folded`.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as error:
-        raise ValueError(f"cannot read {path!r}: {error.strerror or error}") from None
-    g = _Graph(data, path)
+    g = _Graph(path)
     try:
         return _report(g, path, reduction)
     except ValueError:

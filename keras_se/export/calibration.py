@@ -51,6 +51,8 @@ def load_image_dir(directory, image_size, limit=100, mode="unit"):
     """
     import keras
 
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit (--calib-limit) must be a positive number of images. Received: limit={limit!r}")
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise ValueError(f"calibration directory not found. Received: calib_dir={directory!r}")
@@ -80,12 +82,31 @@ def load_npy(path, input_shape):
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError(f"cannot read calibration array {path!r}: {error}") from None
-    return check_samples(data, input_shape, "representative_data")
+        raise ValueError(f"cannot read calibration array {path!r}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        names = ", ".join(data.files[:5]) or "none"
+        data.close()
+        raise ValueError(f"{path!r} is an .npz archive (arrays: {names}); give one array as an .npy file (np.save)")
+    return check_samples(data, input_shape, f"calibration array {path!r}")
 
 
 def check_samples(data, input_shape, name="representative_data"):
-    data = np.asarray(data, "float32")
+    """Checks calibration or verification inputs; returns them as float32.
+
+    Raises:
+        ValueError: not a real numeric array (strings, objects, complex,
+            booleans), a wrong shape, or a non-finite value (NaN or inf
+            poison the int8 ranges: the converter crashes or writes a file
+            that computes NaN); the message names how many and where the
+            first one is.
+    """
+    if not isinstance(data, np.ndarray):
+        try:
+            data = np.asarray(data)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{name} must be an array of real numbers. Received: {type(data).__name__} ({error})") from None
+    if data.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must hold real numbers (float or int). Received: dtype={data.dtype}")
     expected = tuple(input_shape)
     if data.ndim != len(expected) + 1 or data.shape[0] == 0 or any(
         e is not None and d != e for d, e in zip(data.shape[1:], expected)
@@ -93,6 +114,16 @@ def check_samples(data, input_shape, name="representative_data"):
         raise ValueError(
             f"{name} must have shape (N, {', '.join(str(e) for e in expected)}) with N >= 1. "
             f"Received: shape {data.shape}"
+        )
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf, reported below
+        data = data.astype("float32", copy=False)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        kinds = "NaN" if np.isnan(data).all(where=bad) else "inf" if np.isinf(data).all(where=bad) else "NaN or inf"
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} non-finite value(s) ({kinds}) of {data.size}, the first at index {first} "
+            f"(sample {first[0]}); calibrate on finite inputs"
         )
     return data
 

@@ -3,7 +3,7 @@
 import json
 import os
 
-from keras_se.cli import UserError
+from keras_se.errors import UserError
 
 MODES = {"none": None, "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
 
@@ -61,20 +61,14 @@ def add_commands(subparsers):
 
 
 def _load_model(args):
-    import keras
-
     import keras_se
 
     if args.model.endswith(".keras") or os.path.sep in args.model:
-        if not os.path.isfile(args.model):
-            raise UserError(f"model file not found: {args.model}")
-        try:
-            model = keras.models.load_model(args.model, safe_mode=True)
-        except Exception as error:
-            raise UserError(f"cannot load a Keras model from {args.model}: {str(error).splitlines()[0]}") from None
-        return model, os.path.splitext(os.path.basename(args.model))[0]
+        return load_keras_file(args.model), os.path.splitext(os.path.basename(args.model))[0]
     if args.input_size <= 0:
         raise UserError(f"--input-size must be positive, got {args.input_size}")
+    if args.input_size < 8:
+        raise UserError(f"--input-size must be at least 8 (the models downsample it), got {args.input_size}")
     kwargs = {"input_shape": (args.input_size, args.input_size, 3)}
     if args.weights:
         kwargs["weights"] = args.weights
@@ -82,6 +76,38 @@ def _load_model(args):
     # A timm alias ("timm:seresnet50") names its model after timm ("seresnet50"):
     # file names without the colon.
     return model, model.name
+
+
+def load_keras_file(path):
+    """A `.keras` file loaded with `safe_mode=True`; `UserError` with the reason if it cannot be.
+
+    The archive is checked first (a truncated or damaged zip), so that the
+    message says what is wrong with the file rather than Keras' guess.
+    """
+    import zipfile
+
+    import keras
+
+    if not os.path.isfile(path):
+        raise UserError(f"model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
+        raise UserError(f"cannot load a Keras model from {path}: not a .keras archive, or a truncated or damaged one ({error})") from None
+    if damaged is not None:
+        raise UserError(f"cannot load a Keras model from {path}: the archive is damaged ({damaged} fails its CRC check)")
+    if "config.json" not in names:
+        raise UserError(f"cannot load a Keras model from {path}: the archive has no config.json (not a Keras 3 .keras file)")
+    import keras_se.layers  # noqa: F401  (registers keras_se's layers and models for loading)
+    import keras_se.models  # noqa: F401
+
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        raise UserError(f"cannot load a Keras model from {path}: {text[0] if text else type(error).__name__}") from None
 
 
 def _prepare_out(args, names):
@@ -102,8 +128,6 @@ def _calibration(args, model):
     from keras_se.export import calibration
 
     shape = tuple(model.input_shape[1:])
-    if args.calib_dir and args.calib_npy:
-        raise UserError("give --calib-dir or --calib-npy, not both")
     if args.calib_dir:
         return calibration.load_image_dir(args.calib_dir, shape[:2], args.calib_limit, args.preprocess)
     if args.calib_npy:
@@ -112,21 +136,36 @@ def _calibration(args, model):
 
 
 def _cmd_convert(args):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if args.calib_dir and args.calib_npy:
+        raise UserError("give --calib-dir or --calib-npy, not both")
+    if args.calib_limit < 1:
+        raise UserError(f"--calib-limit must be a positive number of images, got {args.calib_limit}")
+    modes = list(dict.fromkeys(args.quantize))
+    suffix = "_gpu" if args.gpu else ""
+    model, stem = _load_model(args)
+    names = {m: f"{stem}_{'float32' if m == 'none' else m}{suffix}.tflite" for m in modes}
+    data = _calibration(args, model) if "int8" in modes else None
+    created = not os.path.isdir(args.out)
+    out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []))
+    try:
+        _convert_all(args, model, stem, names, modes, data, out, console)
+    except BaseException:
+        if created and not os.listdir(out):
+            os.rmdir(out)  # a failed run leaves no trace
+        raise
+
+
+def _convert_all(args, model, stem, names, modes, data, out, console):
     import warnings
 
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from keras_se.export import calibration, to_onnx, to_tflite
     from keras_se.export.tflite import GpuNotRunWarning
 
-    console = Console(stderr=True)
-    modes = list(dict.fromkeys(args.quantize))
-    suffix = "_gpu" if args.gpu else ""
-    model, stem = _load_model(args)
-    names = {m: f"{stem}_{'float32' if m == 'none' else m}{suffix}.tflite" for m in modes}
-    out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []))
-    data = _calibration(args, model) if "int8" in modes else None
     if "int8" in modes and data is None:
         console.print(
             "[bold yellow]WARNING:[/] int8 calibration uses RANDOM data (no --calib-dir / --calib-npy): "
@@ -136,7 +175,7 @@ def _cmd_convert(args):
             warnings.simplefilter("ignore", calibration.RandomCalibrationWarning)
             data = calibration.random_samples(tuple(model.input_shape[1:]))
     results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
         for mode in modes:
             quantize = MODES[mode]
             total = len(data) if quantize == "int8" and data is not None else None
@@ -236,16 +275,19 @@ def _cmd_bench(args):
     from rich.console import Console
     from rich.table import Table
 
-    from keras_se.export import read_tflite
     from keras_se.export.bench import measure_latency
+    from keras_se.tflite_file import read_tflite
 
     paths = [args.file] + ([args.vs] if args.vs else [])
     for path in paths:
-        read_tflite(path)  # a clear error for a missing or non-TFLite file
+        read_tflite(path)  # a clear error for a missing, non-TFLite or damaged file
     accelerators = ["cpu", "gpu"] if args.accelerator == "both" else [args.accelerator]
     console = Console()
     with console.status(f"timing {len(paths)} model(s) on {' and '.join(accelerators)}, {args.runs} runs each"):
-        results = measure_latency(paths, threads=args.threads, runs=args.runs, warmup=args.warmup, accelerators=accelerators)
+        try:
+            results = measure_latency(paths, threads=args.threads, runs=args.runs, warmup=args.warmup, accelerators=accelerators)
+        except RuntimeError as error:  # LiteRT refuses a file the reader could not fault
+            raise UserError(f"LiteRT cannot run {' or '.join(paths)}: {str(error).strip().splitlines()[0]}") from None
     table = Table(title=f"LiteRT latency, batch 1, median of {args.runs} interleaved runs")
     for column in ("file", "on", "median ms", "p10 ms", "p90 ms", "kernels / adapter"):
         table.add_column(column, justify="right" if "ms" in column else "left")

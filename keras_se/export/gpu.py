@@ -12,7 +12,7 @@ transpose rank, grouped convolution, batch and static shapes).
 
 import dataclasses
 
-from keras_se.export.flatbuffer import read_tflite
+from keras_se.tflite_file import read_tflite
 
 FLOAT_TYPES = ("FLOAT32", "FLOAT16")
 QUANTIZED_TYPES = ("INT8", "UINT8")

@@ -9,13 +9,13 @@ import numpy as np
 
 from keras_se.export import calibration
 from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
-from keras_se.export.flatbuffer import read_tflite
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun
-from keras_se.quantization.configs import is_qat_model
 from keras_se.export.verify import Parity, check_gpu_run, compare_on_gpu, compare_outputs, keras_outputs
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
+from keras_se.quantization.configs import is_qat_model
+from keras_se.tflite_file import read_tflite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
 

@@ -41,6 +41,11 @@ class Parity:
 
     def check(self, quantize=None):
         """Raises `VerificationError` if the bounds for `quantize` fail."""
+        if not (np.isfinite(self.max_abs_error) and np.isfinite(self.mean_abs_error)):
+            raise VerificationError(
+                f"{quantize or 'float32'} {self.runtime} output is not finite (max abs error {self.max_abs_error}): "
+                "NaN or inf is never verified"
+            )
         if quantize is None and not (self.max_abs_error <= FLOAT32_MAX_ABS and self.mean_abs_error <= FLOAT32_MEAN_ABS):
             raise VerificationError(
                 f"float32 {self.runtime} output differs from Keras: max abs error "

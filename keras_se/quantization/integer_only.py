@@ -7,7 +7,7 @@ file converts and runs. `float_ops` walks the flatbuffer and lists them.
 
 import dataclasses
 
-from keras_se.export.flatbuffer import read_tflite
+from keras_se.tflite_file import read_tflite
 
 FLOAT_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16")
 

@@ -2,9 +2,8 @@
 optionally quantisation-aware to a fully int8 TFLite file."""
 
 import json
-import os
 
-from keras_se.cli import UserError
+from keras_se.errors import UserError
 
 
 def add_commands(subparsers):
@@ -76,10 +75,17 @@ def _cmd_train(args):
     if image_size < 32:
         raise UserError(f"--image-size must be at least 32, got {image_size}")
     model_kwargs = parse_model_args(args.model_arg)
-    # Before any data is read: an existing run is not replaced by mistake.
-    existing = [os.path.join(args.output_dir, n) for n in training.output_names(args.qat) if os.path.exists(os.path.join(args.output_dir, n))]
-    if existing and not args.force:
-        raise UserError(f"{existing[0]} exists; use --force to replace it")
+    # Before any data is read: an existing run is not replaced by mistake, a
+    # folder with other files is never replaced, and an unknown builder
+    # argument fails now rather than after the data is loaded.
+    from keras_se.training.trainer import check_model_kwargs, check_output_dir
+
+    try:
+        check_output_dir(args.output_dir, args.force)
+    except FileExistsError as error:
+        existing = str(error).split(";")[0]
+        raise UserError(f"{existing}; use --force to replace it (the previous run is replaced as a whole)") from None
+    check_model_kwargs(args.model, model_kwargs)
     if args.digits:
         train_data, validation_data = training.load_digits(image_size)
         classes = 10

@@ -2,6 +2,7 @@
 arrays, checked against the model's input before any training starts."""
 
 import contextlib
+import io
 import os
 import sys
 
@@ -87,6 +88,11 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
             f"the image directory must hold one sub-folder of images per class. Received: data={directory!r} "
             "with no sub-folders"
         )
+    if len(classes) < 2:
+        raise ValueError(
+            f"the image directory must hold at least 2 class sub-folders (a classifier of one class learns nothing). "
+            f"Received: data={directory!r} with only {classes[0]!r}"
+        )
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1). Received: validation_split={validation_split}")
     options = dict(
@@ -99,8 +105,9 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
     )
     try:
         # Keras prints "Found N files belonging to C classes." on stdout: keep
-        # it, on stderr, so that stdout stays the command's JSON summary.
-        with contextlib.redirect_stdout(sys.stderr):
+        # it, on stderr once the images are checked, so that stdout stays the
+        # command's JSON summary and an error is the only line.
+        with contextlib.redirect_stdout(io.StringIO()) as found:
             if validation_split:
                 train, validation = keras.utils.image_dataset_from_directory(
                     directory, validation_split=validation_split, subset="both", **options
@@ -110,6 +117,8 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
     except ValueError as error:  # "No images found in directory ..."
         raise ValueError(f"cannot read images from {directory!r}: {str(error).splitlines()[0]}") from None
     class_names = list(train.class_names)
+    check_images(list(train.file_paths) + (list(validation.file_paths) if validation is not None else []))
+    sys.stderr.write(found.getvalue())
 
     def scale(images, labels):
         return images / 255.0, labels
@@ -117,6 +126,35 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
     train = train.map(scale)
     validation = validation.map(scale) if validation is not None else None
     return train, validation, class_names
+
+
+def check_images(paths):
+    """Decodes every image as training will (`tf.io.decode_image`); raises
+    `ValueError` naming the first file that cannot be read, before training
+    starts rather than as a TensorFlow error in the middle of an epoch.
+
+    The files are decoded in parallel by tf.data, about as long as one
+    epoch's reading.
+    """
+    import tensorflow as tf
+
+    if not paths:
+        return
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return path, tf.shape(image)
+
+    readable = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    readable = readable.ignore_errors()
+    from keras_se.io_utils import quiet_native_logs
+
+    with quiet_native_logs():  # libjpeg's and libpng's own complaints
+        good = {path.decode() for path, _ in readable.as_numpy_iterator()}
+    bad = [p for p in paths if p not in good]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"cannot decode image {bad[0]!r}{more}: damaged, or not a BMP, GIF, JPEG or PNG file; remove or fix it")
 
 
 def random_shift(input_shape, seed=0):

@@ -8,10 +8,12 @@ file. Checkpoints, the float `.keras` model, the int8 file and a JSON record
 go to `output_dir`.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
+import re
 
 import numpy as np
 
@@ -216,15 +218,79 @@ def output_names(qat):
     return ["model.keras", "train.json"] + (["model_int8.tflite"] if qat else [])
 
 
-def _prepare_output_dir(output_dir, overwrite, qat):
+_RUN_FILE = re.compile(r"(model\.keras|train\.json|model_int8\.tflite|checkpoints|checkpoints/(float|qat)-epoch\d+\.weights\.h5)$")
+
+
+def _is_run_file(relative_path):
+    """Whether a path inside an output folder is one a training run writes."""
+    return bool(_RUN_FILE.match(relative_path.replace(os.sep, "/")))
+
+
+def check_output_dir(output_dir, overwrite=False):
+    """Checks `output_dir` before any work: missing, empty, or a previous run's
+    folder (replaced only with `overwrite`); never a folder with other files.
+
+    Raises:
+        FileExistsError, NotADirectoryError, ValueError, OSError (its parent
+            cannot be written).
+    """
     if output_dir is None:
         return None
+    from keras_se.io_utils import check_replaceable_directory
+
     output_dir = os.fspath(output_dir)
-    os.makedirs(os.path.join(output_dir, "checkpoints"), exist_ok=True)
-    existing = [n for n in output_names(qat) if os.path.exists(os.path.join(output_dir, n))]
-    if existing and not overwrite:
-        raise FileExistsError(f"{os.path.join(output_dir, existing[0])} exists; pass overwrite=True (--force) to replace it")
+    check_replaceable_directory(output_dir, overwrite, _is_run_file)
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    import tempfile
+
+    os.rmdir(tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(output_dir))}.", suffix=".probe", dir=parent))
     return output_dir
+
+
+class RunOutputs:
+    """Where a run writes (`staging`) and what it records (`final(name)`)."""
+
+    def __init__(self, output_dir, staging):
+        self.output_dir, self.staging = output_dir, staging
+
+    def final(self, name):
+        return os.path.join(self.output_dir, name)
+
+
+@contextlib.contextmanager
+def write_run_outputs(output_dir, overwrite=False, chief=True):
+    """The one place a training run's outputs are written.
+
+    Yields a `RunOutputs` whose `staging` folder receives every file of the
+    run (checkpoints/, model.keras, model_int8.tflite, train.json); when the
+    block ends without an error the staged folder replaces `output_dir` as a
+    whole (`keras_se.io_utils.staged_directory`): `output_dir` then holds
+    exactly this run's files, never a previous run's beside them. An error,
+    Ctrl-C or SIGTERM leaves `output_dir` as it was. A process that is not
+    the chief of a cluster writes into a temporary folder that is deleted.
+    With `output_dir` None, `staging` is None.
+    """
+    if output_dir is None:
+        yield RunOutputs(None, None)
+        return
+    output_dir = os.fspath(output_dir)
+    if not chief:
+        import shutil
+        import tempfile
+
+        staging = tempfile.mkdtemp(prefix="keras_se_worker_")  # only the chief keeps files
+        try:
+            os.makedirs(os.path.join(staging, "checkpoints"))
+            yield RunOutputs(output_dir, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return
+    from keras_se.io_utils import staged_directory
+
+    with staged_directory(output_dir, overwrite, allowed=_is_run_file) as staging:
+        os.makedirs(os.path.join(staging, "checkpoints"))
+        yield RunOutputs(output_dir, staging)
 
 
 def _compiled(module, build, strategy, sync_batchnorm, optimizer, learning_rate, epochs, steps):
@@ -252,6 +318,25 @@ def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress):
     # shuffle=False: the dataset shuffles itself (Keras warns otherwise).
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+
+def check_model_kwargs(model, model_kwargs):
+    """Unknown builder arguments fail before any data is read, naming the argument."""
+    import inspect
+
+    import keras_se
+
+    builder = keras_se.models.registry.get_entry(model).builder
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # the builder takes anything: it checks its arguments itself
+    unknown = sorted(set(model_kwargs) - set(parameters))
+    if unknown:
+        known = ", ".join(k for k in parameters if k not in ("name", "depth", "input_shape", "input_tensor", "classes", "flavour", "weights"))
+        raise ValueError(f"model_kwargs: {model} has no argument {unknown[0]!r}. Received: model_kwargs={model_kwargs!r}; its arguments: {known}")
 
 
 def train(
@@ -336,6 +421,7 @@ def train(
     reserved = sorted(set(model_kwargs or {}) & {"input_shape", "input_tensor", "classes", "flavour"})
     if reserved:
         raise ValueError(f"model_kwargs must not set {', '.join(reserved)}: train sets them. Received: model_kwargs={model_kwargs!r}")
+    check_model_kwargs(model, model_kwargs or {})
     for arg, value in (("epochs", epochs), ("qat_epochs", qat_epochs)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{arg} must be an int >= 0. Received: {arg}={value!r}")
@@ -353,56 +439,51 @@ def train(
     check_positive_int("classes", classes)
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
-    output_dir = _prepare_output_dir(output_dir, overwrite, qat_epochs > 0)
-    chief = _is_chief(strategy)
-    if not chief and output_dir is not None:
-        import tempfile
+    check_output_dir(output_dir, overwrite)
+    with write_run_outputs(output_dir, overwrite, chief=_is_chief(strategy)) as outputs:
+        output_dir = outputs.staging  # everything is written here, then swapped into place
+        keras.utils.set_random_seed(seed)
+        train_ds = _as_dataset(train_data, batch_size, True, seed, input_shape, "train_data", augment)
+        val_ds = None if validation_data is None else _as_dataset(validation_data, batch_size, False, seed, input_shape, "validation_data")
+        replicas = strategy.num_replicas_in_sync
+        files = {}
 
-        output_dir = tempfile.mkdtemp(prefix="keras_se_worker_")  # only the chief keeps files
+        steps = int(train_ds.cardinality())
+        stage = dict(strategy=strategy, sync_batchnorm=replicas > 1 and sync_batchnorm, optimizer=optimizer, steps=steps)
+        build = functools.partial(keras_se.create_model, model, input_shape=input_shape, classes=classes, **(model_kwargs or {}))
+        net = _compiled(keras, build, learning_rate=learning_rate, epochs=epochs, **stage)
+        run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress)
+        history = _fit(keras, net, "float", epochs, **run) if epochs else {}
 
-    keras.utils.set_random_seed(seed)
-    train_ds = _as_dataset(train_data, batch_size, True, seed, input_shape, "train_data", augment)
-    val_ds = None if validation_data is None else _as_dataset(validation_data, batch_size, False, seed, input_shape, "validation_data")
-    replicas = strategy.num_replicas_in_sync
-    files = {}
-
-    steps = int(train_ds.cardinality())
-    stage = dict(strategy=strategy, sync_batchnorm=replicas > 1 and sync_batchnorm, optimizer=optimizer, steps=steps)
-    build = functools.partial(keras_se.create_model, model, input_shape=input_shape, classes=classes, **(model_kwargs or {}))
-    net = _compiled(keras, build, learning_rate=learning_rate, epochs=epochs, **stage)
-    run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress)
-    history = _fit(keras, net, "float", epochs, **run) if epochs else {}
-
-    metrics = {}
-    if validation_data is not None:
-        metrics["float_accuracy"] = float(net.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
-    if output_dir:
-        files["model"] = os.path.join(output_dir, "model.keras")
-        net.save(files["model"])
-
-    qat_model, qat_history = None, {}
-    if qat_epochs:
-        import tf_keras
-
-        from keras_se.quantization import quantize_model
-
-        qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
-        qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
+        metrics = {}
         if validation_data is not None:
-            metrics["qat_accuracy"] = float(qat_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+            metrics["float_accuracy"] = float(net.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
         if output_dir:
-            from keras_se.export import to_tflite
+            net.save(os.path.join(output_dir, "model.keras"))
+            files["model"] = outputs.final("model.keras")
 
-            files["int8_tflite"] = os.path.join(output_dir, "model_int8.tflite")
-            to_tflite(qat_model, files["int8_tflite"], quantize="int8", overwrite=True)
+        qat_model, qat_history = None, {}
+        if qat_epochs:
+            import tf_keras
+
+            from keras_se.quantization import quantize_model
+
+            qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
+            qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
             if validation_data is not None:
-                x, y = _arrays(validation_data)
-                metrics["int8_tflite_accuracy"] = tflite_accuracy(files["int8_tflite"], x, y)
+                metrics["qat_accuracy"] = float(qat_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+            if output_dir:
+                from keras_se.export import to_tflite
 
-    result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas)
-    if output_dir:
-        files["record"] = os.path.join(output_dir, "train.json")
-        from keras_se.io_utils import write_atomic
+                to_tflite(qat_model, os.path.join(output_dir, "model_int8.tflite"), quantize="int8")
+                files["int8_tflite"] = outputs.final("model_int8.tflite")
+                if validation_data is not None:
+                    x, y = _arrays(validation_data)
+                    metrics["int8_tflite_accuracy"] = tflite_accuracy(os.path.join(output_dir, "model_int8.tflite"), x, y)
 
-        write_atomic(files["record"], json.dumps(result.to_dict(), indent=2) + "\n", overwrite=True)
+        result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas)
+        if output_dir:
+            files["record"] = outputs.final("train.json")
+            with open(os.path.join(output_dir, "train.json"), "w") as handle:  # staged: swapped in as a whole
+                handle.write(json.dumps(result.to_dict(), indent=2) + "\n")
     return result

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import keras_se
 from keras_se.export import check_gpu, read_tflite, to_tflite
-from keras_se.export.tflite import VerificationError
+from keras_se.export.errors import VerificationError
 from keras_se.export.verify import GPU_KERNEL_RELATIVE_L2, GPU_RELATIVE_L2
 
 

@@ -102,6 +102,9 @@ def test_image_directory_errors(tmp_path):
     with pytest.raises(ValueError, match="one sub-folder of images per class"):
         image_directory(tmp_path / "flat", 32)
     (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match="at least 2 class sub-folders.*only 'a'"):
+        image_directory(tmp_path / "empty", 32)
+    (tmp_path / "empty" / "b").mkdir(parents=True)
     with pytest.raises(ValueError, match="cannot read images"):
         image_directory(tmp_path / "empty", 32, validation_split=0.0)
     with pytest.raises(ValueError, match=r"validation_split must be in \[0, 1\)"):
