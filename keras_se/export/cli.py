@@ -164,7 +164,7 @@ def _convert_all(args, model, stem, names, modes, data, out, console):
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from keras_se.export import calibration, to_onnx, to_tflite
-    from keras_se.export.tflite import GpuNotRunWarning
+    from keras_se.export.errors import GpuNotRunWarning
 
     if "int8" in modes and data is None:
         console.print(

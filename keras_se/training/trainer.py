@@ -322,21 +322,10 @@ def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress):
 
 def check_model_kwargs(model, model_kwargs):
     """Unknown builder arguments fail before any data is read, naming the argument."""
-    import inspect
-
     import keras_se
 
-    builder = keras_se.models.registry.get_entry(model).builder
-    try:
-        parameters = inspect.signature(builder).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return  # the builder takes anything: it checks its arguments itself
-    unknown = sorted(set(model_kwargs) - set(parameters))
-    if unknown:
-        known = ", ".join(k for k in parameters if k not in ("name", "depth", "input_shape", "input_tensor", "classes", "flavour", "weights"))
-        raise ValueError(f"model_kwargs: {model} has no argument {unknown[0]!r}. Received: model_kwargs={model_kwargs!r}; its arguments: {known}")
+    arguments = {key: value for key, value in model_kwargs.items() if key != "name"}
+    keras_se.models.registry.get_entry(model).cls.architecture(**arguments)
 
 
 def train(
