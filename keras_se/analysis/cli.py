@@ -35,14 +35,19 @@ def add_commands(subparsers):
 def _check_outputs(args, UserError):
     import os
 
+    from keras_se.io_utils import refuse_overwrite
+
     for flag, path in (("--output", args.output), ("--plot", args.plot)):
         if path is None:
             continue
-        if os.path.exists(path) and not args.force:
-            raise UserError(f"{flag} {path!r} exists; pass --force to overwrite it")
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise UserError(f"{flag}: directory does not exist: {directory!r}")
+        try:
+            refuse_overwrite(path, args.force)
+        except FileExistsError:
+            raise UserError(f"{flag} {path!r} exists; pass --force to overwrite it") from None
+        except FileNotFoundError:
+            raise UserError(f"{flag}: directory does not exist: {os.path.dirname(os.path.abspath(path))!r}") from None
+        except (IsADirectoryError, ValueError) as error:
+            raise UserError(f"{flag}: {error}") from None
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserError(f"--plot writes a PNG; give a .png file. Received: {args.plot!r}")
     if args.output and args.format == "table":

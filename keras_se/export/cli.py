@@ -118,9 +118,16 @@ def _prepare_out(args, names):
         raise UserError(f"cannot create output directory {out}: {error.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UserError(f"output directory is not writable: {out}")
-    existing = [n for n in names if os.path.exists(os.path.join(out, n))]
-    if existing and not args.force:
-        raise UserError(f"{os.path.join(out, existing[0])} exists; use --force to replace it")
+    from keras_se.io_utils import refuse_overwrite
+
+    for name in names:
+        path = os.path.join(out, name)
+        try:
+            refuse_overwrite(path, args.force)
+        except FileExistsError:
+            raise UserError(f"{path} exists; use --force to replace it") from None
+        except (IsADirectoryError, ValueError) as error:
+            raise UserError(f"{path}: {error}") from None
     return out
 
 
