@@ -11,6 +11,7 @@ checkpoints for the residual SE / SK networks (`.safetensors` without torch;
 import os
 
 from keras_se.weights.hub import WeightsUnavailableError, load_from_hub
+from keras_se.weights.imagenet import decode_predictions, imagenet_classes, preprocess_input
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.pretrained import HF_PREFIX, pretrained_config, pretrained_weights
 from keras_se.weights.timm import (
@@ -28,12 +29,15 @@ TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 __all__ = [
     "SCHEMES",
     "WeightsUnavailableError",
+    "decode_predictions",
     "detect_scheme",
+    "imagenet_classes",
     "load_timm",
     "load_weights",
     "model_scheme",
     "pretrained_config",
     "pretrained_weights",
+    "preprocess_input",
     "read_state_dict",
     "timm_models",
     "timm_name",
