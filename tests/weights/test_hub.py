@@ -107,6 +107,17 @@ def test_include_top_false_backbone_has_the_pretrained_features(seresnet18_cache
     np.testing.assert_allclose(_predict(backbone, x), _predict(features, x), atol=1e-6)
 
 
+def test_imagenet_weights_into_a_features_only_backbone(seresnet18_cache):
+    """A backbone stops at its last returned stage; the later stages' tensors are left out, the rest loaded."""
+    x = _fixture_io()[0][:, :64, :64]
+    full = keras_se.SEResNet18(weights="imagenet", input_shape=(64, 64, 3))
+    backbone = keras_se.SEResNet18(weights="imagenet", features_only=True, out_indices=(1, 2), input_shape=(64, 64, 3))
+    assert not any(layer.name.startswith("stage4") for layer in backbone.layers)
+    stages = keras.Model(full.input, [full.get_layer(i["layer"]).output for i in backbone.feature_info])
+    for actual, expected in zip(backbone(x), stages(x)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(actual), keras.ops.convert_to_numpy(expected), atol=1e-5)
+
+
 def test_tf_keras_flavour_loads_imagenet(seresnet18_cache):
     x, logits = _fixture_io()
     model = keras_se.create_model("se_resnet18", weights="imagenet", flavour="tf_keras", classifier_activation=None)
@@ -225,3 +236,42 @@ def test_env_variables_drive_the_cache_and_offline_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith(f"snapshots/{REVISION}/model.safetensors")
     assert str(tmp_path / "home" / "hub") in result.stdout
+
+
+# --- fine-tuning and the command line ---------------------------------------------
+
+
+def test_fine_tuning_starts_from_imagenet_with_a_new_classifier(seresnet18_cache):
+    from keras_se.training.trainer import _build_model
+
+    net = _build_model("se_resnet18", "imagenet", dict(input_shape=(32, 32, 3), classes=3))
+    reference = keras_se.SEResNet18(weights="imagenet", input_shape=(32, 32, 3))
+    assert net.get_config()["basic_last_relu"] is True and net.output_shape == (None, 3)
+    for layer in reference.layers:
+        if layer.weights and layer.name != "predictions":
+            assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), net.get_layer(layer.name).get_weights()))
+
+
+def test_convert_and_train_commands_take_weights_imagenet():
+    from keras_se.cli import build_parser
+
+    parser = build_parser()
+    convert = parser.parse_args(["convert", "se_resnet50", "--out", "x", "--weights", "imagenet"])
+    train = parser.parse_args(["train", "se_resnet50", "--digits", "--output-dir", "x", "--weights", "imagenet"])
+    assert convert.weights == train.weights == "imagenet"
+
+
+def test_train_refuses_imagenet_for_a_model_without_weights_before_any_work(offline_cache):
+    from keras_se.training import train
+
+    with pytest.raises(ValueError, match="se_mobilenet' has no published ImageNet weights"):
+        train("se_mobilenet", (np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int64")), weights="imagenet", epochs=1)
+
+
+def test_convert_command_offline_without_cache_is_one_line(tmp_path, offline_cache, capsys):
+    from keras_se.cli import main
+
+    code = main(["convert", "se_resnet18", "--input-size", "32", "--weights", "imagenet", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "timm/legacy_seresnet18.in1k" in err and "hf download" in err
