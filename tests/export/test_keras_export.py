@@ -60,6 +60,17 @@ def check_onnx(model, path):
     return parity
 
 
+def test_flex_ops_from_keras_litert_export_are_caught(tmp_path):
+    """The check above can fail: a TensorFlow op without a builtin lands in the file as a Flex op."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda t: tf.math.cumprod(t, axis=1))(keras.layers.Conv2D(4, 3)(inputs))
+    with pytest.raises(AssertionError, match="Flex.*CUSTOM:FlexCumprod"):
+        check_litert(keras.Model(inputs, outputs), tmp_path / "flex.tflite")
+
+
 @pytest.mark.parametrize("name, options", [*DEFAULT.items(), *ALL])
 def test_keras_litert_export_is_builtin_only_and_equal_to_keras(name, options, tmp_path):
     check_litert(_model(name, options, SIZE if options else 64), tmp_path / "model.tflite")
