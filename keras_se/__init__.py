@@ -20,6 +20,8 @@ _LAZY = {
     "analysis": ("keras_se.analysis", None),
     "weights": ("keras_se.weights", None),
     "create_model": ("keras_se.models.registry", "create_model"),
+    "decode_predictions": ("keras_se.weights.imagenet", "decode_predictions"),
+    "preprocess_input": ("keras_se.weights.imagenet", "preprocess_input"),
     "list_models": ("keras_se.models.registry", "list_models"),
     "MobileNet": ("keras_se.models.applications", "MobileNet"),
     "ResNeXt101": ("keras_se.models.applications", "ResNeXt101"),

@@ -8,9 +8,10 @@ TensorFlow and the GPU accelerator in one process crash at model creation.
 Protocol: one JSON object per line on the file descriptor named by
 `--reply-fd` (fd 1 is pointed at fd 2 first, so native code that prints
 cannot corrupt it), commands one JSON object per line on stdin:
-    -> {"event": "ready", "fully_accelerated": bool, "input": {...}, "output": {...}}
-       (shape, dtype and quantisation of each) or {"event": "error", "message": str}
-    <- {"cmd": "run", "inputs": "x.npy", "outputs": "y.npy"}   tensors in the file's dtypes
+    -> {"event": "ready", "fully_accelerated": bool, "input": {...}, "outputs": [{...}, ...]}
+       (shape, dtype and quantisation of each; the outputs in the signature's
+       order, each with its signature `name`) or {"event": "error", "message": str}
+    <- {"cmd": "run", "inputs": "x.npy", "outputs": "y.npz"}   tensors in the file's dtypes, one array per output
     -> {"event": "ran"}
     <- {"cmd": "time", "runs": n}
     -> {"event": "timed", "ms": [...]}
@@ -28,15 +29,22 @@ import time
 import numpy as np
 
 
-def _details(path):
+def _details(path, model):
     from ai_edge_litert.interpreter import Interpreter
 
-    # Only the tensor metadata; no allocation.
+    def record(t, name=None):
+        return {"shape": [int(d) for d in t["shape"]], "dtype": np.dtype(t["dtype"]).name, "quantization": [float(q) for q in t["quantization"]], "name": name}
+
+    # Only the tensor metadata (quantisation); no allocation.
     interpreter = Interpreter(model_path=path)
-    return [
-        {"shape": [int(d) for d in t["shape"]], "dtype": np.dtype(t["dtype"]).name, "quantization": [float(q) for q in t["quantization"]]}
-        for t in (interpreter.get_input_details()[0], interpreter.get_output_details()[0])
-    ]
+    outputs = interpreter.get_output_details()
+    if len(outputs) > 1:
+        # The compiled model's output buffers follow its own signature order
+        # (the file's), which the interpreter's signature list does not keep.
+        key, signature = next(iter(model.get_signature_list().items()))
+        by_name = interpreter.get_signature_runner(key).get_output_details()
+        return record(interpreter.get_input_details()[0]), [record(by_name[n], n) for n in signature["outputs"]]
+    return record(interpreter.get_input_details()[0]), [record(outputs[0])]
 
 
 def main():
@@ -62,24 +70,25 @@ def main():
         hardware_accelerators=HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=args.precision == "float32")
     )
     try:
-        inp, out = _details(args.path)
         model = CompiledModel.from_file(args.path, options=options)
+        inp, outs = _details(args.path, model)
         inputs = model.create_input_buffers(0)
         outputs = model.create_output_buffers(0)
     except Exception as error:  # LiteRT raises RuntimeError with its status trace
         reply(event="error", message=" ".join(str(error).split()))
         return
-    reply(event="ready", fully_accelerated=bool(model.is_fully_accelerated()), input=inp, output=out)
-    out_size = int(np.prod(out["shape"]))
+    reply(event="ready", fully_accelerated=bool(model.is_fully_accelerated()), input=inp, outputs=outs)
+    out, out_size = outs[0], int(np.prod(outs[0]["shape"]))
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "run":
-            results = []
+            results = [[] for _ in outs]
             for x in np.load(command["inputs"]):
                 inputs[0].write(np.ascontiguousarray(x, dtype=inp["dtype"]).reshape(-1))
                 model.run_by_index(0, inputs, outputs)
-                results.append(outputs[0].read(out_size, out["dtype"]).reshape(out["shape"][1:]))
-            np.save(command["outputs"], np.stack(results))
+                for result, buffer, o in zip(results, outputs, outs):
+                    result.append(buffer.read(int(np.prod(o["shape"])), o["dtype"]).reshape(o["shape"][1:]))
+            np.savez(command["outputs"], *[np.stack(result) for result in results])
             reply(event="ran")
         elif command["cmd"] == "time":
             times = []

@@ -33,7 +33,11 @@ def add_commands(subparsers):
     p.add_argument("--calib-limit", type=int, default=100, help="images to use from --calib-dir (default: 100)")
     p.add_argument("--preprocess", choices=("unit", "imagenet", "raw"), default="unit", help="image scaling for --calib-dir (default: unit = x/255)")
     p.add_argument("--input-size", type=int, default=224, help="input height and width for registry models (default: 224)")
-    p.add_argument("--weights", help="weights file for a registry model")
+    p.add_argument(
+        "--weights",
+        help="weights for a registry model: imagenet (its ImageNet release, from the Hugging Face cache or Hub), "
+        "hf://timm/NAME.TAG, or a weights file",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table", help="report format (default: table)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_convert)

@@ -184,7 +184,11 @@ class GpuAccelerator:
             self.close()
             return
         self.fully_accelerated = message["fully_accelerated"]
-        self.input, self.output = message["input"], message["output"]
+        self.input = message["input"]
+        # A model with several outputs: in the converted model's order
+        # (output_0, output_1, ...), as keras_se.export.verify.output_details.
+        self._outputs = sorted(message["outputs"], key=lambda o: (len(o["name"] or ""), o["name"] or ""))
+        self._order = [message["outputs"].index(o) for o in self._outputs]
 
     def stderr(self):
         """What the accelerator logged so far."""
@@ -239,10 +243,13 @@ class GpuAccelerator:
         Quantised files are fed and read through their own scale and zero
         point, as `keras_se.export.verify.run_tflite` does on the CPU.
         """
-        x_path, y_path = os.path.join(self._workdir, "x.npy"), os.path.join(self._workdir, "y.npy")
+        x_path, y_path = os.path.join(self._workdir, "x.npy"), os.path.join(self._workdir, "y.npz")
         np.save(x_path, quantize_input(np.asarray(samples, "float32"), self.input["dtype"], self.input["quantization"]))
         self._command("ran", cmd="run", inputs=x_path, outputs=y_path)
-        return dequantize_output(np.load(y_path), self.output["dtype"], self.output["quantization"])
+        with np.load(y_path) as arrays:
+            results = [arrays[f"arr_{i}"] for i in self._order]
+        outputs = [dequantize_output(y, o["dtype"], o["quantization"]) for y, o in zip(results, self._outputs)]
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def time(self, runs):
         """Milliseconds of each of `runs` invocations (run and read the output)."""

@@ -38,9 +38,12 @@ class Parity:
     runtime: str
     relative_l2: float = None  # the largest per-sample ||actual - keras|| / ||keras||
     top5_agreement: float = None  # mean overlap of the top-5 classes, over all samples
+    outputs: list = None  # a model with several outputs: the Parity of each, in output order (the fields above: all of them together)
 
     def check(self, quantize=None):
         """Raises `VerificationError` if the bounds for `quantize` fail."""
+        for i, output in enumerate(self.outputs or ()):
+            _for_output(i, output.check, quantize)
         if not (np.isfinite(self.max_abs_error) and np.isfinite(self.mean_abs_error)):
             raise VerificationError(
                 f"{quantize or 'float32'} {self.runtime} output is not finite (max abs error {self.max_abs_error}): "
@@ -67,6 +70,8 @@ class Parity:
         Float files (float32, float16) must stay within `GPU_RELATIVE_L2`
         of Keras; every file keeps the top-1 rule of `check`.
         """
+        for i, output in enumerate(self.outputs or ()):
+            _for_output(i, output.check_gpu, quantize)
         if quantize in (None, "float16") and not self.relative_l2 <= GPU_RELATIVE_L2:
             raise VerificationError(
                 f"{quantize or 'float32'} {self.runtime} output differs from Keras: relative L2 error "
@@ -82,9 +87,36 @@ class Parity:
         return f"{self.runtime}: max |err| {self.max_abs_error:.2e}, mean {self.mean_abs_error:.2e}, {top1} of {self.samples} inputs"
 
 
+def _for_output(index, check, quantize):
+    try:
+        check(quantize)
+    except VerificationError as error:
+        raise VerificationError(f"output {index}: {error}") from None
+
+
 def keras_outputs(model, samples):
+    """Keras' outputs for `samples`: an array, or a list of arrays for a model with several outputs."""
     out = model(np.asarray(samples, "float32"), training=False)
+    if isinstance(out, dict):
+        out = [out[name] for name in model.output_names]
+    if isinstance(out, (list, tuple)):
+        return [np.asarray(o.numpy() if hasattr(o, "numpy") else o, "float32") for o in out]
     return np.asarray(out.numpy() if hasattr(out, "numpy") else out, "float32")
+
+
+def output_details(interpreter):
+    """A file's output tensors in the converted model's output order.
+
+    The interpreter lists the tensors of a model with several outputs in
+    graph order; the signature keeps the model's (`output_0`, `output_1`,
+    ... for a Keras model).
+    """
+    details = interpreter.get_output_details()
+    if len(details) == 1:
+        return details
+    by_name = interpreter.get_signature_runner().get_output_details()
+    keys = sorted(by_name, key=lambda k: (len(k), k))  # output_2 before output_10
+    return [by_name[k] for k in keys]
 
 
 def make_interpreter(data, num_threads=1):
@@ -140,13 +172,15 @@ def run_tflite(data, samples, num_threads=1):
     """
     interpreter, _ = make_interpreter(data, num_threads)
     inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    results = []
+    outs = output_details(interpreter)
+    results = [[] for _ in outs]
     for sample in np.asarray(samples, "float32"):
         interpreter.set_tensor(inp["index"], quantize_input(sample[None], inp["dtype"], inp["quantization"]))
         interpreter.invoke()
-        results.append(dequantize_output(interpreter.get_tensor(out["index"]), out["dtype"], out["quantization"])[0])
-    return np.stack(results)
+        for result, out in zip(results, outs):
+            result.append(dequantize_output(interpreter.get_tensor(out["index"]), out["dtype"], out["quantization"])[0])
+    stacked = [np.stack(result) for result in results]
+    return stacked[0] if len(stacked) == 1 else stacked
 
 
 def parity_of(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0):
@@ -183,8 +217,23 @@ def parity_of(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0
 def output_step(tflite):
     """The output quantisation step of a TFLite model (0.0 for float outputs)."""
     interpreter, _ = make_interpreter(tflite)
-    output = interpreter.get_output_details()[0]
-    return output["quantization"][0] if output["dtype"] in (np.int8, np.uint8) else 0.0
+    steps = [o["quantization"][0] if o["dtype"] in (np.int8, np.uint8) else 0.0 for o in output_details(interpreter)]
+    return steps[0] if len(steps) == 1 else steps
+
+
+def _flat(outputs):
+    """Several outputs as one row per sample."""
+    return np.concatenate([np.asarray(o).reshape(len(o), -1) for o in outputs], axis=1)
+
+
+def parity_of_outputs(reference, actual, runtime, output_step=0.0, relative_l2_bound=0.0):
+    """`parity_of` for one output (arrays) or several (lists of arrays, `Parity.outputs` each)."""
+    if not isinstance(reference, list):
+        return parity_of(reference, actual, runtime, output_step, relative_l2_bound)
+    steps = output_step if isinstance(output_step, list) else [output_step] * len(reference)
+    parity = parity_of(_flat(reference), _flat(actual), runtime, max(steps), relative_l2_bound)
+    parity.outputs = [parity_of(r, a, runtime, step, relative_l2_bound) for r, a, step in zip(reference, actual, steps)]
+    return parity
 
 
 def compare_outputs(model, tflite, samples, reference=None):
@@ -194,11 +243,13 @@ def compare_outputs(model, tflite, samples, reference=None):
     """
     _, kernels = make_interpreter(tflite)
     reference = keras_outputs(model, samples) if reference is None else reference
-    return parity_of(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
+    return parity_of_outputs(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
 
 
 def relative_l2(reference, actual):
-    """The largest per-sample ||actual - reference|| / ||reference|| (NaN if `actual` is not finite)."""
+    """The largest per-sample ||actual - reference|| / ||reference|| (NaN if `actual` is not finite); of several outputs, the largest."""
+    if isinstance(reference, list):
+        return max(relative_l2(r, a) for r, a in zip(reference, actual))
     reference = reference.reshape(len(reference), -1)
     actual = actual.reshape(len(actual), -1)
     if not np.isfinite(actual).all():
@@ -232,7 +283,7 @@ def compare_on_gpu(tflite, samples, reference):
         run.kernel_relative_l2 = relative_l2(run_tflite(tflite, samples), exact.outputs)
     where = "software adapter" if run.software else "hardware adapter"
     runtime = f"LiteRT GPU accelerator ({where})"
-    return run, parity_of(reference, run.outputs, runtime, output_step(tflite), relative_l2_bound=GPU_RELATIVE_L2)
+    return run, parity_of_outputs(reference, run.outputs, runtime, output_step(tflite), relative_l2_bound=GPU_RELATIVE_L2)
 
 
 def check_gpu_run(run, parity, quantize=None):

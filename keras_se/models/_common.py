@@ -132,3 +132,56 @@ def check_top(include_top, pooling, classes):
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of None, 'avg', 'max'. Received: pooling={pooling!r}")
     _utils.check_positive_int("classes", classes)
+
+
+# features_only: feature i is at stride 2 ** (i + 1) (timm's feature_info
+# order: index 0 the stride-2 stem, 4 the stride-32 last stage); keras-hub
+# names the level of stride 2 ** n "Pn".
+FEATURE_INDICES = (0, 1, 2, 3, 4)
+DEFAULT_OUT_INDICES = (1, 2, 3, 4)
+
+
+def check_features(features_only, out_indices):
+    """Validates `features_only` / `out_indices`; returns the indices as a sorted tuple."""
+    if not isinstance(features_only, bool):
+        raise ValueError(f"features_only must be a bool. Received: features_only={features_only!r}")
+    try:
+        indices = tuple(sorted(set(out_indices)))
+    except TypeError:
+        indices = ()
+    if not indices or any(not isinstance(i, int) or isinstance(i, bool) or i not in FEATURE_INDICES for i in indices):
+        raise ValueError(
+            f"out_indices must be a non-empty collection of feature indices from {FEATURE_INDICES} "
+            f"(index i is the output at stride 2**(i + 1)). Received: out_indices={out_indices!r}"
+        )
+    return indices
+
+
+def features_done(features_only, features, out_indices):
+    """True once a features_only graph has every feature it returns (later stages are not built, as timm's)."""
+    return features_only and len(features) > max(out_indices)
+
+
+def level_name(index):
+    """keras-hub's pyramid level of feature `index`: `"P{n}"` for stride 2**n."""
+    return f"P{index + 1}"
+
+
+def features_head(fl, inputs, features, out_indices):
+    """timm's `features_only` outputs: the features at `out_indices`, in index order.
+
+    Args:
+        fl: the flavour.
+        inputs: the model input.
+        features: the feature tensors built so far, feature i at stride
+            2**(i + 1).
+        out_indices: sorted indices (`check_features`).
+
+    Returns:
+        `(inputs, outputs)`: a list of tensors, each through an identity
+        layer named by its pyramid level (`"P2"` .. `"P5"`), so the model's
+        `output_names`, its `pyramid_outputs` and a converted file's
+        outputs say which level each is.
+    """
+    outputs = [fl.layers.Identity(name=level_name(i))(features[i]) for i in out_indices]
+    return inputs, outputs

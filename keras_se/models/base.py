@@ -65,6 +65,45 @@ class SEModel(keras.Model):
             config["input_shape"] = tuple(config["input_shape"])
         return cls(**config)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        # Keras 3.15's ONNX export refuses a model that was never called on
+        # data ("The model provided has never called", keras/src/export/onnx.py
+        # checks `model._called`), even a functional model whose input is
+        # known; keras.applications models fail the same way. Give it the
+        # model's own input signature, which is what it would compute.
+        if format == "onnx" and input_signature is None:
+            input_signature = [keras.InputSpec(shape=tuple(self.input_shape), dtype=self.inputs[0].dtype)]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
+    @property
+    def pyramid_outputs(self):
+        """keras-hub's mapping of a `features_only` model's outputs: `{"P2": tensor, ...}` ({} otherwise).
+
+        Level `"Pn"` is at stride 2**n, as keras-hub's `FeaturePyramidBackbone`.
+
+        Example:
+
+        >>> backbone = keras_se.SEResNet50(features_only=True, weights="imagenet")
+        >>> keras.Model(backbone.inputs, backbone.pyramid_outputs)  # a dict-output backbone
+        """
+        if not dict(self._architecture).get("features_only"):
+            return {}
+        return {tensor._keras_history.operation.name: tensor for tensor in self.outputs}
+
+    @property
+    def feature_info(self):
+        """What a `features_only` model returns, in output order (timm's `feature_info`); [] otherwise.
+
+        A list of dicts: `level` (`"P2"`), `index` (the `out_indices` entry),
+        `stride`, `channels`, and `layer` (the layer whose output it is).
+        """
+        info = []
+        for level, tensor in self.pyramid_outputs.items():
+            producer = tensor._keras_history.operation._inbound_nodes[0].input_tensors[0]._keras_history.operation
+            n = int(level[1:])
+            info.append({"level": level, "index": n - 1, "stride": 2**n, "channels": int(tensor.shape[-1]), "layer": producer.name})
+        return info
+
     def plain_twin(self):
         """The same architecture without attention (SE or SK), the papers' baseline.
 

@@ -28,6 +28,8 @@ def mobilenet_graph(
     se_stages=None,
     activation="relu6",
     dropout=1e-3,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of MobileNet v1, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
@@ -50,6 +52,13 @@ def mobilenet_graph(
         activation: `"relu6"` (default, keras.applications) or `"relu"`
             (the MobileNet paper).
         dropout: float, defaults to 1e-3 (keras.applications).
+        features_only: bool, defaults to False. A backbone returning the
+            outputs of the stages at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and no stage after the last returned one.
+        out_indices: feature indices: i is the output of stage i + 1, at
+            stride 2**(i + 1), with 64, 128, 256, 512, 1024 channels (times
+            `alpha`). Defaults to (1, 2, 3, 4): strides 4 to 32.
         flavour: `"keras"` or `"tf_keras"`.
 
     Reference:
@@ -66,12 +75,17 @@ def mobilenet_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, int(32 * alpha), 3, "stem_conv", strides=2, act=activation, bn_name="stem_bn", act_name="stem_relu")
     stage, block = 1, 0
+    features = []
     for filters, strides in BLOCKS:
         if strides == 2:
+            features.append(x)  # the output of the stage that ends here
+            if _common.features_done(features_only, features, out_indices):
+                return _common.features_head(fl, inputs, features, out_indices)
             stage, block = stage + 1, 0
         block += 1
         prefix = f"stage{stage}_block{block}"
@@ -81,6 +95,8 @@ def mobilenet_graph(
         x = _common.conv_bn(layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu")
         if se is not None and stage in stages:
             x = se(layers, x, f"{prefix}_se")
+    if features_only:
+        return _common.features_head(fl, inputs, features + [x], out_indices)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -5,6 +5,7 @@ import fnmatch
 
 from keras_se.layers.namespace import as_flavour
 from keras_se.weights import load_weights
+from keras_se.weights.pretrained import weights_options
 
 _REGISTRY = {}
 # Namespaced aliases ("timm:seresnet50"): a registered model with options.
@@ -23,12 +24,14 @@ class ModelEntry:
         self.paper = paper
 
     def __call__(self, weights=None, flavour="keras", **kwargs):
-        arguments = {"name": self.name, **self.kwargs, **kwargs}
+        # Options the weights need (timm's legacy_seresnet18 has a ReLU
+        # before SE); a model without such weights is refused before building.
+        arguments = {"name": self.name, **self.kwargs, **weights_options(self.name, weights), **kwargs}
         if as_flavour(flavour).name == "tf_keras":
             model = self.cls.tf_keras_model(arguments)
         else:
             model = self.cls(**arguments)
-        return load_weights(model, weights)
+        return load_weights(model, weights, model_name=self.name)
 
 
 def register(name, cls, defaults, twin=None, family=None, paper=None):
@@ -109,9 +112,12 @@ def create_model(name, weights=None, flavour="keras", **kwargs):
             an alias from `list_models("timm:*")`, e.g.
             `"timm:legacy_seresnet50"`: the configuration that reproduces
             that timm model, whose checkpoint `weights=` then loads.
-        weights: None, or a weights file: a `.keras` / `.weights.h5` file
-            saved from the same model, or a timm checkpoint (`.safetensors`,
-            `.pth`); see `keras_se.weights.load_weights`.
+        weights: None; `"imagenet"` (the model's ImageNet release on the
+            Hugging Face Hub, see `keras_se.weights.pretrained_weights()`);
+            `"hf://timm/<name>.<tag>"`; or a weights file: a `.keras` /
+            `.weights.h5` file saved from the same model, or a timm
+            checkpoint (`.safetensors`, `.pth`); see
+            `keras_se.weights.load_weights`.
         flavour: `"keras"` (default), or `"tf_keras"` for the same model
             in tf_keras (for tfmot).
         **kwargs: architecture arguments (`input_shape`, `classes`,
@@ -126,5 +132,6 @@ def create_model(name, weights=None, flavour="keras", **kwargs):
 
     >>> model = keras_se.create_model("se_resnet50", input_shape=(128, 128, 3))
     >>> model = keras_se.create_model("timm:seresnet50", weights="seresnet50.safetensors")
+    >>> model = keras_se.create_model("se_resnet50", weights="imagenet", include_top=False)
     """
     return get_entry(name)(weights=weights, flavour=flavour, **kwargs)

@@ -66,6 +66,8 @@ def resnet_graph(
     halve_conv1=False,
     dropout=0.0,
     basic_last_relu=False,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of a residual network with SE, SK or no attention: `(inputs, outputs)`.
@@ -99,6 +101,16 @@ def resnet_graph(
         basic_last_relu: bool, defaults to False. Basic blocks only: a ReLU
             after the second BN, before SE and the add (timm's
             legacy_seresnet18/34, whose `SEResNetBlock` has it).
+        features_only: bool, defaults to False. A backbone: the outputs are
+            the features at `out_indices` (a list, timm's `features_only`;
+            `model.pyramid_outputs` maps them to keras-hub's `"P2"`..`"P5"`);
+            `include_top`, `pooling` and `classes` are unused and stages
+            after the last returned one are not built.
+        out_indices: feature indices (timm's): 0 the stem (stride 2, 64
+            channels; 128 for the deep stem), 1-4 the outputs of stages 2-5
+            (strides 4, 8, 16, 32; 64, 128, 256, 512 channels with basic
+            blocks, four times that with bottlenecks). Defaults to
+            (1, 2, 3, 4).
         flavour: `"keras"` (default) or `"tf_keras"`; the same graph in
             tf_keras (layer names and weight order identical) for tfmot.
     """
@@ -122,6 +134,7 @@ def resnet_graph(
         raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
     if basic_last_relu and block != "basic":
         raise ValueError(f"basic_last_relu applies to basic blocks (depth 18, 34). Received: depth={depth}")
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = inputs
@@ -131,6 +144,9 @@ def resnet_graph(
         x = _common.conv_bn(layers, x, 64, 3, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
         x = _common.conv_bn(layers, x, 64, 3, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
         x = _common.conv_bn(layers, x, 128, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
+    features = [x]
+    if _common.features_done(features_only, features, out_indices):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = _common.max_pool(layers, x, "stem_pool", stem_pool)
 
     sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction, split_input=sk_split_input)
@@ -163,6 +179,9 @@ def resnet_graph(
                     halve_conv1=halve_conv1,
                     **unit,
                 )
+        features.append(x)
+        if _common.features_done(features_only, features, out_indices):
+            return _common.features_head(fl, inputs, features, out_indices)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -33,6 +33,8 @@ def shufflenet_graph(
     se_divisor=1,
     se_stages=None,
     se_position="standard",
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of ShuffleNet v1 (g groups, width `scale`), with SE or plain: `(inputs, outputs)`.
@@ -57,6 +59,15 @@ def shufflenet_graph(
         reduction, se_bias, se_gate, se_divisor, se_stages: SE options
             (stages 2-4).
         se_position: `"standard"` or `"post"`.
+        features_only: bool, defaults to False. A backbone returning the
+            features at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and no stage after the last returned one.
+        out_indices: feature indices: 0 the stem conv (stride 2, 24
+            channels), 1 the stem max pool (stride 4, 24 channels: ShuffleNet
+            has no stage at stride 4), 2-4 the outputs of stages 2-4
+            (strides 8, 16, 32; the stage widths, e.g. 240, 480, 960 for
+            g=3 at 1x). Defaults to (1, 2, 3, 4).
         flavour: `"keras"` or `"tf_keras"`.
 
     Reference:
@@ -73,10 +84,17 @@ def shufflenet_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, STEM_CHANNELS, 3, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
+    features = [x]
+    if _common.features_done(features_only, features, out_indices):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = _common.max_pool(layers, x, "stem_pool", "pad")
+    features.append(x)
+    if _common.features_done(features_only, features, out_indices):
+        return _common.features_head(fl, inputs, features, out_indices)
     out_channels = make_divisible(STAGE2_CHANNELS[groups] * scale, 4 * groups, round_limit=0.0)
     for stage, units in zip(STAGES, UNITS):
         for u in range(units):
@@ -92,6 +110,9 @@ def shufflenet_graph(
                 se_position=se_position,
             )
         out_channels *= 2
+        features.append(x)
+        if _common.features_done(features_only, features, out_indices):
+            return _common.features_head(fl, inputs, features, out_indices)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation)
 
 

@@ -39,6 +39,11 @@ def add_commands(subparsers):
         help="tf.distribute strategy: one device, all local GPUs (or logical CPUs), or a TF_CONFIG cluster",
     )
     p.add_argument("--no-sync-bn", action="store_true", help="per-replica BatchNorm statistics under a multi-device strategy")
+    p.add_argument(
+        "--weights",
+        help="start from pretrained weights: imagenet (the model's ImageNet release; the classifier starts anew "
+        "for another number of classes), hf://timm/NAME.TAG, or a weights file",
+    )
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="builder argument, e.g. alpha=0.5 or se_gate=hard_sigmoid (repeatable; values are Python literals)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -113,6 +118,7 @@ def _cmd_train(args):
         progress=not args.no_progress,
         augment=args.augment,
         model_kwargs=model_kwargs,
+        weights=args.weights,
     )
     summary = {"model": args.model, "replicas": result.replicas, **result.metrics, "files": result.files}
     print(json.dumps(summary, indent=2))

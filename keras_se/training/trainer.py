@@ -293,6 +293,26 @@ def write_run_outputs(output_dir, overwrite=False, chief=True):
         yield RunOutputs(output_dir, staging)
 
 
+def _build_model(name, weights, kwargs):
+    """The model to train, with `weights`; pretrained (hub or timm) weights of
+    1000 classes fill the backbone of a model with other classes, whose
+    classifier starts anew."""
+    import keras_se
+    from keras_se.weights import TIMM_SUFFIXES
+    from keras_se.weights.pretrained import HF_PREFIX
+
+    pretrained = isinstance(weights, str) and (weights == "imagenet" or weights.startswith(HF_PREFIX) or weights.endswith(TIMM_SUFFIXES))
+    if not pretrained or kwargs["classes"] == 1000:
+        return keras_se.create_model(name, weights=weights, **kwargs)
+    backbone = keras_se.create_model(name, weights=weights, **{**kwargs, "include_top": False, "classes": 1000})
+    config = dict(backbone.get_config(), include_top=True, classes=kwargs["classes"])
+    net = type(backbone).from_config(config)
+    for layer in backbone.layers:
+        if layer.weights:
+            net.get_layer(layer.name).set_weights(layer.get_weights())
+    return net
+
+
 def _compiled(module, build, strategy, sync_batchnorm, optimizer, learning_rate, epochs, steps):
     """`build()` under the strategy, compiled for sparse labels; `module` is keras or tf_keras."""
     with strategy.scope():
@@ -348,6 +368,7 @@ def train(
     progress=False,
     augment=False,
     model_kwargs=None,
+    weights=None,
 ):
     """Trains a registered keras_se model, optionally with QAT to int8.
 
@@ -382,6 +403,11 @@ def train(
         augment: bool, defaults to False. Random shifts of up to 1/16 of the
             image size (zero padding, random crop) for the training data.
         model_kwargs: dict, optional builder arguments (`alpha`, `se_gate`, ...).
+        weights: None (default), or the weights to start from (as
+            `create_model`'s `weights`): `"imagenet"`,
+            `"hf://timm/<name>.<tag>"` or a file. Pretrained ImageNet or timm
+            weights fill the backbone; with another number of classes than
+            their 1000 the classifier starts anew (fine-tuning).
 
     Returns:
         `TrainResult`.
@@ -407,6 +433,8 @@ def train(
     if not isinstance(model, str):
         raise ValueError(f"model must be a registry name (see keras_se.list_models()). Received: model={model!r}")
     keras_se.models.registry.get_entry(model)  # unknown names fail before any work
+    if weights == "imagenet":
+        keras_se.weights.pretrained.imagenet_source(model)  # so does a model without ImageNet weights
     reserved = sorted(set(model_kwargs or {}) & {"input_shape", "input_tensor", "classes", "flavour"})
     if reserved:
         raise ValueError(f"model_kwargs must not set {', '.join(reserved)}: train sets them. Received: model_kwargs={model_kwargs!r}")
@@ -439,7 +467,7 @@ def train(
 
         steps = int(train_ds.cardinality())
         stage = dict(strategy=strategy, sync_batchnorm=replicas > 1 and sync_batchnorm, optimizer=optimizer, steps=steps)
-        build = functools.partial(keras_se.create_model, model, input_shape=input_shape, classes=classes, **(model_kwargs or {}))
+        build = functools.partial(_build_model, model, weights, dict(input_shape=input_shape, classes=classes, **(model_kwargs or {})))
         net = _compiled(keras, build, learning_rate=learning_rate, epochs=epochs, **stage)
         run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress)
         history = _fit(keras, net, "float", epochs, **run) if epochs else {}

@@ -343,6 +343,13 @@ def _ignored_keys(model, scheme, state):
     if not any(layer.name == "predictions" for layer in model.layers):
         head = _STEM[scheme]["predictions"] + "."
         ignored |= {key for key in state if key.startswith(head)}
+    config = model.get_config() if model_scheme(model) else {}
+    if config.get("features_only"):
+        # A backbone stops after its last returned stage, as timm's
+        # features_only model does: the tensors of later stages (layer1-4;
+        # senet.py's layer0 is the stem) have no place.
+        built = {int(m[1]) for m in (_BLOCK_NAME.fullmatch(layer.name) for layer in model.layers) if m}
+        ignored |= {key for key in state if (m := re.match(r"layer(\d+)\.", key)) and int(m[1]) >= 1 and int(m[1]) + 1 not in built}
     return ignored
 
 

@@ -1,0 +1,125 @@
+"""Tests for `features_only` / `out_indices` (keras_se.models._common.features_head) on every family.
+
+The documented feature tables (docstrings of resnet_graph, mobilenet_graph,
+shufflenet_graph and the README) are written down here independently:
+feature i is at stride 2**(i + 1), level "P{i + 1}".
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_se
+
+SIZE = 64
+# name, builder options, channels of features 0-4 (the documented tables)
+FAMILIES = {
+    "se_resnet18": ({}, (64, 64, 128, 256, 512)),
+    "se_resnet50": ({}, (64, 256, 512, 1024, 2048)),
+    "timm:skresnet18": ({}, (64, 64, 128, 256, 512)),
+    "senet154": ({"depth": 26}, (128, 256, 512, 1024, 2048)),  # deep stem: 128 channels at stride 2
+    "se_mobilenet": ({"alpha": 0.25}, (16, 32, 64, 128, 256)),
+    "se_shufflenet_g3": ({"scale": 0.5}, (24, 24, 120, 240, 480)),
+}
+
+
+def _build(name, **kwargs):
+    options, _ = FAMILIES[name]
+    return keras_se.create_model(name, input_shape=(SIZE, SIZE, 3), **{**options, **kwargs})
+
+
+def _numpy(outputs):
+    return [keras.ops.convert_to_numpy(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def _copy_weights(source, target):
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_default_features_are_strides_4_to_32_with_the_documented_channels(name):
+    _, channels = FAMILIES[name]
+    model = _build(name, features_only=True)
+    assert model.output_names == ["P2", "P3", "P4", "P5"]
+    outputs = _numpy(model(np.zeros((1, SIZE, SIZE, 3), "float32")))
+    assert [o.shape for o in outputs] == [(1, SIZE // 2**n, SIZE // 2**n, channels[n - 1]) for n in (2, 3, 4, 5)]
+    info = model.feature_info
+    assert [(i["level"], i["index"], i["stride"], i["channels"]) for i in info] == [(f"P{n}", n - 1, 2**n, channels[n - 1]) for n in (2, 3, 4, 5)]
+    assert list(model.pyramid_outputs) == ["P2", "P3", "P4", "P5"]
+    assert not any(layer.name in ("predictions", "avg_pool") for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", ["se_resnet18", "se_mobilenet", "se_shufflenet_g3"])
+def test_features_are_the_full_models_stage_outputs(name):
+    full = _build(name)
+    rng = np.random.default_rng(0)
+    full.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") if "variance" not in w.path else rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in full.weights])
+    model = _build(name, features_only=True, out_indices=(0, 1, 2, 3, 4))
+    _copy_weights(full, model)
+    x = rng.uniform(0, 1, (2, SIZE, SIZE, 3)).astype("float32")
+    stages = keras.Model(full.input, [full.get_layer(i["layer"]).output for i in model.feature_info])
+    for actual, expected in zip(_numpy(model(x)), _numpy(stages(x))):
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+    # The last feature is what the full model pools.
+    pooled = keras.Model(full.input, full.get_layer("avg_pool").output)
+    np.testing.assert_allclose(_numpy(model(x))[-1].mean(axis=(1, 2)), _numpy(pooled(x))[0], atol=1e-5)
+
+
+def test_out_indices_select_in_timm_order_and_later_stages_are_not_built():
+    model = _build("se_resnet18", features_only=True, out_indices=[2, 0])
+    assert model.output_names == ["P1", "P3"]
+    assert model.get_config()["out_indices"] == [2, 0]
+    assert [i["layer"] for i in model.feature_info] == ["stem_relu", "stage3_block2_out"]
+    assert not any(layer.name.startswith(("stage4", "stage5")) for layer in model.layers)
+    stem_only = _build("se_shufflenet_g3", features_only=True, out_indices=(0,))
+    assert stem_only.output_names == ["P1"] and "stem_pool" not in [layer.name for layer in stem_only.layers]
+
+
+def test_features_model_config_round_trip_and_keras_file(tmp_path):
+    model = _build("se_mobilenet", features_only=True, out_indices=(2, 4))
+    config = model.get_config()
+    assert config["features_only"] is True
+    clone = type(model).from_config(config)
+    assert clone.output_names == model.output_names
+    path = tmp_path / "backbone.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).uniform(0, 1, (1, SIZE, SIZE, 3)).astype("float32")
+    for a, b in zip(_numpy(model(x)), _numpy(loaded(x))):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert list(loaded.pyramid_outputs) == ["P3", "P5"]
+
+
+def test_pyramid_outputs_build_a_keras_hub_style_dict_model():
+    backbone = _build("se_mobilenet", features_only=True)
+    pyramid = keras.Model(backbone.inputs, backbone.pyramid_outputs)
+    out = pyramid(np.zeros((1, SIZE, SIZE, 3), "float32"))
+    assert sorted(out) == ["P2", "P3", "P4", "P5"] and tuple(out["P5"].shape) == (1, 2, 2, 256)
+    classifier = _build("se_mobilenet")
+    assert classifier.pyramid_outputs == {} and classifier.feature_info == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(features_only="yes"), "features_only must be a bool. Received: features_only='yes'"),
+        (dict(features_only=True, out_indices=(1, 5)), r"out_indices must be .*Received: out_indices=\(1, 5\)"),
+        (dict(features_only=True, out_indices=()), r"out_indices must be .*Received: out_indices=\(\)"),
+        (dict(features_only=True, out_indices=3), "out_indices must be"),
+    ],
+)
+def test_bad_feature_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25, **kwargs)
+
+
+def test_tf_keras_flavour_builds_the_same_features():
+    model = _build("se_mobilenet", features_only=True)
+    twin = type(model).tf_keras_model(model.get_config())
+    assert [o.name.split("/")[0] for o in twin.outputs] == model.output_names
+    _copy_weights(model, twin)
+    x = np.random.default_rng(2).uniform(0, 1, (1, SIZE, SIZE, 3)).astype("float32")
+    for a, b in zip(_numpy(model(x)), twin(x)):
+        np.testing.assert_allclose(a, np.asarray(b), atol=1e-5)
