@@ -14,9 +14,9 @@ def producer_layer(tensor):
 
 
 def is_functional(model):
-    """True for a functional model (Keras 3 or tf_keras): it has a graph of layer calls."""
-    graph = getattr(model, "_functional", None) or model  # Keras 3 Sequential wraps a Functional
-    return hasattr(graph, "_nodes_by_depth") or hasattr(graph, "_operations_by_depth")
+    """True for a functional model (Keras 3 or tf_keras) itself: a graph of layer calls
+    (a Keras 3 Sequential only wraps one)."""
+    return hasattr(model, "_nodes_by_depth") or hasattr(model, "_operations_by_depth")
 
 
 def model_nodes(model):

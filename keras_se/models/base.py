@@ -40,7 +40,8 @@ class SEModel(keras.Model):
         # The input shape the graph was built with (from `input_tensor` or the
         # default size), so that the config rebuilds the same model.
         architecture["input_shape"] = tuple(inputs.shape[1:])
-        self._architecture = tuple(architecture.items())
+        # Lists as tuples, so the config equals itself after a JSON round trip.
+        self._architecture = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in architecture.items())
 
     @classmethod
     def architecture(cls, **arguments):
@@ -60,9 +61,6 @@ class SEModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("input_shape"), list):
-            config["input_shape"] = tuple(config["input_shape"])
         return cls(**config)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):

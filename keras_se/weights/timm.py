@@ -348,7 +348,7 @@ def _ignored_keys(model, scheme, state):
         # A backbone stops after its last returned stage, as timm's
         # features_only model does: the tensors of later stages (layer1-4;
         # senet.py's layer0 is the stem) have no place.
-        built = {int(m[1]) for m in (_BLOCK_NAME.fullmatch(layer.name) for layer in model.layers) if m}
+        built = {parse_layer_name(layer.name).stage for layer in model.layers} - {None}
         ignored |= {key for key in state if (m := re.match(r"layer(\d+)\.", key)) and int(m[1]) >= 1 and int(m[1]) + 1 not in built}
     return ignored
 

@@ -53,7 +53,7 @@ def test_seeded_byte_mutations_read_cleanly_or_fail_with_one_valueerror(tmp_path
                 except ValueError as error:
                     assert "\n" not in str(error) and "mutant.tflite" in str(error), (seed, reader.__name__, error)
                     outcomes["refused"] += 1
-    assert outcomes["refused"] > 100 and outcomes["read"] > 100  # both branches exercised
+    assert outcomes["refused"] >= 50 and outcomes["read"] >= 50  # both branches exercised
 
 
 def _structural_mutant(model, rng):

@@ -70,7 +70,7 @@ def test_features_are_the_full_models_stage_outputs(name):
 def test_out_indices_select_in_timm_order_and_later_stages_are_not_built():
     model = _build("se_resnet18", features_only=True, out_indices=[2, 0])
     assert model.output_names == ["P1", "P3"]
-    assert model.get_config()["out_indices"] == [2, 0]
+    assert model.get_config()["out_indices"] == (2, 0)
     assert [i["layer"] for i in model.feature_info] == ["stem_relu", "stage3_block2_out"]
     assert not any(layer.name.startswith(("stage4", "stage5")) for layer in model.layers)
     stem_only = _build("se_shufflenet_g3", features_only=True, out_indices=(0,))
