@@ -9,11 +9,12 @@ built to ship to phones.
 __version__ = "0.1.0"
 
 import importlib
-import os
+import importlib.abc
+import importlib.util
 import sys
 
 # Attributes are imported on first use; the classes `keras.saving.load_model`
-# needs are registered at import (below).
+# needs are registered once Keras is imported (below).
 _LAZY = {
     "layers": ("keras_se.layers", None),
     "models": ("keras_se.models", None),
@@ -65,12 +66,39 @@ def _register_serializable():
     importlib.import_module("keras_se.models")
 
 
-# `import keras_se` is enough for `keras.saving.load_model` to rebuild any
-# saved keras_se model or layer. The `keras-se` command is the exception: it
-# imports TensorFlow itself, quietly and interruptibly, and only for the
-# commands that need it (`--help` stays instant).
-if os.path.basename((getattr(sys, "argv", None) or [""])[0]) != "keras-se":
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Registers keras_se's classes as soon as `keras` has been imported.
+
+    `import keras_se` is enough for `keras.saving.load_model` to rebuild any
+    saved keras_se model or layer, whichever of the two is imported first;
+    yet `import keras_se` alone does not import Keras and TensorFlow (seconds
+    of start-up that `keras-se --help`, or a process using only
+    `keras_se.io_utils`, should not pay). Python has no post-import hook:
+    this finder wraps the loader of the `keras` module once, then removes
+    itself.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _register_serializable()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
     _register_serializable()
+else:
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
 
 def __dir__():

@@ -20,7 +20,6 @@ from .conftest import ROOT, assert_one_line, cli_env, parts_in, snapshot
 _DRIVER = """
 import json, os, signal, sys
 point, signum, argv = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-sys.argv[0] = "keras-se"  # as the installed console script: keras_se imports TensorFlow quietly, in main
 
 def fire():
     os.kill(os.getpid(), signum)

@@ -30,8 +30,8 @@ _CHILD = textwrap.dedent(
     """
     import json, sys
     import numpy as np
+    import keras_se  # before keras: registration must not depend on the order
     import keras
-    import keras_se
     from keras_se.analysis import complexity_report
     from keras_se.export import to_tflite
     from keras_se.quantization import float_ops, quantize_model
@@ -96,3 +96,21 @@ def test_saved_model_rebuilds_quantises_and_reports_in_a_fresh_process(tmp_path)
 @pytest.mark.large
 def test_every_registered_model_round_trips(tmp_path):
     _round_trip({name: {} for name in keras_se.list_models()}, tmp_path)
+
+
+def test_import_keras_se_registers_its_classes_whichever_comes_first():
+    # `import keras_se` alone stays light (no Keras, no TensorFlow); the
+    # classes are registered as soon as Keras is imported, before or after.
+    child = textwrap.dedent(
+        """
+        import sys
+        import keras_se
+        light = "keras" not in sys.modules and "tensorflow" not in sys.modules
+        import keras
+        names = ["keras_se>ResNetModel", "keras_se>ShuffleNetModel", "keras_se>SqueezeExcite", "keras_se>ChannelShuffle"]
+        print(light, all(keras.saving.get_registered_object(n) is not None for n in names))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.stdout.split() == ["True", "True"], proc.stderr[-2000:]
