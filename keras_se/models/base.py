@@ -17,6 +17,8 @@ import inspect
 
 import keras
 
+from keras_se.keras_graph import inbound_layers, producer_layer
+
 # Arguments of a graph function that are not architecture: where the graph
 # is built, and an input tensor (replaced by its shape in the config).
 _NOT_CONFIG = ("flavour", "input_tensor")
@@ -86,7 +88,7 @@ class SEModel(keras.Model):
         """
         if not dict(self._architecture).get("features_only"):
             return {}
-        return {tensor._keras_history.operation.name: tensor for tensor in self.outputs}
+        return {producer_layer(tensor).name: tensor for tensor in self.outputs}
 
     @property
     def feature_info(self):
@@ -97,7 +99,7 @@ class SEModel(keras.Model):
         """
         info = []
         for level, tensor in self.pyramid_outputs.items():
-            producer = tensor._keras_history.operation._inbound_nodes[0].input_tensors[0]._keras_history.operation
+            producer = inbound_layers(producer_layer(tensor))[0]
             n = int(level[1:])
             info.append({"level": level, "index": n - 1, "stride": 2**n, "channels": int(tensor.shape[-1]), "layer": producer.name})
         return info
