@@ -73,13 +73,12 @@ REFERENCES = (
     PaperReference("bn_inception", "BN-Inception", SENET_T2, 2.03, params=11_285_224),
     PaperReference(
         "se_bn_inception", "SE-BN-Inception", SENET_T2, 2.04, params=11_931_622,
-        note="the exact count with the SE scale is 2.034 G, which rounds to 2.03: the paper's 2.04 "
-        "rounds its SE delta (+0.0018 G) up, or counts SE's pooling too",
+        note="the exact count with the SE scale, 2.0344 G, rounds to 2.03",
     ),
     PaperReference(
         "inception_resnet_v2", "Inception-ResNet-v2", SENET_T2, 11.75, params=55_843_464, input_size=299,
-        note="the paper trains and evaluates it at 299x299, where the exact count of timm's network is "
-        "13.16 G (6.47 G at 224x224); 11.75 G matches neither size, and the paper does not say how it counted",
+        note="counted at 299x299, the size the paper trains and evaluates it at (timm's network, 6.47 G at "
+        "224x224): 11.75 G matches neither size",
     ),
     PaperReference(
         "se_inception_resnet_v2", "SE-Inception-ResNet-v2", SENET_T2, 11.76, input_size=299,
