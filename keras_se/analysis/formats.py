@@ -226,7 +226,7 @@ def render_paper(rows, fmt):
 
 
 PAPER_FOOTNOTE = (
-    "MACs at 224x224. 'MACs' counts convolutions and fully connected layers; "
+    "MACs at 224x224 (Inception-ResNet-v2: 299x299, the paper's size). 'MACs' counts convolutions and fully connected layers; "
     "'+ weighting' adds attention's weighting of the feature map (SE scale H*W*C, SK selection M*H*W*C), "
     "which the SENet and SKNet papers count; a row agrees when the count rounds to the paper's printed digits."
 )
