@@ -379,7 +379,8 @@ def load_timm(model, checkpoint):
     if unnamed:
         raise ValueError(
             f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
-            f"first {unnamed[0]!r}: timm has no such layer (timm's VGG and Inception-ResNet-v2 have no SE)."
+            f"first {unnamed[0]!r}: only the residual SE / SK networks and the plain VGG-16 and "
+            "Inception-ResNet-v2 load timm checkpoints (timm has no SE variant of the latter two)."
         )
     problems = []  # (order, key, kind, message)
     order = {slot.key: i for i, slot in enumerate(slots)}
