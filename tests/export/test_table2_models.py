@@ -87,10 +87,22 @@ def test_full_int8_and_qat(name, tmp_path):
     assert compare_outputs(qat, path, _data(name, 8, seed=1)).max_abs_error < 0.1
 
 
+# Untrained, float16 loses this one on the GPU (relative L2 0.41 against
+# Keras) while its float32 kernels match LiteRT's CPU runtime to 1.6e-6:
+# the verdict must say so, as for the untrained MobileNets in test_gpu.py.
+FLOAT16_UNDERFLOW = ("se_bn_inception",)
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("name", NAMES)
 def test_gpu_preset(name, tmp_path, gpu_adapter):
+    from keras_se.export.tflite import VerificationError
+
     model = _model(name, **({} if name.endswith("vgg16") or name == "vgg16_bn" else {"classifier_activation": None}))
+    if name in FLOAT16_UNDERFLOW:
+        with pytest.raises(VerificationError, match="the kernels are right"):
+            to_tflite(model, tmp_path / f"{name}.tflite", quantize="float16", gpu=True)
+        return
     result = to_tflite(model, tmp_path / f"{name}.tflite", quantize="float16", gpu=True)
     assert [f for f in result.gpu_findings if f.severity == "error"] == []
     assert result.gpu_run.passed, result.gpu_run.verdict()
