@@ -45,6 +45,12 @@ _LAZY = {
     "SKNet101": ("keras_se.models.applications", "SKNet101"),
     "SKNet50": ("keras_se.models.applications", "SKNet50"),
     "ShuffleNet": ("keras_se.models.applications", "ShuffleNet"),
+    "BNInception": ("keras_se.models.applications", "BNInception"),
+    "InceptionResNetV2": ("keras_se.models.applications", "InceptionResNetV2"),
+    "SEBNInception": ("keras_se.models.applications", "SEBNInception"),
+    "SEInceptionResNetV2": ("keras_se.models.applications", "SEInceptionResNetV2"),
+    "SEVGG16": ("keras_se.models.applications", "SEVGG16"),
+    "VGG16BN": ("keras_se.models.applications", "VGG16BN"),
 }
 
 

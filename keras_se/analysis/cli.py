@@ -137,7 +137,8 @@ def _paper_line(report, console):
     from keras_se.analysis.paper import reference
 
     ref = reference(report.model)
-    if ref is None or ref.macs is None or tuple(report.input_shape) != (224, 224, 3) or report.source != "keras":
+    size = ref.input_size or 224 if ref is not None else 224
+    if ref is None or ref.macs is None or tuple(report.input_shape) != (size, size, 3) or report.source != "keras":
         return
     from keras_se.analysis.paper import compare
 

@@ -104,6 +104,19 @@ def overhead_rows(report):
     return header, rows
 
 
+def se_stage_table(report):
+    """Header and rows of `se_stage_overhead`: per stage, SE measured and by the generalised formula."""
+    from keras_se.analysis.complexity import se_stage_overhead
+
+    header = ["stage", "SE units", "widths C->C_r (units)", "formula sum 2*C*C_r", "bias sum (C+C_r)", "expected", "SE layers", "minus twin"]
+    rows = []
+    for entry in se_stage_overhead(report):
+        widths = ", ".join(f"{c}->{cr}" + (f" (x{n})" if n > 1 else "") for c, cr, n in entry.widths)
+        twin = "-" if entry.measured_twin is None else f"{entry.measured_twin:,}"
+        rows.append([entry.stage, str(entry.units), widths, f"{entry.formula:,}", f"{entry.bias_term:,}", f"{entry.expected:,}", f"{entry.measured_layers:,}", twin])
+    return header, rows
+
+
 def layer_rows(report):
     header = ["layer", "type", "stage", "output", "params", "MACs", "element-wise", "note"]
     rows = []
@@ -213,7 +226,7 @@ def render_paper(rows, fmt):
 
 
 PAPER_FOOTNOTE = (
-    "MACs at 224x224. 'MACs' counts convolutions and fully connected layers; "
+    "MACs at 224x224 (Inception-ResNet-v2: 299x299, the paper's size). 'MACs' counts convolutions and fully connected layers; "
     "'+ weighting' adds attention's weighting of the feature map (SE scale H*W*C, SK selection M*H*W*C), "
     "which the SENet and SKNet papers count; a row agrees when the count rounds to the paper's printed digits."
 )
@@ -251,6 +264,15 @@ def print_report(report, console, layers=False):
             table.add_row(*row)
         console.print(table)
 
+    header, rows = se_stage_table(report)
+    if rows:
+        table = Table(title="SE overhead per stage: measured beside the formula at each unit's width", title_justify="left")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i in (0, 2) else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
     shown = report.rows if layers else report.uncounted
     if shown:
         header, rows = layer_rows(report)
@@ -275,7 +297,7 @@ def print_paper(rows, console):
     from rich.table import Table
 
     header, out = paper_table(rows)
-    table = Table(title="keras_se counts beside the SENet and SKNet papers (224x224)", title_justify="left")
+    table = Table(title="keras_se counts beside the SENet and SKNet papers (224x224 unless noted)", title_justify="left")
     # The reasons go under the table, numbered: a column of prose would
     # squeeze the numbers on a narrow terminal.
     keep = [0, 2, 3, 4, 5, 6, 7, 8] if console.width >= 110 else [0, 4, 5, 6, 7, 8]

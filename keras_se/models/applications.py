@@ -207,3 +207,63 @@ def SEShuffleNet(groups=3, **kwargs):
     """
     check_choice("groups", groups, tuple(STAGE2_CHANNELS))
     return create_model(f"se_shufflenet_g{groups}", **kwargs)
+
+
+def VGG16BN(**kwargs):
+    """VGG-16 with batch norm: timm's `vgg16_bn` (138.4 M parameters), the plain twin of SE-VGG-16.
+
+    Example:
+
+    >>> model = keras_se.VGG16BN(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("vgg16_bn", **kwargs)
+
+
+def SEVGG16(**kwargs):
+    """SE-VGG-16: SE after every convolution of VGG-16 with batch norm (15.48 GMACs).
+
+    Example:
+
+    >>> model = keras_se.SEVGG16(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_vgg16", **kwargs)
+
+
+def BNInception(**kwargs):
+    """BN-Inception (11.3 M parameters), the plain twin of SE-BN-Inception.
+
+    Example:
+
+    >>> model = keras_se.BNInception(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("bn_inception", **kwargs)
+
+
+def SEBNInception(**kwargs):
+    """SE-BN-Inception (11.9 M parameters, official prototxt): SE on every Inception module's output.
+
+    Example:
+
+    >>> model = keras_se.SEBNInception(input_shape=(224, 224, 3), classes=1000)
+    """
+    return create_model("se_bn_inception", **kwargs)
+
+
+def InceptionResNetV2(**kwargs):
+    """Inception-ResNet-v2: timm's `inception_resnet_v2` (55.8 M parameters), the plain twin of SE-Inception-ResNet-v2.
+
+    Example:
+
+    >>> model = keras_se.InceptionResNetV2(input_shape=(299, 299, 3), classes=1000)
+    """
+    return create_model("inception_resnet_v2", **kwargs)
+
+
+def SEInceptionResNetV2(**kwargs):
+    """SE-Inception-ResNet-v2 (64.4 M parameters): SE on each residual branch, before the scaling and the add.
+
+    Example:
+
+    >>> model = keras_se.SEInceptionResNetV2(input_shape=(299, 299, 3), classes=1000)
+    """
+    return create_model("se_inception_resnet_v2", **kwargs)

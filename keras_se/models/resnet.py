@@ -10,8 +10,7 @@ from keras_se.layers.namespace import as_flavour
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register, register_alias
-from keras_se.weights.timm_variants import TIMM_VARIANTS
+from keras_se.models.registry import register
 
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
 ATTENTIONS = (None, "se", "sk")
@@ -275,5 +274,3 @@ for _depth in (50, 101):
     _register(f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}")
 _register("senet154_plain", "senet154", 152, None, SENET154, None, None)
 _register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154")
-for _timm_name, (_target, _options, _scheme) in TIMM_VARIANTS.items():
-    register_alias(f"timm:{_timm_name}", _target, dict(_options, name=_timm_name))

@@ -16,7 +16,17 @@ Four timm naming schemes cover the SE / SK models timm publishes:
   `skresnet34`): the `SelectiveKernel` is `conv1`, the second 3x3 is
   `conv2.conv` / `conv2.bn`.
 
-Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`.
+Two more cover the plain twins of the SENet paper's other Table 2 models:
+
+- `"vgg"`: timm's `vgg.py` (`vgg16_bn`): `features.{i}` (conv, BN, ReLU and
+  max pools numbered in one Sequential), `pre_logits.fc1` / `fc2` (timm's
+  `ConvMlp`), `head.fc`.
+- `"inception_resnet_v2"`: timm's `inception_resnet_v2.py`: `conv2d_1a.conv`
+  / `.bn` ..., `mixed_5b.branch{i}`, `repeat.{k}`, `mixed_6a`, `repeat_1.{k}`,
+  `mixed_7a`, `repeat_2.{k}`, `block8`, `conv2d_7b`, `classif`.
+
+Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`
+in the residual schemes.
 Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
 and architecture options that weights cannot show (stride placement, stem
 pooling, SE position, SK dilations), stop the load before any weight is set.
@@ -32,13 +42,17 @@ from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.timm_variants import scheme_of_config
 
-SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic")
+SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic", "vgg", "inception_resnet_v2")
 _SCHEME_NAMES = {
     "legacy": "timm senet.py",
     "resnet": "timm resnet.py",
     "sknet": "timm sknet.py",
     "sknet_basic": "timm sknet.py (basic blocks)",
+    "vgg": "timm vgg.py",
+    "inception_resnet_v2": "timm inception_resnet_v2.py",
 }
+# timm's BatchNorm epsilon where it is not PyTorch's default 1e-5.
+_BN_EPSILON = {"inception_resnet_v2": 1e-3}
 
 _STEM = {
     "legacy": {
@@ -58,6 +72,61 @@ _STEM = {
     },
 }
 _STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet"]
+_STEM["vgg"] = {"pre_logits_fc1": "pre_logits.fc1", "pre_logits_fc2": "pre_logits.fc2", "predictions": "head.fc"}
+_STEM["inception_resnet_v2"] = {"predictions": "classif"}
+
+# timm's vgg16 ("D"): 3x3 convolutions per stage; `features` holds conv, BN,
+# ReLU per convolution and one max pool per stage.
+_VGG16_CONVS = (2, 2, 3, 3, 3)
+_VGG_NAME = re.compile(r"stage(\d)_block(\d)_(conv|bn)")
+
+
+def _vgg_name(layer_name):
+    match = _VGG_NAME.fullmatch(layer_name)
+    if not match or int(match[1]) >= len(_VGG16_CONVS) or not 1 <= int(match[2]) <= _VGG16_CONVS[int(match[1])]:
+        return None
+    stage, block = int(match[1]), int(match[2])
+    index = sum(3 * n + 1 for n in _VGG16_CONVS[:stage]) + 3 * (block - 1) + (match[3] == "bn")
+    return f"features.{index}"
+
+
+# timm's Inception-ResNet-v2: stage -> (reduction module, residual Sequential, its length).
+_IRV2_STAGES = {3: ("mixed_5b", "repeat", 10), 4: ("mixed_6a", "repeat_1", 20), 5: ("mixed_7a", "repeat_2", 9)}
+_IRV2_ROLES = [(r"b(\d)_conv(\d)", "branch{0}.{1}.conv"), (r"b(\d)_bn(\d)", "branch{0}.{1}.bn"),
+               (r"b(\d)_conv", "branch{0}.conv"), (r"b(\d)_bn", "branch{0}.bn"), (r"conv", "conv2d")]
+
+
+def _inception_resnet_v2_name(layer_name):
+    match = re.fullmatch(r"stem_(conv|bn)(\d[ab])", layer_name)
+    if match:
+        return f"conv2d_{match[2]}.{'conv' if match[1] == 'conv' else 'bn'}"
+    match = _BLOCK_NAME.fullmatch(layer_name)
+    if not match or int(match[1]) not in _IRV2_STAGES:
+        return None
+    stage, block, role = int(match[1]), int(match[2]), match[3]
+    reduction, repeat, length = _IRV2_STAGES[stage]
+    if stage == 5 and block == length + 3:
+        return {"conv": "conv2d_7b.conv", "bn": "conv2d_7b.bn"}.get(role)
+    if block == 1:
+        module = reduction
+    elif block <= length + 1:
+        module = f"{repeat}.{block - 2}"
+    elif stage == 5 and block == length + 2:
+        module = "block8"  # the last Block8: scale 1.0, no ReLU
+    else:
+        return None
+    for pattern, template in _IRV2_ROLES:
+        role_match = re.fullmatch(pattern, role)
+        if role_match:
+            groups = [int(g) for g in role_match.groups()]
+            if len(groups) == 2:
+                groups[1] -= 1  # b{i}_conv{j} is module j - 1 of the branch's Sequential
+            return f"{module}." + template.format(*groups)
+    return None
+
+
+# Schemes whose names are not `layer{i}.{j}`: a function from layer name to timm name.
+_FLAT_NAMES = {"vgg": _vgg_name, "inception_resnet_v2": _inception_resnet_v2_name}
 
 
 def _sk_rules(conv):
@@ -106,6 +175,8 @@ def timm_name(layer_name, scheme):
     _check_scheme(scheme)
     if layer_name in _STEM[scheme]:
         return _STEM[scheme][layer_name]
+    if scheme in _FLAT_NAMES:
+        return _FLAT_NAMES[scheme](layer_name)
     parsed = parse_layer_name(layer_name)
     if parsed.stage is None:
         return None
@@ -227,6 +298,10 @@ def detect_scheme(state):
     'legacy'
     """
     keys = list(state)
+    if "pre_logits.fc1.weight" in state:
+        return "vgg"
+    if "conv2d_1a.conv.weight" in state:
+        return "inception_resnet_v2"
     if any(re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key) for key in keys):
         return "sknet_basic"
     if any(".paths." in key for key in keys):
@@ -296,14 +371,16 @@ def load_timm(model, checkpoint):
     if scheme is None:
         first = next(iter(state))
         raise ValueError(
-            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet checkpoint: it has none of "
-            f"timm's stem tensors (conv1.weight, layer0.conv1.weight). First tensor: {first!r}."
+            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet, VGG or Inception-ResNet-v2 checkpoint: "
+            f"it has none of timm's stem tensors (conv1.weight, layer0.conv1.weight, pre_logits.fc1.weight, "
+            f"conv2d_1a.conv.weight). First tensor: {first!r}."
         )
     slots, unnamed = _slots(model, scheme)
     if unnamed:
         raise ValueError(
             f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
-            f"first {unnamed[0]!r}: only the residual SE / SK networks load timm checkpoints."
+            f"first {unnamed[0]!r}: only the residual SE / SK networks and the plain VGG-16 and "
+            "Inception-ResNet-v2 load timm checkpoints (timm has no SE variant of the latter two)."
         )
     problems = []  # (order, key, kind, message)
     order = {slot.key: i for i, slot in enumerate(slots)}
@@ -404,8 +481,9 @@ def _architecture_problems(model, scheme):
         problems.append((key(stem), f"timm's stem max pool is {want_pool!r}, the model's is {pool!r} (stem_pool)"))
 
     for layer in model.layers:
-        if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - 1e-5) > 1e-9:
-            problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is 1e-05"))
+        epsilon = _BN_EPSILON.get(scheme, 1e-5)
+        if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - epsilon) > 1e-9:
+            problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is {epsilon:g}"))
 
     blocks = sorted({m[1] for m in (re.fullmatch(r"(stage\d+_block\d+)_(conv1|sk_path0_conv)", n) for n in names) if m})
     for block in blocks:

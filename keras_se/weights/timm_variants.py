@@ -38,7 +38,11 @@ TIMM_VARIANTS = {
         for d in (18, 34)
     },
     "skresnet50": ("sknet50", dict(groups=1, base_width=64, sk_min_channels=8, sk_split_input=True), "sknet"),
+    # The plain twins of SE-VGG-16 and SE-Inception-ResNet-v2 (timm has no SE variants).
+    "vgg16_bn": ("vgg16_bn", {}, "vgg"),
+    "inception_resnet_v2": ("inception_resnet_v2", {}, "inception_resnet_v2"),
 }
+_SCHEME_OF_CLASS = {"keras_se>VGGModel": "vgg", "keras_se>InceptionResNetModel": "inception_resnet_v2"}
 
 
 def timm_models():
@@ -62,15 +66,18 @@ def timm_scheme(timm_name):
 def scheme_of_config(registered_name, config):
     """The timm naming scheme a keras_se model's architecture follows, or None.
 
-    Residual models only: SK models follow timm's sknet.py (basic blocks at
+    Residual models: SK models follow timm's sknet.py (basic blocks at
     depth 18 and 34); the others follow senet.py with Caffe's ceil-mode stem
-    pool and resnet.py with a padded one.
+    pool and resnet.py with a padded one. VGG and Inception-ResNet models
+    follow timm's vgg.py and inception_resnet_v2.py.
 
     Args:
         registered_name: the model class's Keras registered name
             (`keras.saving.get_registered_name(type(model))`).
         config: `model.get_config()`.
     """
+    if registered_name in _SCHEME_OF_CLASS:
+        return _SCHEME_OF_CLASS[registered_name]
     if registered_name != "keras_se>ResNetModel":
         return None
     if config["attention"] == "sk":

@@ -226,8 +226,9 @@ def test_se_resnet50_without_bias_is_the_formula_exactly():
 def _check_formula(name, reduction, se_bias):
     from keras_se.models.registry import get_entry
 
-    report = complexity_report(name, SMALL, twin=False, reduction=reduction, se_bias=se_bias)
-    twin = _plain(get_entry(name).twin)
+    size = (75, 75, 3) if "inception_resnet" in name else SMALL  # its valid convolutions need 75x75
+    report = complexity_report(name, size, twin=False, reduction=reduction, se_bias=se_bias)
+    twin = _plain(get_entry(name).twin, size)
     se = report.attention
     delta = report.params - twin.params
     assert se.reduction == reduction and se.bias is se_bias
@@ -430,3 +431,20 @@ def test_report_carries_its_conventions():
     assert data["rows"][1]["name"] == "c" and data["conventions"][0].startswith("MACs")
     assert "rows" not in report.to_dict(rows=False)
 
+
+
+def test_se_overhead_per_stage_for_inception_modules():
+    from keras_se.analysis.complexity import se_stage_overhead
+
+    report = complexity_report("se_bn_inception", SMALL)
+    rows = se_stage_overhead(report)
+    assert [r.stage for r in rows] == ["stage3", "stage4", "stage5"]
+    # Module outputs 256 and 320 (stage 3), 576 x3 and 608 x2 (stage 4), 1056 and 1024 x2 (stage 5).
+    assert rows[0].widths == [(256, 16, 1), (320, 20, 1)]
+    assert rows[1].formula == 2 * (3 * 576 * 36 + 2 * 608 * 38) and rows[1].bias_term == 3 * (576 + 36) + 2 * (608 + 38)
+    for row in rows:
+        assert row.measured_layers == row.expected == row.measured_twin, row
+    assert sum(r.expected for r in rows) == report.attention.twin_params_delta == 11_931_622 - 11_285_224
+    no_bias = se_stage_overhead(complexity_report("se_bn_inception", SMALL, se_bias=False))
+    assert all(r.bias_term == 0 and r.measured_layers == r.formula == r.measured_twin for r in no_bias)
+    assert se_stage_overhead(complexity_report("bn_inception", SMALL)) == []

@@ -72,14 +72,15 @@ def test_every_reference_model():
     rows = {row.name: row for row in paper_comparison()}
     assert list(rows) == list(PAPER_MODELS)
     agree = {name for name, row in rows.items() if row.macs_agree}
-    assert agree == {"resnet50", "se_resnet50", "senet154", "mobilenet", "se_mobilenet", "sknet50"}
+    assert agree == {"resnet50", "se_resnet50", "senet154", "mobilenet", "se_mobilenet", "sknet50", "vgg16_bn", "se_vgg16", "bn_inception"}
     for name in ("se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "se_shufflenet_g3"):
         assert "delta agrees" in rows[name].note, name  # only the baseline differs
     assert f"{rows['se_resnet101'].macs_with_weighting / 1e9:.3f}" == "7.584"
     assert f"{rows['se_resnet152'].macs_with_weighting / 1e9:.3f}" == "11.302"
     assert f"{rows['senet154'].macs / 1e9:.2f}" == "20.69"
     assert rows["sknet101"].params_agree is False and "48,686,760" in rows["sknet101"].note
-    assert all(row.params_agree for name, row in rows.items() if name != "sknet101")
+    # SE-VGG-16 and SE-Inception-ResNet-v2 have no published parameter count.
+    assert all(row.params_agree for name, row in rows.items() if name not in ("sknet101", "se_vgg16", "se_inception_resnet_v2"))
 
 
 def test_references_are_registered():
@@ -103,3 +104,31 @@ def test_compare_rules_without_models():
     assert row.compared_macs == 20_688_400_000 and row.macs_agree is True
     with pytest.raises(ValueError, match="no paper reference"):
         compare("resnet18", _fake("resnet18", 1))
+
+
+def test_table2_non_residual_and_inception_resnet_rows():
+    # Exact counts of our models (test_table2_rows_from_the_models builds them).
+    vgg = compare("vgg16_bn", _fake("vgg16_bn", 15_470_264_320, params=138_365_992))
+    assert vgg.macs_agree and vgg.params_agree
+    se_vgg = compare("se_vgg16", _fake("se_vgg16", 15_470_490_624, weighting=13_547_520), _fake("vgg16_bn", 15_470_264_320))
+    assert se_vgg.macs_agree and se_vgg.note == "agrees counting the attention weighting as MACs (15.47 G without)"
+    se_bni = compare("se_bn_inception", _fake("se_bn_inception", 2_033_239_424, weighting=1_180_704, params=11_931_622),
+                     _fake("bn_inception", 2_032_600_064))
+    assert se_bni.macs_agree is False and "2.0344 G, rounds to 2.03" in se_bni.note and "delta agrees" in se_bni.note and se_bni.params_agree
+    irv2 = compare("inception_resnet_v2", _fake("inception_resnet_v2", 13_155_794_016, params=55_843_464))
+    assert irv2.macs_agree is False and "299x299" in irv2.note and "matches neither size" in irv2.note
+    assert reference("se_inception_resnet_v2").input_size == 299
+
+
+@pytest.mark.large
+def test_table2_rows_from_the_models():
+    from keras_se.analysis.complexity import complexity_report
+
+    rows = {}
+    for name in ("vgg16_bn", "se_vgg16", "bn_inception", "se_bn_inception", "inception_resnet_v2", "se_inception_resnet_v2"):
+        size = reference(name).input_size or 224
+        rows[name] = complexity_report(name, (size, size, 3), twin=False)
+    assert f"{rows['vgg16_bn'].macs / 1e9:.2f}" == "15.47" and f"{rows['se_vgg16'].macs_with_weighting / 1e9:.2f}" == "15.48"
+    assert f"{rows['bn_inception'].macs / 1e9:.3f}" == "2.033" and f"{rows['se_bn_inception'].macs_with_weighting / 1e9:.4f}" == "2.0344"
+    assert f"{rows['inception_resnet_v2'].macs / 1e9:.2f}" == "13.16"
+    assert (rows["vgg16_bn"].macs, rows["se_vgg16"].weighting_macs) == (15_470_264_320, 13_547_520)

@@ -123,7 +123,8 @@ def test_float16_underflow_fails_the_gpu_preset_and_says_why(tmp_path, gpu_adapt
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("name", keras_se.list_models())
+# Inception-ResNet-v2 needs 75x75: tests/export/test_table2_models.py.
+@pytest.mark.parametrize("name", [n for n in keras_se.list_models() if "inception_resnet" not in n])
 def test_gpu_preset_runs_on_the_accelerator_for_every_model(name, tmp_path, gpu_adapter):
     model = keras_se.create_model(name, input_shape=(64, 64, 3), classifier_activation=None)
     if name in FLOAT16_UNDERFLOW:

@@ -29,16 +29,27 @@ GOLDEN_PARAMS = {
     "se_mobilenet": 4_718_044,
     "shufflenet_g3": 1_865_728,
     "se_shufflenet_g3": 2_484_533,
+    # timm's vgg16_bn and inception_resnet_v2; the official SE-BN-Inception
+    # prototxt with and without its SE layers (tests/models/test_inception.py).
+    "vgg16_bn": 138_365_992,
+    "inception_resnet_v2": 55_843_464,
+    "bn_inception": 11_285_224,
+    "se_bn_inception": 11_931_622,
 }
+# Inception-ResNet-v2's unpadded convolutions need 75x75; VGG's 138 M
+# parameters make a 550 MB .keras file (tests/models/test_vgg.py covers it small).
+SIZES = {"inception_resnet_v2": 75, "se_inception_resnet_v2": 75}
+HEAVY = ("vgg16_bn", "se_vgg16")
 
 
-@pytest.mark.parametrize("name", keras_se.list_models())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) if n in HEAVY else n for n in keras_se.list_models()])
 def test_every_model_builds_runs_and_round_trips(name, tmp_path):
-    model = keras_se.create_model(name, input_shape=(64, 64, 3))
+    size = SIZES.get(name, 64)
+    model = keras_se.create_model(name, input_shape=(size, size, 3))
     if name in GOLDEN_PARAMS:
         # Parameter counts do not depend on the input size.
         assert count_params(model) == GOLDEN_PARAMS[name]
-    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32")
     y = keras.ops.convert_to_numpy(model(x, training=False))
     assert y.shape == (2, 1000)
     assert np.isfinite(y).all()
