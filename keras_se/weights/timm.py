@@ -1,6 +1,6 @@
-"""timm (PyTorch) checkpoints for the keras_se residual networks.
+"""timm (PyTorch) checkpoints for the keras_se residual networks and MobileNetV3.
 
-Four timm naming schemes cover the SE / SK models timm publishes:
+Six timm naming schemes cover the SE / SK models timm publishes:
 
 - `"legacy"`: timm's `senet.py` (`legacy_seresnet*`, `legacy_seresnext*`,
   `legacy_senet154`, the ported Caffe models): `layer0.conv1`,
@@ -15,8 +15,13 @@ Four timm naming schemes cover the SE / SK models timm publishes:
 - `"sknet_basic"`: timm's `sknet.py` basic blocks (`skresnet18`,
   `skresnet34`): the `SelectiveKernel` is `conv1`, the second 3x3 is
   `conv2.conv` / `conv2.bn`.
+- `"mobilenetv3_large"`, `"mobilenetv3_small"`: timm's `mobilenetv3.py`
+  (`mobilenetv3_large_100`, `mobilenetv3_small_100`): `conv_stem`, `bn1`,
+  `blocks.{row}.{index}.conv_pw / conv_dw / se.conv_reduce / conv_pwl`,
+  `conv_head`, `classifier`.
 
-Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`.
+Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`
+(MobileNetV3: `blocks.{row}.{index}`, `timm_variants.MOBILENETV3_ROWS`).
 Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
 and architecture options that weights cannot show (stride placement, stem
 pooling, SE position, SK dilations), stop the load before any weight is set.
@@ -29,14 +34,16 @@ import numpy as np
 from keras_se.layers._utils import producer_layer
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
-from keras_se.weights.timm_variants import scheme_of_config
+from keras_se.weights.timm_variants import MOBILENETV3_ROWS, scheme_of_config
 
-SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic")
+SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic", *MOBILENETV3_ROWS)
 _SCHEME_NAMES = {
     "legacy": "timm senet.py",
     "resnet": "timm resnet.py",
     "sknet": "timm sknet.py",
     "sknet_basic": "timm sknet.py (basic blocks)",
+    "mobilenetv3_large": "timm mobilenetv3.py (large)",
+    "mobilenetv3_small": "timm mobilenetv3.py (small)",
 }
 
 _STEM = {
@@ -57,6 +64,8 @@ _STEM = {
     },
 }
 _STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet"]
+for _scheme in MOBILENETV3_ROWS:
+    _STEM[_scheme] = {"stem_conv": "conv_stem", "stem_bn": "bn1", "head_conv": "conv_head", "predictions": "classifier"}
 
 
 def _sk_rules(conv):
@@ -78,6 +87,29 @@ _BLOCK = {
 }
 _BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)_(.+)")
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
+# MobileNetV3's blocks by kind: keras_se role -> timm name.
+_SE = {"se_reduce": "se.conv_reduce", "se_expand": "se.conv_expand"}
+_MOBILENETV3_BLOCK = {
+    "ds": {"dw": "conv_dw", "dw_bn": "bn1", "pw": "conv_pw", "pw_bn": "bn2", **_SE},
+    "ir": {"pw": "conv_pw", "pw_bn": "bn1", "dw": "conv_dw", "dw_bn": "bn2", "pwl": "conv_pwl", "pwl_bn": "bn3", **_SE},
+    "cn": {"conv": "conv", "conv_bn": "bn1"},
+}
+
+
+def _mobilenetv3_block(scheme, stage, block):
+    """(timm row, index in the row, block kind) of keras_se's `stage{stage}_block{block}`, or None."""
+    stages = MOBILENETV3_ROWS[scheme]
+    if not 1 <= stage <= len(stages):
+        return None
+    row = sum(len(rows) for rows in stages[: stage - 1])
+    rows_total = sum(len(rows) for rows in stages)
+    for length in stages[stage - 1]:
+        if block <= length:
+            kind = "ds" if row == 0 else "cn" if row == rows_total - 1 else "ir"
+            return row, block - 1, kind
+        block -= length
+        row += 1
+    return None
 
 
 def model_scheme(model):
@@ -110,6 +142,11 @@ def timm_name(layer_name, scheme):
     if not match:
         return None
     stage, block, role = int(match[1]), int(match[2]), match[3]
+    if scheme in MOBILENETV3_ROWS:
+        where = _mobilenetv3_block(scheme, stage, block)
+        if where is None or role not in _MOBILENETV3_BLOCK[where[2]]:
+            return None
+        return f"blocks.{where[0]}.{where[1]}.{_MOBILENETV3_BLOCK[where[2]][role]}"
     for pattern, replacement in _BLOCK[scheme]:
         if re.fullmatch(pattern, role):
             return f"layer{stage - 1}.{block - 1}." + re.sub(pattern, replacement, role)
@@ -227,6 +264,12 @@ def detect_scheme(state):
     'legacy'
     """
     keys = list(state)
+    if "conv_stem.weight" in state:
+        rows = {int(m[1]) for key in keys if (m := re.match(r"blocks\.(\d+)\.", key))}
+        for scheme, stages in MOBILENETV3_ROWS.items():
+            if rows == set(range(sum(len(r) for r in stages))):
+                return scheme
+        return None
     if any(re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key) for key in keys):
         return "sknet_basic"
     if any(".paths." in key for key in keys):
@@ -239,7 +282,7 @@ def detect_scheme(state):
 
 
 def load_timm(model, checkpoint):
-    """Loads a timm checkpoint into a keras_se residual model.
+    """Loads a timm checkpoint into a keras_se residual model or MobileNetV3.
 
     All or nothing: every tensor of the model must be in the checkpoint with
     its shape, every tensor of the checkpoint must have a place in the model
@@ -262,8 +305,8 @@ def load_timm(model, checkpoint):
     `classifier_activation=None` to compare them.
 
     Args:
-        model: a keras_se SE-ResNet, SE-ResNeXt, SENet-154 or SKNet (or plain
-            twin) model, Keras 3 or tf_keras.
+        model: a keras_se SE-ResNet, SE-ResNeXt, SENet-154, SKNet or
+            MobileNetV3 (or plain twin) model, Keras 3 or tf_keras.
         checkpoint: path to a `.safetensors` file (no torch needed), a
             `.pth` / `.pt` / `.bin` file (needs torch), or a dict from tensor
             name to array.
@@ -296,14 +339,15 @@ def load_timm(model, checkpoint):
     if scheme is None:
         first = next(iter(state))
         raise ValueError(
-            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet checkpoint: it has none of "
-            f"timm's stem tensors (conv1.weight, layer0.conv1.weight). First tensor: {first!r}."
+            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet / MobileNetV3 checkpoint: it has none of "
+            f"timm's stem tensors (conv1.weight, layer0.conv1.weight, conv_stem.weight with MobileNetV3-Large or "
+            f"-Small blocks). First tensor: {first!r}."
         )
     slots, unnamed = _slots(model, scheme)
     if unnamed:
         raise ValueError(
             f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
-            f"first {unnamed[0]!r}: only the residual SE / SK networks load timm checkpoints."
+            f"first {unnamed[0]!r}: only the residual SE / SK networks and MobileNetV3 load timm checkpoints."
         )
     problems = []  # (order, key, kind, message)
     order = {slot.key: i for i, slot in enumerate(slots)}
@@ -400,6 +444,8 @@ def _architecture_problems(model, scheme):
         if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - 1e-5) > 1e-9:
             problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is 1e-05"))
 
+    if scheme in MOBILENETV3_ROWS:
+        return problems + _mobilenetv3_se_problems(model, scheme, names)
     blocks = sorted({m[1] for m in (re.fullmatch(r"(stage\d+_block\d+)_(conv1|sk_path0_conv)", n) for n in names) if m})
     for block in blocks:
         bottleneck = f"{block}_conv3" in names
@@ -430,6 +476,19 @@ def _architecture_problems(model, scheme):
             dilation = conv.dilation_rate[0] * (subsample.strides[0] if subsample is not None else 1)
             if dilation != m + 1:
                 problems.append((key(f"{block}_sk_path{m}_conv"), f"timm's SK path {m} has dilation {m + 1}, the model's {dilation}"))
+    return problems
+
+
+def _mobilenetv3_se_problems(model, scheme, names):
+    """timm's MobileNetV3 SE: ReLU, then a hard-sigmoid gate (relu6(x + 3) / 6)."""
+    problems = []
+    for name in sorted(n for n in names if n.endswith("_se_reduce")):
+        prefix = name[: -len("_reduce")]
+        act = _layer(model, f"{prefix}_act")
+        if act is None or "ReLU" not in _class_names(act) or getattr(act, "max_value", None) is not None:
+            problems.append((f"{timm_name(name, scheme)}.weight", "timm's SE activation is ReLU, the model's is not"))
+        if f"{prefix}_gate_relu6" not in names:
+            problems.append((f"{timm_name(name, scheme)}.weight", "timm's MobileNetV3 SE gate is a hard sigmoid, the model's is not (se_gate)"))
     return problems
 
 

@@ -38,6 +38,20 @@ TIMM_VARIANTS = {
         for d in (18, 34)
     },
     "skresnet50": ("sknet50", dict(groups=1, base_width=64, sk_min_channels=8, sk_split_input=True), "sknet"),
+    # timm's mobilenetv3.py at width 1.0: keras_se's defaults, without dropout.
+    "mobilenetv3_large_100": ("mobilenetv3_large", dict(dropout=0.0), "mobilenetv3_large"),
+    "mobilenetv3_small_100": ("mobilenetv3_small", dict(dropout=0.0), "mobilenetv3_small"),
+}
+
+# timm's MobileNetV3 names its blocks `blocks.{row}.{index}` by the rows of
+# its architecture table (timm/models/mobilenetv3.py, `_gen_mobilenet_v3`);
+# keras_se numbers them by stage (stride 2**s). For keras_se's stages 1-5:
+# the number of blocks of each timm row the stage holds, in order. Row 0 is
+# a depthwise-separable block, the last row the 1x1 conv block, the others
+# inverted residuals.
+MOBILENETV3_ROWS = {
+    "mobilenetv3_large": ((1,), (2,), (3,), (4, 2), (3, 1)),
+    "mobilenetv3_small": ((), (1,), (2,), (3, 2), (3, 1)),
 }
 
 
@@ -62,15 +76,17 @@ def timm_scheme(timm_name):
 def scheme_of_config(registered_name, config):
     """The timm naming scheme a keras_se model's architecture follows, or None.
 
-    Residual models only: SK models follow timm's sknet.py (basic blocks at
-    depth 18 and 34); the others follow senet.py with Caffe's ceil-mode stem
-    pool and resnet.py with a padded one.
+    SK models follow timm's sknet.py (basic blocks at depth 18 and 34); the
+    other residual models follow senet.py with Caffe's ceil-mode stem pool
+    and resnet.py with a padded one; MobileNetV3 follows mobilenetv3.py.
 
     Args:
         registered_name: the model class's Keras registered name
             (`keras.saving.get_registered_name(type(model))`).
         config: `model.get_config()`.
     """
+    if registered_name == "keras_se>MobileNetV3Model":
+        return f"mobilenetv3_{config['variant']}"
     if registered_name != "keras_se>ResNetModel":
         return None
     if config["attention"] == "sk":
