@@ -1,7 +1,7 @@
 """Graph forms that keep converted files on a runtime's fast or working path.
 
-- `average_pools_as_depthwise`: int8 graphs stay on XNNPACK, LiteRT's CPU
-  fast path (`to_tflite(..., quantize="int8")`).
+- `average_pools_as_depthwise`, `hard_swish_for_int8`: int8 graphs stay on
+  XNNPACK, LiteRT's CPU fast path (`to_tflite(..., quantize="int8")`).
 - `grouped_convolutions_for_gpu`: GPU presets run correctly on LiteRT's GPU accelerator
   (`to_tflite(..., gpu=True)`).
 
@@ -72,6 +72,35 @@ def average_pools_as_depthwise(model):
         return y
 
     return _rewritten(model, replaceable, replace)
+
+
+def hard_swish_for_int8(model):
+    """The same model with every `Activation("hard_swish")` spelt `(x / 6) * relu6(x + 3)`.
+
+    XNNPACK has no int8 HARD_SWISH (its delegate takes the op in float
+    only), so in a full-integer file each one runs on LiteRT's own int8
+    kernel between XNNPACK partitions: keras.applications' MobileNetV3Large
+    is slower in int8 than in float32. The converter fuses
+    `x * relu6(x + 3) / 6` back into HARD_SWISH, but not this spelling,
+    which becomes int8 MUL, ADD (fused RELU6) and MUL, all run by XNNPACK
+    (`keras_se.layers.activations`; measured in BENCHMARKS.md, "MobileNetV3
+    in int8"). Float files keep HARD_SWISH, XNNPACK's fastest float form.
+
+    Args:
+        model: a functional Keras 3 model.
+
+    Returns:
+        A model sharing `model`'s other layers and weights, or `model`
+        itself when it has no hard-swish activation (or is not functional).
+    """
+    import keras
+
+    from keras_se.layers.activations import apply_hard_swish_int8, hard_swish_int8_layers, is_builtin_hard_swish
+
+    def replace(layer, x):
+        return apply_hard_swish_int8(hard_swish_int8_layers(keras.layers, f"{layer.name}_int8"), x)
+
+    return _rewritten(model, is_builtin_hard_swish, replace)
 
 
 MAX_SPLIT_GROUPS = 8
