@@ -29,6 +29,8 @@ GOLDEN_PARAMS = {
     "se_mobilenet": 4_718_044,
     "shufflenet_g3": 1_865_728,
     "se_shufflenet_g3": 2_484_533,
+    "mobilenetv3_large": 5_483_032,  # timm mobilenetv3_large_100, keras.applications
+    "mobilenetv3_small": 2_542_856,  # timm mobilenetv3_small_100, keras.applications
 }
 
 
