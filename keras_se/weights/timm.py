@@ -345,10 +345,11 @@ def load_timm(model, checkpoint):
         )
     slots, unnamed = _slots(model, scheme)
     if unnamed:
-        raise ValueError(
-            f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
-            f"first {unnamed[0]!r}: only the residual SE / SK networks and MobileNetV3 load timm checkpoints."
-        )
+        if model_timm and model_timm != scheme:
+            why = f"the checkpoint has {_SCHEME_NAMES[scheme]} names; the model's architecture is that of {_SCHEME_NAMES[model_timm]}."
+        else:
+            why = "only the residual SE / SK networks and MobileNetV3 load timm checkpoints."
+        raise ValueError(f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, first {unnamed[0]!r}: {why}")
     problems = []  # (order, key, kind, message)
     order = {slot.key: i for i, slot in enumerate(slots)}
     for slot in slots:
