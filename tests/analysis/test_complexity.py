@@ -430,3 +430,34 @@ def test_report_carries_its_conventions():
     assert data["rows"][1]["name"] == "c" and data["conventions"][0].startswith("MACs")
     assert "rows" not in report.to_dict(rows=False)
 
+
+
+def test_se_overhead_per_stage_uses_each_blocks_se_width():
+    from keras_se.analysis.complexity import se_overhead_per_stage
+    from keras_se.analysis.formats import se_stage_rows, to_json, to_markdown
+    from keras_se.layers import make_divisible
+    from keras_se.models.mobilenet_v3 import block_specs
+
+    report = complexity_report("mobilenetv3_small", input_shape=(32, 32, 3), alpha=0.25)
+    stages = se_overhead_per_stage(report)
+    assert [s.stage for s in stages] == ["stage2", "stage4", "stage5"]  # MobileNetV3-Small: no SE in stage 3
+    # The width SE recalibrates is the inverted residual's expanded width, block by block.
+    mids = [s["mid_channels"] for s in block_specs("small", 0.25) if s["se"] and s["stage"] == 4]
+    assert stages[1].widths == [(c, make_divisible(c / 4, 8)) for c in mids]
+    for s in stages:
+        # SE FCs have bias: measured twice (SE layers, twin delta), equal to the formula exactly.
+        assert s.expected == s.formula + s.bias_term == s.layer_params == s.twin_delta
+    assert sum(s.expected for s in stages) == report.attention.twin_params_delta
+    header, rows = se_stage_rows(report)
+    assert header[2] == "C_b -> C'_b" and rows[0][0] == "stage2"
+    assert "## SE overhead per stage" in to_markdown(report, layers=False)
+    assert "expanded width inside an inverted residual" in to_json(report, rows=False)
+
+
+def test_se_overhead_per_stage_reduces_to_the_papers_formula_for_se_resnet():
+    from keras_se.analysis.complexity import se_overhead_per_stage
+
+    report = complexity_report("se_resnet18", input_shape=(32, 32, 3), se_bias=False)
+    for s, c in zip(se_overhead_per_stage(report), (64, 128, 256, 512)):
+        assert s.formula == 2 / 16 * 2 * c**2 == s.twin_delta and s.bias_term == 0
+    assert se_overhead_per_stage(complexity_report("resnet18", input_shape=(32, 32, 3))) == []
