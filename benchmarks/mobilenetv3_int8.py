@@ -10,12 +10,13 @@ and full int8 (calibrated on random data: speed does not depend on the
 weights' values; BN statistics
 as a trained network's, `trained_like_statistics`), then timed in LiteRT with XNNPACK, 1 thread: every file
 in one interleaved loop (files alternate run by run, so drift on a shared
-machine cancels), the loop repeated, the median of the per-loop medians
-reported. Results go to BENCHMARKS.md ("## MobileNetV3 in int8").
+machine cancels), the loop repeated with the files in a new order, the
+median of the per-loop medians reported. Results go to BENCHMARKS.md ("## MobileNetV3 in int8").
 """
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -156,8 +157,11 @@ def main():
         print(f"converted {stem}", file=sys.stderr, flush=True)
     keys = list(files)
     per_loop = {k: [] for k in keys}
-    for _ in range(args.repeats):
-        for key, result in zip(keys, measure_latency([files[k] for k in keys], threads=1, runs=args.runs, warmup=5)):
+    for repeat in range(args.repeats):
+        # A new order each loop: a file timed right after a slow one (LiteRT's
+        # own int8 kernels) can pay for it (caches, the scheduler).
+        order = random.Random(repeat).sample(keys, len(keys))
+        for key, result in zip(order, measure_latency([files[k] for k in order], threads=1, runs=args.runs, warmup=5)):
             per_loop[key].append(result.median_ms)
     ms = {k: statistics.median(v) for k, v in per_loop.items()}
     spread = {k: (min(v), max(v)) for k, v in per_loop.items()}
@@ -172,7 +176,7 @@ def report(args, ms, spread, ops, load_start, load_end, seconds):
         f"Machine: {machine_summary()}; shared with other work (load average {load_start:.1f} at the start, "
         f"{load_end:.1f} at the end)  ",
         f"LiteRT with XNNPACK, 1 thread, batch 1, 224x224: every file in one interleaved loop of {args.runs} runs "
-        f"(after 5 warm-up runs), the loop run {args.repeats} times; the median of the loops' medians, "
+        f"(after 5 warm-up runs), the loop run {args.repeats} times, the files in a new order each time; the median of the loops' medians, "
         "and the range of the loops' medians. int8 = full integer (int8 input and output), calibrated on random data; "
         "Keras' initial weights with BN statistics set from that data (`trained_like_statistics`: untrained activations "
         "shrink to ~1e-7 by stage 4, where XNNPACK refuses int8 ADDs of them). "
