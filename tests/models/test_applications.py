@@ -14,7 +14,6 @@ from keras_se.models import applications
         (keras_se.SKNet50, "sknet50"),
         (keras_se.SEMobileNet, "se_mobilenet"),
         (keras_se.SENet154, "senet154"),
-        (keras_se.MobileNetV3Large, "mobilenetv3_large"),
     ],
 )
 def test_function_builds_the_registered_model(function, name):

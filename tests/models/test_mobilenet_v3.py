@@ -8,7 +8,6 @@ aside): parameter counts are compared with it live.
 """
 
 import keras
-import numpy as np
 import pytest
 
 import keras_se
@@ -118,15 +117,6 @@ def test_application_functions():
     assert model.name == "mobilenetv3_large" and model.get_config()["attention"] == "se"
     minimal = keras_se.MobileNetV3Small(input_shape=SMALL, alpha=0.25, minimalistic=True)
     assert minimal.name == "mobilenetv3_small_plain" and minimal.get_config()["minimalistic"] is True
-
-
-def test_round_trip_and_outputs():
-    model = _build("mobilenetv3_small", alpha=0.25, classes=7)
-    x = np.random.default_rng(0).uniform(0, 1, (2, *SMALL)).astype("float32")
-    restored = type(model).from_config(model.get_config())
-    restored.set_weights(model.get_weights())
-    np.testing.assert_array_equal(np.asarray(restored(x, training=False)), np.asarray(model(x, training=False)))
-    assert model.output_shape == (None, 7)
 
 
 @pytest.mark.parametrize(
