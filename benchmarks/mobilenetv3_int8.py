@@ -201,6 +201,14 @@ def report(args, ms, spread, ops, load_start, load_end, seconds):
         f"{versus:.2f}x faster than keras.applications' MobileNetV3Large int8 (goal >= 3: {'met' if versus >= 3 else 'missed'}; "
         f"the ReLU network with SE, the ceiling, is {ceiling:.2f}x). "
         f"SE cost (mobilenetv3_large / mobilenetv3_large_plain, same activations): int8 {se_int8:.3f}, float32 {se_fp32:.3f}.",
+        "",
+        "Reading the table: XNNPACK has no int8 HARD_SWISH, so every int8 HARD_SWISH runs on LiteRT's own kernel "
+        "outside XNNPACK (keras.applications' file, and ours spelt `x * relu6(x + 3) / 6`, which the converter fuses "
+        "back into HARD_SWISH). `x * clip(x / 6 + 1/2, 0, 1)` survives conversion but its clip becomes MINIMUM and RELU, "
+        "which XNNPACK does not run in int8 either. `(x / 6) * relu6(x + 3)` becomes MUL, ADD with a fused RELU6 and MUL, "
+        "all in one XNNPACK partition: keras_se writes it in int8 files (`keras_se.export.forms.hard_swish_for_int8`, "
+        "and the tf_keras spelling QAT uses) and keeps HARD_SWISH, XNNPACK's fastest float form, in float files. "
+        "What is left between it and the ReLU network is the three element-wise passes per hard-swish.",
     ]
     return "\n".join(lines)
 
