@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """MobileNetV3 in int8: which hard-swish spelling LiteRT runs fast, beside keras.applications.
 
-    python benchmarks/mobilenetv3_int8.py [--runs 50] [--repeats 5]
+    python benchmarks/mobilenetv3_int8.py [--runs 50] [--repeats 5] [--time-only]
 
 MobileNetV3-Large at 224x224 with each spelling of hard-swish, its plain
 twin (no SE, same activations) and keras.applications' MobileNetV3Large
@@ -108,13 +108,13 @@ def convert(model, quantize, path, via, samples):
     import tensorflow as tf
 
     from keras_se.export import to_tflite
-    from keras_se.export.flatbuffer import read_tflite
     from keras_se.io_utils import quiet_native_logs, write_atomic
 
     if via == "keras_se":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the random-calibration warning
-            return to_tflite(model, path, quantize=quantize, representative_data=samples if quantize else None, overwrite=True, verify=False).ops
+            to_tflite(model, path, quantize=quantize, representative_data=samples if quantize else None, overwrite=True, verify=False)
+            return
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -124,7 +124,6 @@ def convert(model, quantize, path, via, samples):
     with quiet_native_logs():
         data = converter.convert()
     write_atomic(path, data, overwrite=True)
-    return read_tflite(data).op_histogram()
 
 
 def _ops(histogram):
@@ -139,22 +138,31 @@ def main():
     parser.add_argument("--runs", type=int, default=50, help="timed runs per file in each loop")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved loops")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "mobilenetv3_int8"))
+    parser.add_argument(
+        "--time-only", action="store_true",
+        help="time the files a previous run left in --out (conversion takes most of a run; timing is what a busy machine disturbs)",
+    )
     args = parser.parse_args()
 
     from keras_se.export.bench import measure_latency
+    from keras_se.export.flatbuffer import read_tflite
 
     os.makedirs(args.out, exist_ok=True)
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
     samples = np.random.default_rng(0).uniform(0, 1, (8, *SIZE)).astype("float32")
-    files, ops = {}, {}
+    files = {}
     for label, stem, build, via in variants():
-        model = trained_like_statistics(build(), samples)
+        model = None if args.time_only else trained_like_statistics(build(), samples)
         for quantize in (None, "int8"):
             path = os.path.join(args.out, f"{stem}_{quantize or 'float32'}.tflite")
-            ops[(stem, quantize)] = convert(model, quantize, path, via, samples)
+            if model is not None:
+                convert(model, quantize, path, via, samples)
+            elif not os.path.isfile(path):
+                parser.error(f"--time-only: {path} is missing; run without --time-only first")
             files[(stem, quantize)] = path
-        print(f"converted {stem}", file=sys.stderr, flush=True)
+        print(f"{'found' if args.time_only else 'converted'} {stem}", file=sys.stderr, flush=True)
+    ops = {key: read_tflite(path).op_histogram() for key, path in files.items()}
     keys = list(files)
     per_loop = {k: [] for k in keys}
     for repeat in range(args.repeats):
@@ -172,7 +180,9 @@ def main():
 
 def report(args, ms, spread, ops, load_start, load_end, seconds):
     lines = [
-        f"Command: `python benchmarks/mobilenetv3_int8.py --runs {args.runs} --repeats {args.repeats}` ({seconds / 60:.1f} min)  ",
+        f"Command: `python benchmarks/mobilenetv3_int8.py --runs {args.runs} --repeats {args.repeats}"
+        f"{' --time-only' if args.time_only else ''}` ({seconds / 60:.1f} min"
+        f"{'; the files of a previous full run: the timing was redone on a quieter machine' if args.time_only else ''})  ",
         f"Machine: {machine_summary()}; shared with other work (load average {load_start:.1f} at the start, "
         f"{load_end:.1f} at the end)  ",
         f"LiteRT with XNNPACK, 1 thread, batch 1, 224x224: every file in one interleaved loop of {args.runs} runs "
