@@ -46,6 +46,10 @@ def _respell(model, spelling):
         if spelling == "fused":  # x * (relu6(x + 3) / 6): the converter writes HARD_SWISH
             gate = layers.ReLU(6.0, name=f"{name}_relu6")(layers.Rescaling(1.0, offset=3.0, name=f"{name}_shift")(x))
             return layers.Multiply(name=name)([x, layers.Rescaling(1.0 / 6.0, name=f"{name}_sixth")(gate)])
+        if spelling == "sixth":  # (x / 6) * relu6(x + 3), as keras_se's tf_keras flavour spells it
+            from keras_se.layers.activations import apply_hard_swish_int8, hard_swish_int8_layers
+
+            return apply_hard_swish_int8(hard_swish_int8_layers(layers, name), x)
         if spelling == "clip":  # x * clip(x / 6 + 1/2, 0, 1)
             gate = layers.ReLU(1.0, name=f"{name}_clip")(layers.Rescaling(1.0 / 6.0, offset=0.5, name=f"{name}_affine")(x))
             return layers.Multiply(name=name)([x, gate])
@@ -98,7 +102,8 @@ def variants():
         ("keras.applications MobileNetV3Large, minimalistic (no SE, no hard-swish)", "app_minimal", app(minimalistic=True), "tflite"),
         ("mobilenetv3_large, x * relu6(x + 3) / 6 (fused into HARD_SWISH)", "large_fused", ours(spelling="fused"), "keras_se"),
         ("mobilenetv3_large, x * clip(x / 6 + 1/2, 0, 1)", "large_clip", ours(spelling="clip"), "keras_se"),
-        ("**mobilenetv3_large** (keras_se: HARD_SWISH in float, (x / 6) * relu6(x + 3) in int8)", "large", ours(), "keras_se"),
+        ("mobilenetv3_large, (x / 6) * relu6(x + 3) (keras_se's tf_keras / QAT spelling)", "large_sixth", ours(spelling="sixth"), "keras_se"),
+        ("**mobilenetv3_large** (keras_se: HARD_SWISH in float; in int8 x * relu6(x + 3), the 1/6 in the next kernels)", "large", ours(), "keras_se"),
         ("mobilenetv3_large_plain (no SE, same activations)", "large_plain", ours("mobilenetv3_large_plain"), "keras_se"),
         ("mobilenetv3_large, ReLU for hard-swish (SE kept)", "large_relu", ours(spelling="relu"), "keras_se"),
     ]
@@ -216,9 +221,11 @@ def report(args, ms, spread, ops, load_start, load_end, seconds):
         "outside XNNPACK (keras.applications' file, and ours spelt `x * relu6(x + 3) / 6`, which the converter fuses "
         "back into HARD_SWISH). `x * clip(x / 6 + 1/2, 0, 1)` survives conversion but its clip becomes MINIMUM and RELU, "
         "which XNNPACK does not run in int8 either. `(x / 6) * relu6(x + 3)` becomes MUL, ADD with a fused RELU6 and MUL, "
-        "all in one XNNPACK partition: keras_se writes it in int8 files (`keras_se.export.forms.hard_swish_for_int8`, "
-        "and the tf_keras spelling QAT uses) and keeps HARD_SWISH, XNNPACK's fastest float form, in float files. "
-        "What is left between it and the ReLU network is the three element-wise passes per hard-swish.",
+        "all in one XNNPACK partition (the spelling of keras_se's tf_keras flavour, hence of QAT files). keras_se's "
+        "post-training int8 files go one pass further: `x * relu6(x + 3)` (ADD with a fused RELU6, MUL) and the 1/6 "
+        "moved into the kernels of the convolutions that read it (`keras_se.export.forms.hard_swish_for_int8`; one "
+        "Rescaling where an add reads it, the stem's in MobileNetV3-Large). Float files keep HARD_SWISH, XNNPACK's "
+        "fastest float form.",
     ]
     return "\n".join(lines)
 

@@ -105,7 +105,7 @@ def _converter(model, quantize, samples, progress, gpu=False):
         if quantize == "int8" or gpu:
             model = average_pools_as_depthwise(model)
         if quantize == "int8":
-            # XNNPACK runs no int8 HARD_SWISH; MUL, ADD and MUL it runs.
+            # XNNPACK runs no int8 HARD_SWISH; ADD and MUL it runs.
             model = hard_swish_for_int8(model)
         if gpu:
             model = grouped_convolutions_for_gpu(model)
@@ -169,7 +169,8 @@ def to_tflite(
             (int8 weights, float activations) or `"int8"` (full integer with
             int8 input and output; valid-padded average pools are written as
             the equal depthwise convolutions and hard-swish as
-            `(x / 6) * relu6(x + 3)`, which XNNPACK runs in int8:
+            `x * relu6(x + 3)` with the 1/6 in the next layer's kernel,
+            which XNNPACK runs in int8:
             `keras_se.export.forms`).
         representative_data: for `"int8"` (post-training): a (N, H, W, C)
             array of real, preprocessed inputs (see

@@ -17,17 +17,17 @@ hard_swish(x) = x * relu6(x + 3) / 6 (Howard et al.; timm's and Keras' own).
   knows (`Rescaling` and `Multiply` with keras_se's output QuantizeConfig,
   `ReLU`), so quantisation-aware training gives the same int8 graph.
 
-`keras_se.export.forms.hard_swish_for_int8` rewrites the builtin spelling
-into the int8 one when a model is converted to full int8; the tf_keras
-flavour (`keras_se.layers.namespace`, for tfmot) always spells it so.
+The tf_keras flavour (`keras_se.layers.namespace`, for tfmot) always
+spells it so. Post-training int8 conversion goes one step further
+(`keras_se.export.forms.hard_swish_for_int8`): `x * relu6(x + 3)` with the
+1/6 moved into the kernels of the layers that read it, two element-wise
+ops instead of three.
 
 Reference:
     - [Howard et al., Searching for MobileNetV3](https://arxiv.org/abs/1905.02244)
 """
 
 from keras_se.layers._utils import join_name as _join
-
-SPELLINGS = ("builtin", "int8")
 
 
 def hard_swish_int8_layers(layers, name):

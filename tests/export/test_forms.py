@@ -113,11 +113,27 @@ def test_hard_swish_is_re_spelled_to_the_same_function():
     model = _hard_swish_model()
     rewired = hard_swish_for_int8(model)
     names = {layer.name for layer in rewired.layers}
-    assert {"hswish0_int8", "hswish0_int8_sixth", "hswish0_int8_shift", "hswish0_int8_relu6"} <= names
-    assert "hswish0" not in names and rewired.get_layer("conv1") is model.get_layer("conv1")
+    # x * relu6(x + 3) is six times hard-swish: conv1 takes the 1/6 in its
+    # kernel; the model output (a global pool of the last one) gets a Rescaling.
+    assert {"hswish0_times6", "hswish0_shift", "hswish0_relu6", "conv1_folded", "output0_sixth"} <= names
+    assert not {"hswish0", "hswish1", "conv1"} & names and rewired.get_layer("conv0") is model.get_layer("conv0")
+    np.testing.assert_allclose(rewired.get_layer("conv1_folded").get_weights()[0], model.get_layer("conv1").get_weights()[0] / 6)
     x = np.random.default_rng(1).normal(size=(2, 12, 12, 8)).astype("float32")
-    np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
     assert hard_swish_for_int8(rewired) is rewired
+
+
+def test_hard_swish_factor_is_restored_where_a_layer_cannot_absorb_it():
+    from keras_se.export.forms import hard_swish_for_int8
+
+    inputs = keras.Input((6, 6, 4))
+    h = keras.layers.Activation("hard_swish", name="hswish")(inputs)
+    y = keras.layers.Add(name="add")([h, keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(h)])
+    model = keras.Model(inputs, y)
+    rewired = hard_swish_for_int8(model)
+    assert {"dw_folded", "add_input0_sixth"} <= {layer.name for layer in rewired.layers}
+    x = np.random.default_rng(2).normal(0, 3, size=(2, 6, 6, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_int8_hard_swish_survives_conversion_and_stays_on_xnnpack(tmp_path):
@@ -132,7 +148,8 @@ def test_int8_hard_swish_survives_conversion_and_stays_on_xnnpack(tmp_path):
     int8 = to_tflite(model, tmp_path / "int8.tflite", quantize="int8", representative_data=calibration)
     fp32 = to_tflite(model, tmp_path / "fp32.tflite")
     assert fp32.ops["HARD_SWISH"] == 2  # float files keep XNNPACK's fused float kernel
-    assert "HARD_SWISH" not in int8.ops and int8.ops["MUL"] == 4 and int8.ops["ADD"] == 2
+    # Per hard-swish an ADD (fused RELU6) and a MUL; one MUL restores the output's 1/6.
+    assert "HARD_SWISH" not in int8.ops and int8.ops["MUL"] == 3 and int8.ops["ADD"] == 2
     interpreter, kernels = make_interpreter(int8.path)
     assert kernels == "XNNPACK"
     assert [op["op_name"] for op in interpreter._get_ops_details()].count("DELEGATE") == 1
