@@ -88,7 +88,8 @@ def hard_swish_for_int8(model):
     SE scale's multiply) into the kernel of the next convolution or dense
     layer (a copy with the kernel divided by 6; exact in float, per-channel
     int8 scales absorb it). Where a value cannot carry the factor (an add,
-    a BN, an activation, a model output) a `Rescaling(1/6)` restores it.
+    a BN, an activation, a model output) a 1x1 depthwise convolution by 1/6
+    restores it (a `Rescaling` on other than 4-D tensors).
     Two element-wise passes per hard-swish instead of three: measured in
     BENCHMARKS.md, "MobileNetV3 in int8". Float files keep HARD_SWISH,
     XNNPACK's fastest float form.
@@ -116,7 +117,16 @@ def hard_swish_for_int8(model):
         return tensor
 
     def restore(tensor, name):
-        return keras.layers.Rescaling(1.0 / 6.0, name=name)(tensor) if id(tensor) in sixfold else tensor
+        if id(tensor) not in sixfold:
+            return tensor
+        if len(tensor.shape) != 4:
+            return keras.layers.Rescaling(1.0 / 6.0, name=name)(tensor)
+        # A 1x1 depthwise convolution, not a MUL: the converter would fuse
+        # `x * relu6(x + 3) * (1/6)` back into HARD_SWISH.
+        scale = keras.layers.DepthwiseConv2D(1, use_bias=False, name=name)
+        y = scale(tensor)
+        scale.set_weights([np.full((1, 1, tensor.shape[-1], 1), 1.0 / 6.0, "float32")])
+        return y
 
     def call(layer, *args, **kwargs):
         inputs = args[0] if args else kwargs.pop("inputs")

@@ -123,7 +123,7 @@ def test_hard_swish_is_re_spelled_to_the_same_function():
     assert hard_swish_for_int8(rewired) is rewired
 
 
-def test_hard_swish_factor_is_restored_where_a_layer_cannot_absorb_it():
+def test_hard_swish_factor_is_restored_where_a_layer_cannot_absorb_it(tmp_path):
     from keras_se.export.forms import hard_swish_for_int8
 
     inputs = keras.Input((6, 6, 4))
@@ -134,6 +134,9 @@ def test_hard_swish_factor_is_restored_where_a_layer_cannot_absorb_it():
     assert {"dw_folded", "add_input0_sixth"} <= {layer.name for layer in rewired.layers}
     x = np.random.default_rng(2).normal(0, 3, size=(2, 6, 6, 4)).astype("float32")
     np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    # The 1/6 right after the product is a depthwise convolution: a MUL would be fused back into HARD_SWISH.
+    int8 = to_tflite(model, tmp_path / "add.tflite", quantize="int8", representative_data=x, verify=False)
+    assert "HARD_SWISH" not in int8.ops and int8.ops["DEPTHWISE_CONV_2D"] == 2
 
 
 def test_int8_hard_swish_survives_conversion_and_stays_on_xnnpack(tmp_path):
