@@ -25,6 +25,8 @@ _LAZY = {
     "preprocess_input": ("keras_se.weights.imagenet", "preprocess_input"),
     "list_models": ("keras_se.models.registry", "list_models"),
     "MobileNet": ("keras_se.models.applications", "MobileNet"),
+    "MobileNetV3Large": ("keras_se.models.applications", "MobileNetV3Large"),
+    "MobileNetV3Small": ("keras_se.models.applications", "MobileNetV3Small"),
     "ResNeXt101": ("keras_se.models.applications", "ResNeXt101"),
     "ResNeXt50": ("keras_se.models.applications", "ResNeXt50"),
     "ResNet101": ("keras_se.models.applications", "ResNet101"),

@@ -716,6 +716,70 @@ def se_overhead(units, rows, reduction=None):
     )
 
 
+@dataclasses.dataclass
+class SEStageOverhead:
+    """The SE parameters of one stage: measured, and by the formula with each block's own widths.
+
+    `widths` are the (C_b, C'_b) of the stage's SE units: C_b the width SE
+    recalibrates in block b, C'_b its reduced width. `formula` is
+    `sum_b 2 * C_b * C'_b` and `bias_term` `sum_b (C_b + C'_b)` (0 without
+    FC bias). Measured: `layer_params`, the stage's SE rows, and
+    `twin_delta`, the stage minus the plain twin's (None without a twin).
+    """
+
+    stage: str
+    units: int
+    widths: list
+    formula: int
+    bias_term: int
+    expected: int
+    layer_params: int
+    twin_delta: int | None = None
+
+
+# How `se_overhead_per_stage` generalises the paper's formula; reports print it.
+SE_STAGE_FORMULA = (
+    "per stage, sum over its SE blocks of 2*C_b*C'_b (+ C_b + C'_b with FC bias): C_b is the width SE "
+    "recalibrates in block b (the block output in SE-ResNet; the expanded width inside an inverted "
+    "residual, MobileNetV3; the module output in Inception; each conv's output in VGG) and C'_b its "
+    "reduced width. With one SE per block on C_s channels and C' = C_s/r it is the paper's 2/r*N_s*C_s^2."
+)
+
+
+def se_overhead_per_stage(report):
+    """The SE overhead of each stage of `report`, measured and by the generalised formula.
+
+    The paper's `2/r * sum_s N_s * C_s**2` assumes one SE per block on the
+    block's output width C_s. MobileNetV3 puts SE inside the inverted
+    residual, on the expanded width, which differs block by block (and its
+    reduced width rounds up to a multiple of 8), as Inception modules and
+    VGG convolutions have widths of their own. So the formula is summed
+    block by block with each SE's own widths (`SE_STAGE_FORMULA`).
+
+    Args:
+        report: a `ComplexityReport` with SE (`report.attention.stages`).
+
+    Returns:
+        list of `SEStageOverhead`, in stage order; [] without SE.
+    """
+    attention = report.attention
+    if attention is None or not attention.stages:
+        return []
+    twin = {s.name: s.params for s in report.twin_stages or []}
+    layers = {s.name: s.attention_params for s in report.stages}
+    grouped = collections.OrderedDict()
+    for unit in attention.stages:
+        grouped.setdefault(unit.stage, []).extend([(unit.channels, unit.reduced)] * unit.units)
+    out = []
+    for stage, widths in grouped.items():
+        formula = sum(2 * c * cr for c, cr in widths)
+        bias = sum(c + cr for c, cr in widths) if attention.bias else 0
+        params = next((s.params for s in report.stages if s.name == stage), None)
+        delta = params - twin[stage] if report.twin_stages is not None and stage in twin and params is not None else None
+        out.append(SEStageOverhead(stage, len(widths), widths, formula, bias, formula + bias, layers.get(stage, 0), delta))
+    return out
+
+
 # --------------------------------------------------------------------------
 # Entry points.
 
@@ -964,76 +1028,3 @@ def _wrap_layer(layer, input_shape):
         raise ValueError(f"a single layer needs input_shape to be counted. Received: layer {layer.name!r}, input_shape=None")
     inputs = keras.Input(shape=input_shape, name="input")
     return keras.Model(inputs, layer(inputs), name=layer.name)
-
-
-# --------------------------------------------------------------------------
-# SE overhead per stage, for any layout.
-
-
-@dataclasses.dataclass
-class SEStageOverhead:
-    """SE in one stage: the generalised formula beside what was measured.
-
-    The paper's `2/r * N_s * C_s**2` assumes one SE per block on the block's
-    output width C_s. Where a stage's SE units see different widths (an SE
-    after every VGG convolution, on every Inception module's concatenation,
-    on each residual branch of Inception-ResNet-v2), the same count is taken
-    unit by unit with each unit's own width C and reduced width C_r:
-    `formula = sum 2 * C * C_r` (= 2/r * C**2 when r divides C) and
-    `bias_term = sum (C + C_r)` when the FCs have bias.
-    `measured_layers` is the parameters of the stage's SE rows;
-    `measured_twin` the stage's parameters minus the plain twin's (None
-    without a twin).
-    """
-
-    stage: str
-    units: int
-    widths: list  # [(C, C_r, units with that width)]
-    formula: int
-    bias_term: int
-    expected: int
-    measured_layers: int
-    measured_twin: int | None = None
-
-    @property
-    def agrees(self):
-        return self.measured_layers == self.expected and self.measured_twin in (None, self.expected)
-
-
-def se_stage_overhead(report):
-    """The SE formula generalised to each unit's width, per stage, beside the measured overhead.
-
-    Args:
-        report: a `ComplexityReport` with SE units (`report.attention.stages`);
-            its plain twin's stages, when attached, give `measured_twin`.
-
-    Returns:
-        list of `SEStageOverhead`, in stage order; empty without SE.
-
-    Example:
-
-    >>> rows = se_stage_overhead(complexity_report("se_vgg16", (32, 32, 3)))
-    >>> [(r.stage, r.units, r.expected == r.measured_layers) for r in rows][:2]
-    [('stage0', 2, True), ('stage1', 2, True)]
-    """
-    attention = report.attention
-    if attention is None or not attention.stages:
-        return []
-    twin = {s.name: s.params for s in (report.twin_stages or [])}
-    measured = collections.Counter()
-    for row in report.rows:
-        if row.attention == "se":
-            measured[row.stage] += row.params
-    out = collections.OrderedDict()
-    for s in attention.stages:
-        entry = out.setdefault(s.stage, SEStageOverhead(s.stage, 0, [], 0, 0, 0, measured[s.stage]))
-        entry.units += s.units
-        entry.widths.append((s.channels, s.reduced, s.units))
-        entry.formula += 2 * s.units * s.channels * s.reduced
-        entry.bias_term += s.units * (s.channels + s.reduced) if attention.bias else 0
-    stage_params = {s.name: s.params for s in report.stages}
-    for entry in out.values():
-        entry.expected = entry.formula + entry.bias_term
-        if entry.stage in twin:
-            entry.measured_twin = stage_params[entry.stage] - twin[entry.stage]
-    return list(out.values())

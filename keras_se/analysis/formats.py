@@ -104,17 +104,30 @@ def overhead_rows(report):
     return header, rows
 
 
-def se_stage_table(report):
-    """Header and rows of `se_stage_overhead`: per stage, SE measured and by the generalised formula."""
-    from keras_se.analysis.complexity import se_stage_overhead
+def se_stage_rows(report):
+    """Header and rows of the SE overhead per stage: the formula with each block's widths beside the measured counts."""
+    from keras_se.analysis.complexity import se_overhead_per_stage
 
-    header = ["stage", "SE units", "widths C->C_r (units)", "formula sum 2*C*C_r", "bias sum (C+C_r)", "expected", "SE layers", "minus twin"]
+    stages = se_overhead_per_stage(report)
+    if not stages:
+        return None, []
+    header = ["stage", "SE blocks", "C_b -> C'_b", "2*sum C_b*C'_b", "bias", "formula total", "SE layers", "minus twin"]
     rows = []
-    for entry in se_stage_overhead(report):
-        widths = ", ".join(f"{c}->{cr}" + (f" (x{n})" if n > 1 else "") for c, cr, n in entry.widths)
-        twin = "-" if entry.measured_twin is None else f"{entry.measured_twin:,}"
-        rows.append([entry.stage, str(entry.units), widths, f"{entry.formula:,}", f"{entry.bias_term:,}", f"{entry.expected:,}", f"{entry.measured_layers:,}", twin])
+    for s in stages:
+        widths = ", ".join(f"{n}x{c}->{cr}" if n > 1 else f"{c}->{cr}" for (c, cr), n in _runs(s.widths))
+        rows.append([s.stage, str(s.units), widths, f"{s.formula:,}", f"{s.bias_term:,}", f"{s.expected:,}", f"{s.layer_params:,}", _number(s.twin_delta)])
     return header, rows
+
+
+def _runs(values):
+    """[(value, count)] of consecutive equal values."""
+    out = []
+    for value in values:
+        if out and out[-1][0] == value:
+            out[-1][1] += 1
+        else:
+            out.append([value, 1])
+    return [tuple(run) for run in out]
 
 
 def layer_rows(report):
@@ -134,7 +147,13 @@ def layer_rows(report):
 
 
 def to_json(report, rows=True):
-    return json.dumps(report.to_dict(rows=rows), indent=2) + "\n"
+    from keras_se.analysis.complexity import SE_STAGE_FORMULA, se_overhead_per_stage
+
+    data = report.to_dict(rows=rows)
+    stages = se_overhead_per_stage(report)
+    if stages:
+        data["se_overhead_per_stage"] = {"formula": SE_STAGE_FORMULA, "stages": [dataclasses.asdict(s) for s in stages]}
+    return json.dumps(data, indent=2) + "\n"
 
 
 def to_csv(report):
@@ -162,6 +181,11 @@ def to_markdown(report, layers=True):
     header, rows = overhead_rows(report)
     if header:
         parts += ["", "## Attention overhead", "", _md_table(header, rows)]
+    header, rows = se_stage_rows(report)
+    if header:
+        from keras_se.analysis.complexity import SE_STAGE_FORMULA
+
+        parts += ["", "## SE overhead per stage", "", f"Formula: {SE_STAGE_FORMULA}", "", _md_table(header, rows)]
     if layers:
         parts += ["", "## Layers", "", _md_table(*layer_rows(report))]
     if report.warnings:
@@ -264,14 +288,17 @@ def print_report(report, console, layers=False):
             table.add_row(*row)
         console.print(table)
 
-    header, rows = se_stage_table(report)
-    if rows:
-        table = Table(title="SE overhead per stage: measured beside the formula at each unit's width", title_justify="left")
+    header, rows = se_stage_rows(report)
+    if header:
+        from keras_se.analysis.complexity import SE_STAGE_FORMULA
+
+        table = Table(title="SE parameters per stage: the formula with each block's widths, and measured", title_justify="left")
         for i, column in enumerate(header):
             table.add_column(column, justify="left" if i in (0, 2) else "right", overflow="fold")
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        console.print(f"Formula: {SE_STAGE_FORMULA}", style="dim", highlight=False)
 
     shown = report.rows if layers else report.uncounted
     if shown:

@@ -1,7 +1,7 @@
 """Graph forms that keep converted files on a runtime's fast or working path.
 
-- `average_pools_as_depthwise`: int8 graphs stay on XNNPACK, LiteRT's CPU
-  fast path (`to_tflite(..., quantize="int8")`).
+- `average_pools_as_depthwise`, `hard_swish_for_int8`: int8 graphs stay on
+  XNNPACK, LiteRT's CPU fast path (`to_tflite(..., quantize="int8")`).
 - `grouped_convolutions_for_gpu`: GPU presets run correctly on LiteRT's GPU accelerator
   (`to_tflite(..., gpu=True)`).
 
@@ -74,6 +74,92 @@ def average_pools_as_depthwise(model):
         return y
 
     return _rewritten(model, replaceable, replace)
+
+
+def hard_swish_for_int8(model):
+    """The same model with every `Activation("hard_swish")` in ops XNNPACK runs in int8.
+
+    XNNPACK has no int8 HARD_SWISH (its delegate takes the op in float
+    only), so in a full-integer file each one runs on LiteRT's own int8
+    kernel between XNNPACK partitions: keras.applications' MobileNetV3Large
+    is slower in int8 than in float32. The converter fuses
+    `x * relu6(x + 3) / 6` back into HARD_SWISH. This form computes
+    `x * relu6(x + 3)`, six times hard-swish (ADD with a fused RELU6, MUL:
+    no pattern to fuse), and moves the 1/6 into the layers that read it:
+    through linear layers (padding, global pooling, flatten, dropout, the
+    SE scale's multiply) into the kernel of the next convolution or dense
+    layer (a copy with the kernel divided by 6; exact in float, per-channel
+    int8 scales absorb it). Where a value cannot carry the factor (an add,
+    a BN, an activation, a model output) a 1x1 depthwise convolution by 1/6
+    restores it (a `Rescaling` on other than 4-D tensors).
+    Two element-wise passes per hard-swish instead of three: measured in
+    BENCHMARKS.md, "MobileNetV3 in int8". Float files keep HARD_SWISH,
+    XNNPACK's fastest float form.
+
+    Args:
+        model: a functional Keras 3 model.
+
+    Returns:
+        A model sharing `model`'s other layers and weights, or `model`
+        itself when it has no hard-swish activation (or is not functional).
+    """
+    import keras
+
+    from keras_se.layers.activations import is_builtin_hard_swish
+
+    functional = isinstance(model, keras.Model) and hasattr(model, "_operations_by_depth")
+    if not functional or not any(is_builtin_hard_swish(layer) for layer in model.layers):
+        return model
+    sixfold = {}  # id -> tensor: outputs holding 6x what the original model computes there
+    passes = (keras.layers.ZeroPadding2D, keras.layers.GlobalAveragePooling2D, keras.layers.Flatten, keras.layers.Dropout)
+    absorbs = (keras.layers.DepthwiseConv2D, keras.layers.Conv2D, keras.layers.Dense)
+
+    def mark(tensor):
+        sixfold[id(tensor)] = tensor
+        return tensor
+
+    def restore(tensor, name):
+        if id(tensor) not in sixfold:
+            return tensor
+        if len(tensor.shape) != 4:
+            return keras.layers.Rescaling(1.0 / 6.0, name=name)(tensor)
+        # A 1x1 depthwise convolution, not a MUL: the converter would fuse
+        # `x * relu6(x + 3) * (1/6)` back into HARD_SWISH.
+        scale = keras.layers.DepthwiseConv2D(1, use_bias=False, name=name)
+        y = scale(tensor)
+        scale.set_weights([np.full((1, 1, tensor.shape[-1], 1), 1.0 / 6.0, "float32")])
+        return y
+
+    def call(layer, *args, **kwargs):
+        inputs = args[0] if args else kwargs.pop("inputs")
+        args = args[1:]
+        flat = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        scaled = [id(t) in sixfold for t in flat]
+        if is_builtin_hard_swish(layer):
+            x = restore(inputs, f"{layer.name}_sixth")
+            gate = keras.layers.ReLU(6.0, name=f"{layer.name}_relu6")(keras.layers.Rescaling(1.0, offset=3.0, name=f"{layer.name}_shift")(x))
+            return mark(keras.layers.Multiply(name=f"{layer.name}_times6")([x, gate]))
+        if not any(scaled):
+            return layer(inputs, *args, **kwargs)
+        if len(flat) == 1 and type(layer) in passes:
+            return mark(layer(inputs, *args, **kwargs))
+        if len(flat) == 2 and sum(scaled) == 1 and type(layer) is keras.layers.Multiply:
+            return mark(layer(inputs, *args, **kwargs))
+        if len(flat) == 1 and type(layer) in absorbs:
+            folded = type(layer).from_config({**layer.get_config(), "name": f"{layer.name}_folded"})
+            y = folded(inputs, *args, **kwargs)
+            weights = layer.get_weights()
+            folded.set_weights([weights[0] / 6.0] + weights[1:])
+            return y
+        restored = [restore(t, f"{layer.name}_input{i}_sixth") for i, t in enumerate(flat)]
+        return layer(restored if isinstance(inputs, (list, tuple)) else restored[0], *args, **kwargs)
+
+    rewritten = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    if not any(id(t) in sixfold for t in rewritten.outputs):
+        return rewritten
+    outputs = [restore(t, f"output{i}_sixth") for i, t in enumerate(rewritten.outputs)]
+    inputs = rewritten.inputs if len(rewritten.inputs) > 1 else rewritten.inputs[0]
+    return keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=model.name)
 
 
 MAX_SPLIT_GROUPS = 8

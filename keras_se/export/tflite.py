@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_se.export import calibration
 from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
-from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu
+from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu, hard_swish_for_int8
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun
 from keras_se.export.verify import Parity, check_gpu_run, compare_on_gpu, compare_outputs, keras_outputs
@@ -94,6 +94,9 @@ def _converter(model, quantize, samples, progress, gpu=False):
         # convolution after the same PAD is computed right.
         if quantize == "int8" or gpu:
             model = average_pools_as_depthwise(model)
+        if quantize == "int8":
+            # XNNPACK runs no int8 HARD_SWISH; ADD and MUL it runs.
+            model = hard_swish_for_int8(model)
         if gpu:
             model = grouped_convolutions_for_gpu(model)
         converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
@@ -151,7 +154,9 @@ def to_tflite(
         quantize: None (float32), `"float16"` (fp16 weights), `"dynamic"`
             (int8 weights, float activations) or `"int8"` (full integer with
             int8 input and output; valid-padded average pools are written as
-            the equal depthwise convolutions, which XNNPACK runs in int8:
+            the equal depthwise convolutions and hard-swish as
+            `x * relu6(x + 3)` with the 1/6 in the next layer's kernel,
+            which XNNPACK runs in int8:
             `keras_se.export.forms`).
         representative_data: for `"int8"` (post-training): a (N, H, W, C)
             array of real, preprocessed inputs (see

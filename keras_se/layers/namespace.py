@@ -5,9 +5,9 @@ every keras_se builder takes a `Flavour` and creates its layers through it.
 `flavour("keras")` gives Keras 3; `flavour("tf_keras")` gives tf_keras with
 twins of the keras_se primitives that share their code (the mixins in
 `keras_se.layers.primitives`), and with `KernelSelect` (SK's softmax over
-paths and weighted sum), `Average` (SE's avg-max squeeze) and `Add` of more
-than two tensors spelt as several standard layers, so that tfmot can
-quantise every intermediate tensor. None of these has weights: layer names
+paths and weighted sum), `Average` (SE's avg-max squeeze), `Add` of more
+than two tensors and `HardSwish` (MobileNetV3's activation) spelt as several
+standard layers, so that tfmot can quantise every intermediate tensor. None of these has weights: layer names
 of weighted layers and weight order are identical in both flavours.
 """
 
@@ -95,9 +95,34 @@ class _AverageGraph:
         total = tf_keras.layers.Add(name=f"{self.name}_sum")(inputs)
         return tf_keras.layers.Rescaling(1.0 / len(inputs), name=self.name)(total)
 
+class _HardSwishGraph:
+    """Hard-swish as `(x / 6) * relu6(x + 3)` in standard layers, in the tf_keras flavour.
+
+    tf_keras has no hard-swish activation and tfmot quantises none; this
+    spelling is one tfmot quantises and the TFLite converter does not fuse
+    back into HARD_SWISH, which XNNPACK cannot run in int8
+    (`keras_se.layers.activations`). The product keeps the name.
+    """
+
+    def __init__(self, name=None, **kwargs):
+        self.name = name
+
+    def __call__(self, x):
+        import tf_keras
+
+        from keras_se.layers.activations import apply_hard_swish_int8, hard_swish_int8_layers
+
+        return apply_hard_swish_int8(hard_swish_int8_layers(tf_keras.layers, self.name), x)
+
+
+def _builtin_hard_swish(name=None, **kwargs):
+    """Hard-swish in Keras 3: `Activation("hard_swish")`, one HARD_SWISH op in TFLite."""
+    return keras.layers.Activation("hard_swish", name=name, **kwargs)
+
+
 # The tf_keras flavour exists for tfmot: these spellings give every
 # intermediate tensor a layer of its own, hence a quantisation range.
-_TF_KERAS_SPELLINGS = {"KernelSelect": _KernelSelectGraph, "Average": _AverageGraph, "Add": _AddGraph}
+_TF_KERAS_SPELLINGS = {"KernelSelect": _KernelSelectGraph, "Average": _AverageGraph, "Add": _AddGraph, "HardSwish": _HardSwishGraph}
 
 
 class _Layers:
@@ -134,7 +159,7 @@ def flavour(name="keras"):
 def _make_flavour(name):
     # One Flavour (and one set of registered tf_keras twins) per name.
     if name == "keras":
-        return Flavour(name, keras, {n: getattr(primitives, n) for n in _CUSTOM})
+        return Flavour(name, keras, {**{n: getattr(primitives, n) for n in _CUSTOM}, "HardSwish": _builtin_hard_swish})
     if name == "tf_keras":
         import tf_keras
 

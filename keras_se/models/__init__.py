@@ -1,6 +1,6 @@
 """keras_se model builders and their registry."""
 
-from keras_se.models import inception, inception_resnet, mobilenet, resnet, shufflenet, vgg  # noqa: F401  (registers the models)
+from keras_se.models import inception, inception_resnet, mobilenet, mobilenet_v3, resnet, shufflenet, vgg  # noqa: F401  (registers the models)
 from keras_se.models.registry import create_model, get_entry, list_models
 from keras_se.models.registry import register_alias as _register_alias
 from keras_se.weights.timm_variants import TIMM_VARIANTS as _TIMM_VARIANTS

@@ -187,6 +187,38 @@ def SEMobileNet(**kwargs):
     """
     return create_model("se_mobilenet", **kwargs)
 
+def MobileNetV3Large(minimalistic=False, **kwargs):
+    """MobileNetV3-Large (5.5 M parameters; `alpha` width multiplier), with SE as in the paper.
+
+    As keras.applications' `MobileNetV3Large`, `minimalistic=True` gives the
+    variant without SE or hard-swish, with 3x3 kernels (built as the plain
+    twin `mobilenetv3_large_plain`). The plain twin with MobileNetV3's
+    activations is `keras_se.create_model("mobilenetv3_large_plain")`.
+
+    Example:
+
+    >>> model = keras_se.MobileNetV3Large(input_shape=(224, 224, 3), classes=1000)
+    """
+    return _mobilenet_v3("large", minimalistic, kwargs)
+
+
+def MobileNetV3Small(minimalistic=False, **kwargs):
+    """MobileNetV3-Small (2.5 M parameters; `alpha` width multiplier), with SE as in the paper.
+
+    Arguments as `MobileNetV3Large`.
+
+    Example:
+
+    >>> model = keras_se.MobileNetV3Small(input_shape=(224, 224, 3), classes=1000)
+    """
+    return _mobilenet_v3("small", minimalistic, kwargs)
+
+
+def _mobilenet_v3(variant, minimalistic, kwargs):
+    name = f"mobilenetv3_{variant}_plain" if minimalistic is True else f"mobilenetv3_{variant}"
+    return create_model(name, minimalistic=minimalistic, **kwargs)
+
+
 def ShuffleNet(groups=3, **kwargs):
     """ShuffleNet v1 (`groups` 1/2/3/4/8, `scale` 0.5/1/1.5/2), the plain twin of SE-ShuffleNet.
 

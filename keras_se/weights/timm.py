@@ -1,6 +1,6 @@
-"""timm (PyTorch) checkpoints for the keras_se residual networks.
+"""timm (PyTorch) checkpoints for the keras_se residual networks and MobileNetV3.
 
-Four timm naming schemes cover the SE / SK models timm publishes:
+Six timm naming schemes cover the SE / SK models timm publishes:
 
 - `"legacy"`: timm's `senet.py` (`legacy_seresnet*`, `legacy_seresnext*`,
   `legacy_senet154`, the ported Caffe models): `layer0.conv1`,
@@ -15,6 +15,10 @@ Four timm naming schemes cover the SE / SK models timm publishes:
 - `"sknet_basic"`: timm's `sknet.py` basic blocks (`skresnet18`,
   `skresnet34`): the `SelectiveKernel` is `conv1`, the second 3x3 is
   `conv2.conv` / `conv2.bn`.
+- `"mobilenetv3_large"`, `"mobilenetv3_small"`: timm's `mobilenetv3.py`
+  (`mobilenetv3_large_100`, `mobilenetv3_small_100`): `conv_stem`, `bn1`,
+  `blocks.{row}.{index}.conv_pw / conv_dw / se.conv_reduce / conv_pwl`,
+  `conv_head`, `classifier`.
 
 Two more cover the plain twins of the SENet paper's other Table 2 models:
 
@@ -26,7 +30,8 @@ Two more cover the plain twins of the SENet paper's other Table 2 models:
   `mixed_7a`, `repeat_2.{k}`, `block8`, `conv2d_7b`, `classif`.
 
 Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`
-in the residual schemes.
+in the residual schemes (MobileNetV3: `blocks.{row}.{index}`,
+`timm_variants.MOBILENETV3_ROWS`).
 Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
 and architecture options that weights cannot show (stride placement, stem
 pooling, SE position, SK dilations), stop the load before any weight is set.
@@ -40,9 +45,9 @@ from keras_se.keras_graph import producer_layer
 from keras_se.naming import parse_layer_name
 from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
-from keras_se.weights.timm_variants import scheme_of_config
+from keras_se.weights.timm_variants import MOBILENETV3_ROWS, scheme_of_config
 
-SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic", "vgg", "inception_resnet_v2")
+SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic", "vgg", "inception_resnet_v2", *MOBILENETV3_ROWS)
 _SCHEME_NAMES = {
     "legacy": "timm senet.py",
     "resnet": "timm resnet.py",
@@ -50,6 +55,8 @@ _SCHEME_NAMES = {
     "sknet_basic": "timm sknet.py (basic blocks)",
     "vgg": "timm vgg.py",
     "inception_resnet_v2": "timm inception_resnet_v2.py",
+    "mobilenetv3_large": "timm mobilenetv3.py (large)",
+    "mobilenetv3_small": "timm mobilenetv3.py (small)",
 }
 # timm's BatchNorm epsilon where it is not PyTorch's default 1e-5.
 _BN_EPSILON = {"inception_resnet_v2": 1e-3}
@@ -100,10 +107,10 @@ def _inception_resnet_v2_name(layer_name):
     match = re.fullmatch(r"stem_(conv|bn)(\d[ab])", layer_name)
     if match:
         return f"conv2d_{match[2]}.{'conv' if match[1] == 'conv' else 'bn'}"
-    match = _BLOCK_NAME.fullmatch(layer_name)
-    if not match or int(match[1]) not in _IRV2_STAGES:
+    parsed = parse_layer_name(layer_name)
+    if parsed.stage not in _IRV2_STAGES:
         return None
-    stage, block, role = int(match[1]), int(match[2]), match[3]
+    stage, block, role = parsed.stage, parsed.block, parsed.role
     reduction, repeat, length = _IRV2_STAGES[stage]
     if stage == 5 and block == length + 3:
         return {"conv": "conv2d_7b.conv", "bn": "conv2d_7b.bn"}.get(role)
@@ -127,6 +134,8 @@ def _inception_resnet_v2_name(layer_name):
 
 # Schemes whose names are not `layer{i}.{j}`: a function from layer name to timm name.
 _FLAT_NAMES = {"vgg": _vgg_name, "inception_resnet_v2": _inception_resnet_v2_name}
+for _scheme in MOBILENETV3_ROWS:
+    _STEM[_scheme] = {"stem_conv": "conv_stem", "stem_bn": "bn1", "head_conv": "conv_head", "predictions": "classifier"}
 
 
 def _sk_rules(conv):
@@ -147,6 +156,29 @@ _BLOCK = {
     "sknet_basic": [(r"conv2", "conv2.conv"), (r"bn2", "conv2.bn"), *_PROJ, *_sk_rules("conv1")],
 }
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
+# MobileNetV3's blocks by kind: keras_se role -> timm name.
+_SE = {"se_reduce": "se.conv_reduce", "se_expand": "se.conv_expand"}
+_MOBILENETV3_BLOCK = {
+    "ds": {"dw": "conv_dw", "dw_bn": "bn1", "pw": "conv_pw", "pw_bn": "bn2", **_SE},
+    "ir": {"pw": "conv_pw", "pw_bn": "bn1", "dw": "conv_dw", "dw_bn": "bn2", "pwl": "conv_pwl", "pwl_bn": "bn3", **_SE},
+    "cn": {"conv": "conv", "conv_bn": "bn1"},
+}
+
+
+def _mobilenetv3_block(scheme, stage, block):
+    """(timm row, index in the row, block kind) of keras_se's `stage{stage}_block{block}`, or None."""
+    stages = MOBILENETV3_ROWS[scheme]
+    if not 1 <= stage <= len(stages):
+        return None
+    row = sum(len(rows) for rows in stages[: stage - 1])
+    rows_total = sum(len(rows) for rows in stages)
+    for length in stages[stage - 1]:
+        if block <= length:
+            kind = "ds" if row == 0 else "cn" if row == rows_total - 1 else "ir"
+            return row, block - 1, kind
+        block -= length
+        row += 1
+    return None
 
 
 def model_scheme(model):
@@ -181,6 +213,11 @@ def timm_name(layer_name, scheme):
     if parsed.stage is None:
         return None
     stage, block, role = parsed.stage, parsed.block, parsed.role
+    if scheme in MOBILENETV3_ROWS:
+        where = _mobilenetv3_block(scheme, stage, block)
+        if where is None or role not in _MOBILENETV3_BLOCK[where[2]]:
+            return None
+        return f"blocks.{where[0]}.{where[1]}.{_MOBILENETV3_BLOCK[where[2]][role]}"
     for pattern, replacement in _BLOCK[scheme]:
         if re.fullmatch(pattern, role):
             return f"layer{stage - 1}.{block - 1}." + re.sub(pattern, replacement, role)
@@ -302,6 +339,12 @@ def detect_scheme(state):
         return "vgg"
     if "conv2d_1a.conv.weight" in state:
         return "inception_resnet_v2"
+    if "conv_stem.weight" in state:
+        rows = {int(m[1]) for key in keys if (m := re.match(r"blocks\.(\d+)\.", key))}
+        for scheme, stages in MOBILENETV3_ROWS.items():
+            if rows == set(range(sum(len(r) for r in stages))):
+                return scheme
+        return None
     if any(re.fullmatch(r"layer\d+\.\d+\.conv1\.paths\..*", key) for key in keys):
         return "sknet_basic"
     if any(".paths." in key for key in keys):
@@ -314,7 +357,7 @@ def detect_scheme(state):
 
 
 def load_timm(model, checkpoint):
-    """Loads a timm checkpoint into a keras_se residual model.
+    """Loads a timm checkpoint into a keras_se residual model or MobileNetV3.
 
     All or nothing: every tensor of the model must be in the checkpoint with
     its shape, every tensor of the checkpoint must have a place in the model
@@ -337,8 +380,8 @@ def load_timm(model, checkpoint):
     `classifier_activation=None` to compare them.
 
     Args:
-        model: a keras_se SE-ResNet, SE-ResNeXt, SENet-154 or SKNet (or plain
-            twin) model, Keras 3 or tf_keras.
+        model: a keras_se SE-ResNet, SE-ResNeXt, SENet-154, SKNet or
+            MobileNetV3 (or plain twin) model, Keras 3 or tf_keras.
         checkpoint: path to a `.safetensors` file (no torch needed), a
             `.pth` / `.pt` / `.bin` file (needs torch), or a dict from tensor
             name to array.
@@ -371,17 +414,20 @@ def load_timm(model, checkpoint):
     if scheme is None:
         first = next(iter(state))
         raise ValueError(
-            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet, VGG or Inception-ResNet-v2 checkpoint: "
-            f"it has none of timm's stem tensors (conv1.weight, layer0.conv1.weight, pre_logits.fc1.weight, "
-            f"conv2d_1a.conv.weight). First tensor: {first!r}."
+            f"{source} is not a timm SE-ResNet / SE-ResNeXt / SENet / SKNet, MobileNetV3, VGG or Inception-ResNet-v2 "
+            f"checkpoint: it has none of timm's stem tensors (conv1.weight, layer0.conv1.weight, conv_stem.weight with "
+            f"MobileNetV3-Large or -Small blocks, pre_logits.fc1.weight, conv2d_1a.conv.weight). First tensor: {first!r}."
         )
     slots, unnamed = _slots(model, scheme)
     if unnamed:
-        raise ValueError(
-            f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, "
-            f"first {unnamed[0]!r}: only the residual SE / SK networks and the plain VGG-16 and "
-            "Inception-ResNet-v2 load timm checkpoints (timm has no SE variant of the latter two)."
-        )
+        if model_timm and model_timm != scheme:
+            why = f"the checkpoint has {_SCHEME_NAMES[scheme]} names; the model's architecture is that of {_SCHEME_NAMES[model_timm]}."
+        else:
+            why = (
+                "only the residual SE / SK networks, MobileNetV3, and the plain VGG-16 and Inception-ResNet-v2 "
+                "load timm checkpoints (timm has no SE variant of the latter two)."
+            )
+        raise ValueError(f"model {model.name!r} has layers with no counterpart in {_SCHEME_NAMES[scheme]}, first {unnamed[0]!r}: {why}")
     problems = []  # (order, key, kind, message)
     order = {slot.key: i for i, slot in enumerate(slots)}
     for slot in slots:
@@ -485,6 +531,8 @@ def _architecture_problems(model, scheme):
         if layer.weights and "BatchNormalization" in _class_names(layer) and abs(layer.epsilon - epsilon) > 1e-9:
             problems.append((key(layer.name), f"BatchNorm epsilon {layer.epsilon}, timm's is {epsilon:g}"))
 
+    if scheme in MOBILENETV3_ROWS:
+        return problems + _mobilenetv3_se_problems(model, scheme, names)
     blocks = sorted({m[1] for m in (re.fullmatch(r"(stage\d+_block\d+)_(conv1|sk_path0_conv)", n) for n in names) if m})
     for block in blocks:
         bottleneck = f"{block}_conv3" in names
@@ -515,6 +563,19 @@ def _architecture_problems(model, scheme):
             dilation = conv.dilation_rate[0] * (subsample.strides[0] if subsample is not None else 1)
             if dilation != m + 1:
                 problems.append((key(f"{block}_sk_path{m}_conv"), f"timm's SK path {m} has dilation {m + 1}, the model's {dilation}"))
+    return problems
+
+
+def _mobilenetv3_se_problems(model, scheme, names):
+    """timm's MobileNetV3 SE: ReLU, then a hard-sigmoid gate (relu6(x + 3) / 6)."""
+    problems = []
+    for name in sorted(n for n in names if n.endswith("_se_reduce")):
+        prefix = name[: -len("_reduce")]
+        act = _layer(model, f"{prefix}_act")
+        if act is None or "ReLU" not in _class_names(act) or getattr(act, "max_value", None) is not None:
+            problems.append((f"{timm_name(name, scheme)}.weight", "timm's SE activation is ReLU, the model's is not"))
+        if f"{prefix}_gate_relu6" not in names:
+            problems.append((f"{timm_name(name, scheme)}.weight", "timm's MobileNetV3 SE gate is a hard sigmoid, the model's is not (se_gate)"))
     return problems
 
 

@@ -41,6 +41,20 @@ TIMM_VARIANTS = {
     # The plain twins of SE-VGG-16 and SE-Inception-ResNet-v2 (timm has no SE variants).
     "vgg16_bn": ("vgg16_bn", {}, "vgg"),
     "inception_resnet_v2": ("inception_resnet_v2", {}, "inception_resnet_v2"),
+    # timm's mobilenetv3.py at width 1.0: keras_se's defaults, without dropout.
+    "mobilenetv3_large_100": ("mobilenetv3_large", dict(dropout=0.0), "mobilenetv3_large"),
+    "mobilenetv3_small_100": ("mobilenetv3_small", dict(dropout=0.0), "mobilenetv3_small"),
+}
+
+# timm's MobileNetV3 names its blocks `blocks.{row}.{index}` by the rows of
+# its architecture table (timm/models/mobilenetv3.py, `_gen_mobilenet_v3`);
+# keras_se numbers them by stage (stride 2**s). For keras_se's stages 1-5:
+# the number of blocks of each timm row the stage holds, in order. Row 0 is
+# a depthwise-separable block, the last row the 1x1 conv block, the others
+# inverted residuals.
+MOBILENETV3_ROWS = {
+    "mobilenetv3_large": ((1,), (2,), (3,), (4, 2), (3, 1)),
+    "mobilenetv3_small": ((), (1,), (2,), (3, 2), (3, 1)),
 }
 _SCHEME_OF_CLASS = {"keras_se>VGGModel": "vgg", "keras_se>InceptionResNetModel": "inception_resnet_v2"}
 
@@ -68,8 +82,9 @@ def scheme_of_config(registered_name, config):
 
     Residual models: SK models follow timm's sknet.py (basic blocks at
     depth 18 and 34); the others follow senet.py with Caffe's ceil-mode stem
-    pool and resnet.py with a padded one. VGG and Inception-ResNet models
-    follow timm's vgg.py and inception_resnet_v2.py.
+    pool and resnet.py with a padded one. VGG, Inception-ResNet and
+    MobileNetV3 models follow timm's vgg.py, inception_resnet_v2.py and
+    mobilenetv3.py.
 
     Args:
         registered_name: the model class's Keras registered name
@@ -78,6 +93,8 @@ def scheme_of_config(registered_name, config):
     """
     if registered_name in _SCHEME_OF_CLASS:
         return _SCHEME_OF_CLASS[registered_name]
+    if registered_name == "keras_se>MobileNetV3Model":
+        return f"mobilenetv3_{config['variant']}"
     if registered_name != "keras_se>ResNetModel":
         return None
     if config["attention"] == "sk":

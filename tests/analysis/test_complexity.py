@@ -434,17 +434,48 @@ def test_report_carries_its_conventions():
 
 
 def test_se_overhead_per_stage_for_inception_modules():
-    from keras_se.analysis.complexity import se_stage_overhead
+    from keras_se.analysis.complexity import se_overhead_per_stage
 
     report = complexity_report("se_bn_inception", SMALL)
-    rows = se_stage_overhead(report)
+    rows = se_overhead_per_stage(report)
     assert [r.stage for r in rows] == ["stage3", "stage4", "stage5"]
     # Module outputs 256 and 320 (stage 3), 576 x3 and 608 x2 (stage 4), 1056 and 1024 x2 (stage 5).
-    assert rows[0].widths == [(256, 16, 1), (320, 20, 1)]
+    assert rows[0].widths == [(256, 16), (320, 20)]
     assert rows[1].formula == 2 * (3 * 576 * 36 + 2 * 608 * 38) and rows[1].bias_term == 3 * (576 + 36) + 2 * (608 + 38)
     for row in rows:
-        assert row.measured_layers == row.expected == row.measured_twin, row
+        assert row.layer_params == row.expected == row.twin_delta, row
     assert sum(r.expected for r in rows) == report.attention.twin_params_delta == 11_931_622 - 11_285_224
-    no_bias = se_stage_overhead(complexity_report("se_bn_inception", SMALL, se_bias=False))
-    assert all(r.bias_term == 0 and r.measured_layers == r.formula == r.measured_twin for r in no_bias)
-    assert se_stage_overhead(complexity_report("bn_inception", SMALL)) == []
+    no_bias = se_overhead_per_stage(complexity_report("se_bn_inception", SMALL, se_bias=False))
+    assert all(r.bias_term == 0 and r.layer_params == r.formula == r.twin_delta for r in no_bias)
+    assert se_overhead_per_stage(complexity_report("bn_inception", SMALL)) == []
+
+
+def test_se_overhead_per_stage_uses_each_blocks_se_width():
+    from keras_se.analysis.complexity import se_overhead_per_stage
+    from keras_se.analysis.formats import se_stage_rows, to_json, to_markdown
+    from keras_se.layers import make_divisible
+    from keras_se.models.mobilenet_v3 import block_specs
+
+    report = complexity_report("mobilenetv3_small", input_shape=(32, 32, 3), alpha=0.25)
+    stages = se_overhead_per_stage(report)
+    assert [s.stage for s in stages] == ["stage2", "stage4", "stage5"]  # MobileNetV3-Small: no SE in stage 3
+    # The width SE recalibrates is the inverted residual's expanded width, block by block.
+    mids = [s["mid_channels"] for s in block_specs("small", 0.25) if s["se"] and s["stage"] == 4]
+    assert stages[1].widths == [(c, make_divisible(c / 4, 8)) for c in mids]
+    for s in stages:
+        # SE FCs have bias: measured twice (SE layers, twin delta), equal to the formula exactly.
+        assert s.expected == s.formula + s.bias_term == s.layer_params == s.twin_delta
+    assert sum(s.expected for s in stages) == report.attention.twin_params_delta
+    header, rows = se_stage_rows(report)
+    assert header[2] == "C_b -> C'_b" and rows[0][0] == "stage2"
+    assert "## SE overhead per stage" in to_markdown(report, layers=False)
+    assert "expanded width inside an inverted residual" in to_json(report, rows=False)
+
+
+def test_se_overhead_per_stage_reduces_to_the_papers_formula_for_se_resnet():
+    from keras_se.analysis.complexity import se_overhead_per_stage
+
+    report = complexity_report("se_resnet18", input_shape=(32, 32, 3), se_bias=False)
+    for s, c in zip(se_overhead_per_stage(report), (64, 128, 256, 512)):
+        assert s.formula == 2 / 16 * 2 * c**2 == s.twin_delta and s.bias_term == 0
+    assert se_overhead_per_stage(complexity_report("resnet18", input_shape=(32, 32, 3))) == []

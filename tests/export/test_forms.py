@@ -87,3 +87,73 @@ def test_gpu_preset_file_re_spells_and_matches_keras(tmp_path):
     assert result.ops["CONV_2D"] == 2 + 4 + 1 + 1 and result.ops["SPLIT"] == 2
     assert result.parity.max_abs_error < 5e-5
     assert to_tflite(model, tmp_path / "cpu.tflite").ops["CONV_2D"] == 4  # CPU files keep the grouped form
+
+
+def _hard_swish_model():
+    """conv -> BN -> hard-swish twice, with unit-scale BN statistics (as trained)."""
+    inputs = keras.Input((12, 12, 8))
+    x = inputs
+    for i in range(2):
+        x = keras.layers.Conv2D(16, 1, use_bias=False, name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.Activation("hard_swish", name=f"hswish{i}")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if "variance" in weight.path:
+            weight.assign(rng.uniform(0.05, 0.2, weight.shape).astype("float32"))
+        else:
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    return model
+
+
+def test_hard_swish_is_re_spelled_to_the_same_function():
+    from keras_se.export.forms import hard_swish_for_int8
+
+    model = _hard_swish_model()
+    rewired = hard_swish_for_int8(model)
+    names = {layer.name for layer in rewired.layers}
+    # x * relu6(x + 3) is six times hard-swish: conv1 takes the 1/6 in its
+    # kernel; the model output (a global pool of the last one) gets a Rescaling.
+    assert {"hswish0_times6", "hswish0_shift", "hswish0_relu6", "conv1_folded", "output0_sixth"} <= names
+    assert not {"hswish0", "hswish1", "conv1"} & names and rewired.get_layer("conv0") is model.get_layer("conv0")
+    np.testing.assert_allclose(rewired.get_layer("conv1_folded").get_weights()[0], model.get_layer("conv1").get_weights()[0] / 6)
+    x = np.random.default_rng(1).normal(size=(2, 12, 12, 8)).astype("float32")
+    np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    assert hard_swish_for_int8(rewired) is rewired
+
+
+def test_hard_swish_factor_is_restored_where_a_layer_cannot_absorb_it(tmp_path):
+    from keras_se.export.forms import hard_swish_for_int8
+
+    inputs = keras.Input((6, 6, 4))
+    h = keras.layers.Activation("hard_swish", name="hswish")(inputs)
+    y = keras.layers.Add(name="add")([h, keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(h)])
+    model = keras.Model(inputs, y)
+    rewired = hard_swish_for_int8(model)
+    assert {"dw_folded", "add_input0_sixth"} <= {layer.name for layer in rewired.layers}
+    x = np.random.default_rng(2).normal(0, 3, size=(2, 6, 6, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(rewired(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    # The 1/6 right after the product is a depthwise convolution: a MUL would be fused back into HARD_SWISH.
+    int8 = to_tflite(model, tmp_path / "add.tflite", quantize="int8", representative_data=x, verify=False)
+    assert "HARD_SWISH" not in int8.ops and int8.ops["DEPTHWISE_CONV_2D"] == 2
+
+
+def test_int8_hard_swish_survives_conversion_and_stays_on_xnnpack(tmp_path):
+    # The point of the spelling: no int8 HARD_SWISH (LiteRT's own kernel,
+    # outside XNNPACK) and one XNNPACK partition for the whole graph. A
+    # converter that learns to fuse this spelling, or an XNNPACK that drops
+    # an op, fails here.
+    from keras_se.export.verify import make_interpreter
+
+    model = _hard_swish_model()
+    calibration = np.random.default_rng(2).normal(size=(8, 12, 12, 8)).astype("float32")
+    int8 = to_tflite(model, tmp_path / "int8.tflite", quantize="int8", representative_data=calibration)
+    fp32 = to_tflite(model, tmp_path / "fp32.tflite")
+    assert fp32.ops["HARD_SWISH"] == 2  # float files keep XNNPACK's fused float kernel
+    # Per hard-swish an ADD (fused RELU6) and a MUL; one MUL restores the output's 1/6.
+    assert "HARD_SWISH" not in int8.ops and int8.ops["MUL"] == 3 and int8.ops["ADD"] == 2
+    interpreter, kernels = make_interpreter(int8.path)
+    assert kernels == "XNNPACK"
+    assert [op["op_name"] for op in interpreter._get_ops_details()].count("DELEGATE") == 1
+    assert any(type(layer) is keras.layers.Activation for layer in model.layers)  # the user's model is untouched

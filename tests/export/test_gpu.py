@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -94,8 +96,9 @@ DEFAULT_GPU_MODELS = ["se_shufflenet_g2", "sknet50", "timm:skresnet18"]
 # below float16's smallest number (6e-8), so float16 outputs are zeros. The
 # GPU's kernels are right (float32 kernels match the CPU runtime); float16
 # parity fails, as it must. A trained MobileNet keeps its activations in
-# range.
-FLOAT16_UNDERFLOW = ("mobilenet", "se_mobilenet")
+# range. Untrained MobileNetV3s (Large, Small, plain twins) too: measured
+# relative L2 error 1 in float16, float32 kernels within 1.1e-6 of the CPU.
+FLOAT16_UNDERFLOW = ("mobilenet", "se_mobilenet", "mobilenetv3_large", "mobilenetv3_large_plain", "mobilenetv3_small", "mobilenetv3_small_plain")
 
 
 def _check_gpu_preset(model, path):
@@ -120,6 +123,34 @@ def test_float16_underflow_fails_the_gpu_preset_and_says_why(tmp_path, gpu_adapt
     model = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), classifier_activation=None, alpha=0.25, se_gate="hard_sigmoid")
     with pytest.raises(VerificationError, match="float16 arithmetic loses this model"):
         to_tflite(model, tmp_path / "m.tflite", quantize="float16", gpu=True)
+
+
+MNV3_FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "timm" / "mobilenetv3_small_100.safetensors"
+
+
+def _mobilenetv3_with_timm_weights(name, not_run, size):
+    # Untrained MobileNetV3s underflow float16 as the MobileNets do; timm's
+    # checkpoint (random weights, real BN statistics' scale) keeps them in range.
+    if not MNV3_FIXTURE.is_file():
+        not_run(f"timm fixture not present at {MNV3_FIXTURE.parent}")
+    model = keras_se.create_model(name, input_shape=(size, size, 3), classifier_activation=None)
+    return keras_se.weights.load_timm(model, MNV3_FIXTURE)
+
+
+def test_gpu_preset_runs_mobilenetv3_on_the_accelerator(tmp_path, gpu_adapter, not_run):
+    # HARD_SWISH, the hard-sigmoid gate's ADD / RELU6 / MUL, 5x5 depthwise convolutions.
+    model = _mobilenetv3_with_timm_weights("timm:mobilenetv3_small_100", not_run, 32)
+    _check_gpu_preset(model, tmp_path / "mobilenetv3_small.tflite")
+    assert read_tflite(tmp_path / "mobilenetv3_small.tflite").op_histogram()["HARD_SWISH"] == 1 + 2 * 8 + 1 + 1  # stem, 8 hard-swish blocks, cn block, top
+
+
+@pytest.mark.large
+def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run):
+    model = _mobilenetv3_with_timm_weights("timm:mobilenetv3_small_100", not_run, 224)
+    _check_gpu_preset(model, tmp_path / "mobilenetv3_small_224.tflite")
+    large = keras_se.create_model("mobilenetv3_large", input_shape=(224, 224, 3), classifier_activation=None)
+    result = to_tflite(large, tmp_path / "mobilenetv3_large_224.tflite", quantize="float16", gpu=True, verify=False)
+    assert [f for f in result.gpu_findings if f.severity == "error"] == []
 
 
 @pytest.mark.large

@@ -35,6 +35,8 @@ GOLDEN_PARAMS = {
     "inception_resnet_v2": 55_843_464,
     "bn_inception": 11_285_224,
     "se_bn_inception": 11_931_622,
+    "mobilenetv3_large": 5_483_032,  # timm mobilenetv3_large_100, keras.applications
+    "mobilenetv3_small": 2_542_856,  # timm mobilenetv3_small_100, keras.applications
 }
 # Inception-ResNet-v2's unpadded convolutions need 75x75; VGG's 138 M
 # parameters make a 550 MB .keras file (tests/models/test_vgg.py covers it small).

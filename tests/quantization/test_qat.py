@@ -26,6 +26,7 @@ SUBSET = {
     "sknet50": {"depth": 26},
     "se_resnext50_32x4d": {"depth": 26},
     "timm:skresnet18": {},  # split-input SK: ChannelSlice
+    "mobilenetv3_small": {"alpha": 0.25},  # hard-swish, hard-sigmoid gate, inverted residuals
 }
 
 
@@ -76,7 +77,17 @@ def test_se_mobilenet_hard_sigmoid_is_int8_only(mobilenet_qat):
     assert result.parity.max_abs_error < 0.05
 
 
-@pytest.mark.parametrize("name", [n for n in SUBSET if n != "se_mobilenet"])
+def test_mobilenetv3_hard_swish_stays_out_of_hard_swish_ops(tmp_path):
+    # tf_keras spells hard-swish (x / 6) * relu6(x + 3): int8 MUL, ADD with
+    # a fused RELU6, MUL, which XNNPACK runs; never an int8 HARD_SWISH.
+    _, _, result = _quantize_fit_convert("mobilenetv3_small", SUBSET["mobilenetv3_small"], tmp_path / "mobilenetv3_small.tflite")
+    _assert_int8_only(result.path)
+    assert "HARD_SWISH" not in result.ops and "RELU6" not in result.ops
+    hard_swish = 1 + 2 * 11 + 1 + 1  # stem, two per block but the ds block's one, the cn block, the top
+    assert result.ops["MUL"] >= 2 * hard_swish and result.ops["ADD"] >= hard_swish
+
+
+@pytest.mark.parametrize("name", [n for n in SUBSET if n not in ("se_mobilenet", "mobilenetv3_small")])
 def test_registered_subset_is_int8_only(name, tmp_path):
     model, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name.replace(':', '_')}.tflite")
     _assert_int8_only(result.path)

@@ -1,8 +1,9 @@
 """Tests for keras_se.weights.timm: timm checkpoints in keras_se models.
 
 Three independent references:
-- the shared fixture: a real timm legacy_seresnet18 checkpoint (float16,
-  randomised BN statistics), an input and the logits timm computed;
+- the shared fixtures: real timm legacy_seresnet18 and mobilenetv3_small_100
+  checkpoints (float16, randomised BN statistics), an input and the logits
+  timm computed;
 - `timm_reference`: every timm model's state dict (names, shapes) written
   down from timm's source, with no keras_se code; its parameter counts equal
   the published ones;
@@ -38,7 +39,18 @@ ATOL = 1e-4
 # Each scheme and block in the default run; the rest (deep stems, 3x3
 # projections, depth >= 101: 10 to 60 s each on two cores) are large.
 QUICK = ("legacy_seresnet18", "legacy_seresnet50", "legacy_seresnext26_32x4d", "seresnet18", "seresnet50", "skresnext50_32x4d", "skresnet18")
-ALL = [name if name in QUICK else pytest.param(name, marks=pytest.mark.large) for name in timm_reference.ARCHS]
+# timm's logits for MobileNetV3 come from the real checkpoint (small) only;
+# data/timm_logits.npz predates them.
+MOBILENETV3 = ("mobilenetv3_large_100", "mobilenetv3_small_100")
+MNV3_CHECKPOINT = FIXTURES / "mobilenetv3_small_100.safetensors"
+# MobileNetV3's fixture logits are at most 0.087 (random weights); measured
+# differences are <= 6.6e-8 (Keras 3 and tf_keras): 1e-6 is 15 times that.
+MNV3_ATOL = 1e-6
+ALL = [
+    name if name in QUICK else pytest.param(name, marks=pytest.mark.large)
+    for name in timm_reference.ARCHS
+    if name not in MOBILENETV3
+]
 
 
 def _needs_fixture():
@@ -373,6 +385,19 @@ def test_bad_files_through_create_model(tmp_path, monkeypatch):
         ("predictions", "legacy", "last_linear"),
         ("stage2_block1_sk_fc1", "legacy", None),
         ("avg_pool", "resnet", None),
+        ("stem_bn", "mobilenetv3_large", "bn1"),
+        ("stage1_block1_dw_bn", "mobilenetv3_large", "blocks.0.0.bn1"),
+        ("stage1_block1_pw", "mobilenetv3_large", "blocks.0.0.conv_pw"),
+        ("stage2_block1_pw_bn", "mobilenetv3_large", "blocks.1.0.bn1"),
+        ("stage4_block5_se_reduce", "mobilenetv3_large", "blocks.4.0.se.conv_reduce"),
+        ("stage5_block3_pwl_bn", "mobilenetv3_large", "blocks.5.2.bn3"),
+        ("stage5_block4_conv_bn", "mobilenetv3_large", "blocks.6.0.bn1"),
+        ("stage2_block1_se_expand", "mobilenetv3_small", "blocks.0.0.se.conv_expand"),
+        ("stage4_block4_pwl", "mobilenetv3_small", "blocks.3.0.conv_pwl"),
+        ("head_conv", "mobilenetv3_small", "conv_head"),
+        ("predictions", "mobilenetv3_small", "classifier"),
+        ("stage1_block1_dw", "mobilenetv3_small", None),
+        ("stage5_block5_conv", "mobilenetv3_small", None),
     ],
 )
 def test_timm_name(layer, scheme, expected):
@@ -387,6 +412,9 @@ def test_schemes():
     assert detect_scheme({"conv1.weight": 0, "layer1.0.conv2.paths.0.conv.weight": 0}) == "sknet"
     assert detect_scheme({"conv1.weight": 0, "layer1.0.conv1.paths.0.conv.weight": 0}) == "sknet_basic"
     assert detect_scheme({"features.0.weight": 0}) is None
+    assert detect_scheme(timm_reference.state_shapes("mobilenetv3_large_100")) == "mobilenetv3_large"
+    assert detect_scheme(timm_reference.state_shapes("mobilenetv3_small_100")) == "mobilenetv3_small"
+    assert detect_scheme({"conv_stem.weight": 0, "blocks.0.0.conv_dw.weight": 0}) is None
     with pytest.raises(ValueError, match="scheme="):
         timm_name("stem_conv", "torchvision")
     with pytest.raises(ValueError, match="timm_name="):
@@ -398,13 +426,67 @@ def test_to_timm_state_dict_scheme_follows_the_architecture():
     model = _model("se_resnet18")
     assert model_scheme(model) == "legacy"
     assert model_scheme(_model("timm:seresnet18")) == "resnet"
-    for name, (_, _, scheme) in TIMM_VARIANTS.items():
+    for name, (target, _, scheme) in TIMM_VARIANTS.items():
         entry = keras_se.models.get_entry(f"timm:{name}")
         registered = keras.saving.get_registered_name(entry.cls)
-        base = _model("se_resnet18").get_config() if registered == "keras_se>ResNetModel" else {}
+        kind = entry.cls.__name__
+        base = _model("se_resnet18").get_config() if kind == "ResNetModel" else _model(target, alpha=0.25).get_config() if kind == "MobileNetV3Model" else {}
         assert scheme_of_config(registered, {**base, **entry.kwargs}) == scheme, name
     with pytest.raises(ValueError, match="scheme is needed.*'se_mobilenet'"):
         to_timm_state_dict(keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25))
     state = to_timm_state_dict(model)
     assert state["layer0.bn1.num_batches_tracked"].dtype == np.int64
     assert state["layer0.conv1.weight"].dtype == np.float32
+
+
+# --- MobileNetV3 (timm's mobilenetv3.py) -------------------------------------------
+
+
+def _mnv3_fixture_io():
+    if not MNV3_CHECKPOINT.is_file():
+        pytest.skip(f"timm fixture not present at {FIXTURES}")
+    data = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")
+    return data["input_nchw"].transpose(0, 2, 3, 1), data["logits"]
+
+
+@pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
+def test_mobilenetv3_fixture_reproduces_timm_logits(flavour):
+    # tf_keras spells hard-swish as (x / 6) * relu6(x + 3): the same function.
+    x, logits = _mnv3_fixture_io()
+    model = keras_se.create_model("timm:mobilenetv3_small_100", classifier_activation=None, weights=MNV3_CHECKPOINT, flavour=flavour)
+    y = model(x, training=False)
+    y = y.numpy() if hasattr(y, "numpy") else keras.ops.convert_to_numpy(y)
+    assert np.abs(y - logits).max() <= MNV3_ATOL
+    assert np.abs(logits).max() > 50 * MNV3_ATOL  # the bound is not vacuous
+
+
+def test_mobilenetv3_fixture_has_timm_reference_names():
+    _mnv3_fixture_io()
+    from keras_se.weights import read_state_dict
+
+    assert _shapes(read_state_dict(MNV3_CHECKPOINT)) == timm_reference.state_shapes("mobilenetv3_small_100")
+
+
+@pytest.mark.parametrize("name", MOBILENETV3)
+def test_mobilenetv3_names_shapes_and_round_trip(name):
+    model = _model(f"timm:{name}")
+    assert _shapes(to_timm_state_dict(model)) == timm_reference.state_shapes(name)
+    state = _synthetic(name)
+    load_timm(model, state)
+    exported = to_timm_state_dict(model)
+    assert exported.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(exported[key], value, err_msg=key)
+
+
+def test_mobilenetv3_checkpoints_that_do_not_fit():
+    _mnv3_fixture_io()
+    _assert_refused(
+        _model("timm:mobilenetv3_large_100"), MNV3_CHECKPOINT,
+        r"first 'stage1_block1_dw': the checkpoint has timm mobilenetv3.py \(small\) names; the model's architecture is that of timm mobilenetv3.py \(large\)",
+    )
+    _assert_refused(_model("mobilenetv3_small_plain"), MNV3_CHECKPOINT, r"in the checkpoint but not in the model. 36 unexpected: blocks.0.0.se.conv_expand.bias")
+    _assert_refused(
+        _model("timm:mobilenetv3_small_100", se_gate="sigmoid"), MNV3_CHECKPOINT,
+        r"'blocks.0.0.se.conv_reduce.weight': timm's MobileNetV3 SE gate is a hard sigmoid",
+    )

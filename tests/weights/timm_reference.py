@@ -7,8 +7,11 @@ of its state dict, derived by following the constructors in timm's
 `models/resnet.py` (`ResNet`, `make_blocks`, `downsample_conv`,
 `BasicBlock`, `Bottleneck`), `models/sknet.py` (`SelectiveKernelBasic`, `SelectiveKernelBottleneck`),
 `layers/selective_kernel.py` (`SelectiveKernel`, `SelectiveKernelAttn`),
-`layers/squeeze_excite.py` (`SEModule`) and `layers/helpers.py`
-(`make_divisible`), timm 1.0. Nothing here calls keras_se, so comparing
+`layers/squeeze_excite.py` (`SEModule`), `models/mobilenetv3.py`
+(`MobileNetV3`, `_gen_mobilenet_v3`), `models/_efficientnet_builder.py`
+(`round_channels`, `_decode_block_str`), `models/_efficientnet_blocks.py`
+(`DepthwiseSeparableConv`, `InvertedResidual`, `ConvBnAct`, `SqueezeExcite`)
+and `layers/helpers.py` (`make_divisible`), timm 1.0. Nothing here calls keras_se, so comparing
 keras_se's names with these is not circular.
 
 `synthetic_state_dict` fills such a state dict with deterministic values
@@ -64,6 +67,29 @@ ARCHS = {
         "resnet",
         dict(block="SelectiveKernelBottleneck", layers=(3, 4, 6, 3), sk_kwargs=dict(split_input=True)),
     ),
+    "mobilenetv3_large_100": ("mobilenetv3", dict(variant="large")),
+    "mobilenetv3_small_100": ("mobilenetv3", dict(variant="small")),
+}
+
+# timm's `_gen_mobilenet_v3` arch_def strings, verbatim (non-minimal variants).
+MOBILENETV3_ARCH_DEF = {
+    "large": [
+        ["ds_r1_k3_s1_e1_c16_nre"],
+        ["ir_r1_k3_s2_e4_c24_nre", "ir_r1_k3_s1_e3_c24_nre"],
+        ["ir_r3_k5_s2_e3_c40_se0.25_nre"],
+        ["ir_r1_k3_s2_e6_c80", "ir_r1_k3_s1_e2.5_c80", "ir_r2_k3_s1_e2.3_c80"],
+        ["ir_r2_k3_s1_e6_c112_se0.25"],
+        ["ir_r3_k5_s2_e6_c160_se0.25"],
+        ["cn_r1_k1_s1_c960"],
+    ],
+    "small": [
+        ["ds_r1_k3_s2_e1_c16_se0.25_nre"],
+        ["ir_r1_k3_s2_e4.5_c24_nre", "ir_r1_k3_s1_e3.67_c24_nre"],
+        ["ir_r1_k5_s2_e4_c40_se0.25", "ir_r2_k5_s1_e6_c40_se0.25"],
+        ["ir_r2_k5_s1_e3_c48_se0.25"],
+        ["ir_r3_k5_s2_e6_c96_se0.25"],
+        ["cn_r1_k1_s1_c576"],
+    ],
 }
 
 # Parameter counts (BN statistics excluded) of the official models
@@ -89,6 +115,9 @@ PUBLISHED_PARAMS = {
     "skresnet18": 11_958_056,
     "skresnet34": 22_282_376,
     "skresnet50": 25_803_160,
+    # timm's model cards; keras.applications' MobileNetV3Large / Small agree.
+    "mobilenetv3_large_100": 5_483_032,
+    "mobilenetv3_small_100": 2_542_856,
 }
 
 
@@ -227,10 +256,48 @@ def _selective_kernel(p, in_channels, out_channels, groups, sk_kwargs):
     return s
 
 
+def _mobilenetv3(variant):
+    """timm.models.mobilenetv3.MobileNetV3 at channel multiplier 1.0 (round_channels = make_divisible)."""
+    s = {"conv_stem.weight": (16, 3, 3, 3)} | _bn("bn1", 16)
+    in_chs = 16
+    for i, row in enumerate(MOBILENETV3_ARCH_DEF[variant]):
+        j = 0
+        for block in row:
+            kind, *options = block.split("_")
+            opts = {o[:2] if o.startswith("se") else o[0]: o[2:] if o.startswith("se") else o[1:] for o in options if o != "nre"}
+            for _ in range(int(opts["r"])):
+                p, k, out = f"blocks.{i}.{j}", int(opts["k"]), make_divisible(int(opts["c"]))
+                se = float(opts.get("se", 0))
+                if kind == "cn":
+                    s[f"{p}.conv.weight"] = (out, in_chs, k, k)
+                    s |= _bn(f"{p}.bn1", out)
+                else:
+                    mid = in_chs if kind == "ds" else make_divisible(in_chs * float(opts["e"]))
+                    dw_bn, pw, pw_bn = ("bn1", "conv_pw", "bn2") if kind == "ds" else ("bn2", "conv_pwl", "bn3")
+                    if kind == "ir":
+                        s[f"{p}.conv_pw.weight"] = (mid, in_chs, 1, 1)
+                        s |= _bn(f"{p}.bn1", mid)
+                    s[f"{p}.conv_dw.weight"] = (mid, 1, k, k)
+                    s |= _bn(f"{p}.{dw_bn}", mid)
+                    if se:
+                        rd = make_divisible(mid * se)  # SqueezeExcite(rd_round_fn=round_channels)
+                        s |= {
+                            f"{p}.se.conv_reduce.weight": (rd, mid, 1, 1), f"{p}.se.conv_reduce.bias": (rd,),
+                            f"{p}.se.conv_expand.weight": (mid, rd, 1, 1), f"{p}.se.conv_expand.bias": (mid,),
+                        }
+                    s[f"{p}.{pw}.weight"] = (out, mid, 1, 1)
+                    s |= _bn(f"{p}.{pw_bn}", out)
+                in_chs, j = out, j + 1
+    features = 1280 if variant == "large" else 1024
+    s |= {"conv_head.weight": (features, in_chs, 1, 1), "conv_head.bias": (features,)}
+    s |= {"classifier.weight": (1000, features), "classifier.bias": (1000,)}
+    return s
+
+
 def state_shapes(timm_name):
     """{tensor name: shape} of timm's `timm_name` state dict."""
     source, kwargs = ARCHS[timm_name]
-    return _senet(**kwargs) if source == "senet" else _resnet(**kwargs)
+    return {"senet": _senet, "resnet": _resnet, "mobilenetv3": _mobilenetv3}[source](**kwargs)
 
 
 def count_params(shapes):
