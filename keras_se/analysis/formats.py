@@ -106,7 +106,7 @@ def overhead_rows(report):
 
 def se_stage_rows(report):
     """Header and rows of the SE overhead per stage: the formula with each block's widths beside the measured counts."""
-    from keras_se.analysis.complexity import se_overhead_per_stage
+    from keras_se.analysis.se_formula import se_overhead_per_stage
 
     stages = se_overhead_per_stage(report)
     if not stages:
@@ -147,7 +147,7 @@ def layer_rows(report):
 
 
 def to_json(report, rows=True):
-    from keras_se.analysis.complexity import SE_STAGE_FORMULA, se_overhead_per_stage
+    from keras_se.analysis.se_formula import SE_STAGE_FORMULA, se_overhead_per_stage
 
     data = report.to_dict(rows=rows)
     stages = se_overhead_per_stage(report)
@@ -183,7 +183,7 @@ def to_markdown(report, layers=True):
         parts += ["", "## Attention overhead", "", _md_table(header, rows)]
     header, rows = se_stage_rows(report)
     if header:
-        from keras_se.analysis.complexity import SE_STAGE_FORMULA
+        from keras_se.analysis.se_formula import SE_STAGE_FORMULA
 
         parts += ["", "## SE overhead per stage", "", f"Formula: {SE_STAGE_FORMULA}", "", _md_table(header, rows)]
     if layers:
@@ -290,7 +290,7 @@ def print_report(report, console, layers=False):
 
     header, rows = se_stage_rows(report)
     if header:
-        from keras_se.analysis.complexity import SE_STAGE_FORMULA
+        from keras_se.analysis.se_formula import SE_STAGE_FORMULA
 
         table = Table(title="SE parameters per stage: the formula with each block's widths, and measured", title_justify="left")
         for i, column in enumerate(header):

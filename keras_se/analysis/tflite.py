@@ -24,7 +24,8 @@ import os
 import warnings
 
 from keras_se import naming
-from keras_se.analysis import complexity
+from keras_se.analysis.records import ComplexityWarning, LayerRow, SEUnit, is_channel_weighting, uncounted_detail
+from keras_se.analysis.stages import report_from_rows
 
 # Operators by how they are counted.
 _CONV = {"CONV_2D", "CONV_3D"}
@@ -160,11 +161,7 @@ def _is_channel_weighting(g, op):
     ins = op.inputs
     if len(ins) != 2 or any(t is None or g.is_constant(t) for t in ins):
         return False
-    shapes = [t.shape for t in ins]
-    if any(len(s) != 4 for s in shapes):
-        return False
-    maps = [s for s in shapes if s[1:3] != (1, 1)]
-    return len(maps) == 1 and all(s[-1] == maps[0][-1] for s in shapes)
+    return is_channel_weighting([t.shape for t in ins])
 
 
 def _params(g, op, seen):
@@ -214,10 +211,10 @@ def _report(g, path, reduction):
         attention = "se" if naming.SE_TENSOR.search(full) else "sk" if naming.SK_TENSOR.search(full) else None
         params = _params(g, op, seen)
         if macs is None:
-            message = f"operator {op.name} ({row_name}) is not counted: {complexity._uncounted_detail(params)}"
+            message = f"operator {op.name} ({row_name}) is not counted: {uncounted_detail(params)}"
             warnings_.append(message)
-            warnings.warn(message, complexity.ComplexityWarning, stacklevel=2)
-        row = complexity.LayerRow(row_name, op.name, out, params, macs, elementwise, attention=attention, note=note)
+            warnings.warn(message, ComplexityWarning, stacklevel=2)
+        row = LayerRow(row_name, op.name, out, params, macs, elementwise, attention=attention, note=note)
         if op.name == "MUL" and _is_channel_weighting(g, op):
             row.weighting_macs = _elements(out)
         rows.append(row)
@@ -228,12 +225,12 @@ def _report(g, path, reduction):
             elif m := naming.SE_EXPAND_TENSOR.search(full):
                 expand_widths[m.group(1)] = out[-1]
     units = [
-        complexity._SEUnit(prefix, row.name, expand_widths[prefix], row.output_shape[-1], bias, None)
+        SEUnit(prefix, row.name, expand_widths[prefix], row.output_shape[-1], bias, None)
         for prefix, (row, bias) in reduce_rows.items()
         if prefix in expand_widths
     ]
     input_shape = g.graph.inputs[0].shape[1:] if g.graph.inputs else ()
-    report = complexity.report_from_rows(os.path.basename(path), "tflite", input_shape, rows, warnings_, units, reduction)
+    report = report_from_rows(os.path.basename(path), "tflite", input_shape, rows, warnings_, units, reduction)
     # The file stores folded weights: there is nothing left to fold.
     report.params_folded = report.params
     return report

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from keras_se.export import calibration
-from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
+from keras_se.export.errors import ConversionError, GpuNotRunWarning
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu, hard_swish_for_int8
 from keras_se.export.gpu import check_gpu
 from keras_se.export.gpu_run import GpuRun

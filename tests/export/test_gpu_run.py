@@ -18,7 +18,7 @@ from keras_se.export import check_gpu, to_tflite
 from keras_se.export.bench import measure_latency
 from keras_se.export.forms import gpu_accelerator_fault
 from keras_se.export.gpu_run import GpuAccelerator, adapter_of, run_on_gpu_accelerator
-from keras_se.export.tflite import GpuNotRunWarning, VerificationError
+from keras_se.export.errors import GpuNotRunWarning, VerificationError
 from keras_se.export.verify import GPU_RELATIVE_L2, parity_of
 from keras_se.layers import GroupConv2D
 

@@ -96,7 +96,7 @@ FLOAT16_UNDERFLOW = ("se_bn_inception",)
 @pytest.mark.large
 @pytest.mark.parametrize("name", NAMES)
 def test_gpu_preset(name, tmp_path, gpu_adapter):
-    from keras_se.export.tflite import VerificationError
+    from keras_se.export.errors import VerificationError
 
     model = _model(name, **({} if name.endswith("vgg16") or name == "vgg16_bn" else {"classifier_activation": None}))
     if name in FLOAT16_UNDERFLOW:
