@@ -16,12 +16,13 @@ import os
 import numpy as np
 
 from keras_se.training import data as _data
+from keras_se.training import distribute as _distribute
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
 
 
-def make_strategy(name="default", devices=None):
+def make_strategy(name="default", devices=None, timeout=_distribute.CONNECT_TIMEOUT):
     """A `tf.distribute` strategy by name.
 
     Args:
@@ -31,6 +32,9 @@ def make_strategy(name="default", devices=None):
             (`MultiWorkerMirroredStrategy`: the cluster comes from the
             `TF_CONFIG` environment variable; one worker without it).
         devices: optional list of device names for `"mirrored"`.
+        timeout: float. Seconds `"multi_worker"` waits for its peers
+            (`keras_se.training.distribute.multi_worker_strategy`); create
+            that strategy before any TensorFlow op runs.
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -47,18 +51,10 @@ def make_strategy(name="default", devices=None):
             devices = [d.name for d in tf.config.list_logical_devices("GPU")]
             devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _distribute.multi_worker_strategy(timeout)
 
 
-def _is_chief(strategy):
-    """Whether this process writes the outputs: the chief of a cluster
-    (`chief`, or worker 0 where there is none), or a single machine."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if "chief" in resolver.cluster_spec().as_dict():
-        return resolver.task_type == "chief"
-    return resolver.task_type == "worker" and resolver.task_id == 0
+_is_chief = _distribute.is_chief
 
 
 def synchronize_batchnorm(model):
@@ -139,6 +135,7 @@ class TrainResult:
     metrics: dict  # final accuracies: float, qat and int8 TFLite (on the validation data)
     files: dict  # role -> path written
     replicas: int
+    cluster: dict = dataclasses.field(default_factory=dict)  # workers, global batch
 
     def to_dict(self):
         return {
@@ -147,6 +144,7 @@ class TrainResult:
             "metrics": self.metrics,
             "files": self.files,
             "replicas": self.replicas,
+            "cluster": self.cluster,
         }
 
 
@@ -249,9 +247,17 @@ def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress):
         callbacks.append(module.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True))
     if progress:
         callbacks.append(progress_callback(module.callbacks, label))
+    if _distribute.is_multi_worker(net.distribute_strategy):  # Keras 3 fit fails there (see distribute)
+        return _distribute.fit(module, net, label, epochs, train_ds, val_ds, callbacks, output_dir)
     # shuffle=False: the dataset shuffles itself (Keras warns otherwise).
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+
+def _accuracy(net, dataset):
+    if _distribute.is_multi_worker(net.distribute_strategy):
+        return _distribute.evaluate(net, dataset)["accuracy"]
+    return float(net.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
 def train(
@@ -353,12 +359,11 @@ def train(
     check_positive_int("classes", classes)
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
-    output_dir = _prepare_output_dir(output_dir, overwrite, qat_epochs > 0)
     chief = _is_chief(strategy)
-    if not chief and output_dir is not None:
-        import tempfile
-
-        output_dir = tempfile.mkdtemp(prefix="keras_se_worker_")  # only the chief keeps files
+    if chief:
+        output_dir = _prepare_output_dir(output_dir, overwrite, qat_epochs > 0)
+    elif output_dir is not None:
+        output_dir = _prepare_output_dir(_distribute.scratch_dir(), True, qat_epochs > 0)  # only the chief keeps files
 
     keras.utils.set_random_seed(seed)
     train_ds = _as_dataset(train_data, batch_size, True, seed, input_shape, "train_data", augment)
@@ -375,7 +380,7 @@ def train(
 
     metrics = {}
     if validation_data is not None:
-        metrics["float_accuracy"] = float(net.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+        metrics["float_accuracy"] = _accuracy(net, val_ds)
     if output_dir:
         files["model"] = os.path.join(output_dir, "model.keras")
         net.save(files["model"])
@@ -389,7 +394,7 @@ def train(
         qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
         qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
         if validation_data is not None:
-            metrics["qat_accuracy"] = float(qat_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+            metrics["qat_accuracy"] = _accuracy(qat_model, val_ds)
         if output_dir:
             from keras_se.export import to_tflite
 
@@ -399,10 +404,14 @@ def train(
                 x, y = _arrays(validation_data)
                 metrics["int8_tflite_accuracy"] = tflite_accuracy(files["int8_tflite"], x, y)
 
-    result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas)
+    cluster = _distribute.cluster_of(strategy)
+    workers = cluster.num_workers if cluster else 1
+    batch = batch_size if isinstance(train_data, (tuple, list)) else _distribute.global_batch(train_ds)
+    result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas, {"workers": workers, "global_batch": batch})
     if output_dir:
         files["record"] = os.path.join(output_dir, "train.json")
         from keras_se.io_utils import write_atomic
 
         write_atomic(files["record"], json.dumps(result.to_dict(), indent=2) + "\n", overwrite=True)
+    _distribute.remove_backups(output_dir)
     return result
