@@ -33,6 +33,7 @@ import socket
 import sys
 import tempfile
 import time
+import weakref
 
 # Seconds a worker waits for all its peers to answer before giving up.
 CONNECT_TIMEOUT = 300.0
@@ -303,9 +304,17 @@ def global_batch(dataset):
     return 0
 
 
-def _sums_step(strategy, net, train):
+_STEPS = weakref.WeakKeyDictionary()  # model -> {(train, spec): step}: traced once
+
+
+def _sums_step(strategy, net, train, element_spec):
     """A tf.function over one distributed batch returning summed (loss, correct, count)."""
     import tensorflow as tf
+
+    cached = _STEPS.setdefault(net, {})
+    key = (train, repr(element_spec))
+    if key in cached:
+        return cached[key]
 
     loss = net.loss
     optimizer = net.optimizer
@@ -320,27 +329,42 @@ def _sums_step(strategy, net, train):
             # The compiled loss per example, averaged over the global batch:
             # gradients summed over replicas are one process's gradient.
             per_example = tf.reshape(loss.call(y, probabilities), [-1])
-            value = tf.reduce_sum(per_example) / tf.maximum(total, 1.0)
-            if train and net.losses:
-                value += tf.add_n(net.losses) / strategy.num_replicas_in_sync
+            regularization = tf.add_n(net.losses) if train and net.losses else tf.constant(0.0)
+            value = tf.reduce_sum(per_example) / tf.maximum(total, 1.0) + regularization / strategy.num_replicas_in_sync
         if train:
             variables = net.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
         predicted = tf.cast(tf.argmax(probabilities, axis=-1), y.dtype)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
-        return value * count, correct, count
+        # Sums over the examples; the epoch's mean is Keras' loss and accuracy.
+        return tf.reduce_sum(per_example) + regularization * count, correct, count
 
-    @tf.function(reduce_retracing=True)
+    # The distributed dataset's spec has an unknown batch size: the last,
+    # partial batch does not trace the step a second time.
+    @tf.function(input_signature=element_spec)
     def step(x, y):
         sums = strategy.run(replica, args=(x, y))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
 
+    cached[key] = step
     return step
 
 
-def _run_epoch(step, dataset, on_batch=None):
+def _batches(dataset, steps):
+    # With a known length, exactly `steps` batches: running the iterator
+    # dry costs a cross-worker end-of-data check (about half a minute on
+    # two busy cores).
+    if steps < 0:
+        yield from dataset
+        return
+    iterator = iter(dataset)
+    for _ in range(steps):
+        yield next(iterator)
+
+
+def _run_epoch(step, dataset, steps, on_batch=None):
     loss = correct = count = 0.0
-    for batch, (x, y) in enumerate(dataset):
+    for batch, (x, y) in enumerate(_batches(dataset, steps)):
         values = [float(v) for v in step(x, y)]
         loss, correct, count = loss + values[0], correct + values[1], count + values[2]
         if on_batch:
@@ -357,7 +381,8 @@ def evaluate(net, dataset):
     (keras-team/keras#20585). Every worker must call it.
     """
     strategy = net.distribute_strategy
-    return _run_epoch(_sums_step(strategy, net, train=False), _distribute(strategy, dataset))
+    distributed = _distribute(strategy, dataset)
+    return _run_epoch(_sums_step(strategy, net, False, distributed.element_spec), distributed, int(dataset.cardinality()))
 
 
 def _broadcast_from_replica0(strategy, variables):
@@ -388,6 +413,21 @@ def _broadcast_from_replica0(strategy, variables):
             variable.assign(strategy.experimental_local_results(value)[0])
 
     sync()
+
+
+def _any_worker(strategy, flag):
+    """Whether `flag` is true on any worker (every worker must call it)."""
+    import tensorflow as tf
+
+    def replica():
+        value = tf.constant(1.0 if flag else 0.0)
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    @tf.function
+    def count():
+        return strategy.run(replica)
+
+    return float(strategy.experimental_local_results(count())[0]) > 0
 
 
 def _variables(net, optimizer, epoch):
@@ -446,7 +486,7 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, output_dir):
 
     backup_dir = os.path.join(backup_root(output_dir), label.lower()) if output_dir else None
     checkpoint = tf.train.Checkpoint(model=net, optimizer=optimizer, epoch=epoch)
-    history = {}
+    history, restored = {}, False
     if backup_dir and (cluster is None or cluster.is_chief):
         latest = tf.train.latest_checkpoint(backup_dir)
         if latest:
@@ -455,13 +495,15 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, output_dir):
             except (AssertionError, ValueError, tf.errors.OpError) as error:
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise ClusterError(f"the backup {latest} does not fit this run ({first[:200]}); remove {backup_dir} to start over") from None
+            restored = True
             history_file = os.path.join(backup_dir, "history.json")
             if os.path.exists(history_file):
                 with open(history_file) as f:
                     history = json.load(f)
     started = time.monotonic()
     try:
-        _broadcast_from_replica0(strategy, _variables(net, optimizer, epoch))
+        if _any_worker(strategy, restored):
+            _broadcast_from_replica0(strategy, _variables(net, optimizer, epoch))
     except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
         raise _cluster_error(strategy, error, 0, backup_dir) from None
     first_epoch = min(int(epoch.numpy()), epochs)
@@ -474,18 +516,18 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, output_dir):
         os.makedirs(backup_dir, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, backup_dir, max_to_keep=1)
     callback_list = module.callbacks.CallbackList(callbacks, model=net, epochs=epochs, steps=steps, verbose=0)
-    train_step = _sums_step(strategy, net, train=True)
-    eval_step = _sums_step(strategy, net, train=False) if val_ds is not None else None
     distributed_train = _distribute(strategy, train_ds)
     distributed_val = _distribute(strategy, val_ds) if val_ds is not None else None
+    train_step = _sums_step(strategy, net, True, distributed_train.element_spec)
+    eval_step = _sums_step(strategy, net, False, distributed_val.element_spec) if val_ds is not None else None
     current = first_epoch
     callback_list.on_train_begin()
     try:
         for current in range(first_epoch, epochs):
             callback_list.on_epoch_begin(current)
-            logs = _run_epoch(train_step, distributed_train, callback_list.on_train_batch_end)
+            logs = _run_epoch(train_step, distributed_train, steps, callback_list.on_train_batch_end)
             if eval_step is not None:
-                logs.update({f"val_{k}": v for k, v in _run_epoch(eval_step, distributed_val).items()})
+                logs.update({f"val_{k}": v for k, v in _run_epoch(eval_step, distributed_val, int(val_ds.cardinality())).items()})
             callback_list.on_epoch_end(current, logs)
             for key, value in logs.items():
                 history.setdefault(key, []).append(float(value))
