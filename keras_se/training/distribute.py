@@ -385,6 +385,30 @@ def evaluate(net, dataset):
     return _run_epoch(_sums_step(strategy, net, False, distributed.element_spec), distributed, int(dataset.cardinality()))
 
 
+def exportable(model):
+    """`model`, or for a tf_keras QAT model trained under
+    `MultiWorkerMirroredStrategy` a copy outside the strategy.
+
+    Traced under the strategy, the model's call keeps collective ops that no
+    TFLite builtin expresses ("tf.CollectiveReduceV2"); a clone with plain
+    variables and the same weights converts as a one-device model does.
+    """
+    if not is_multi_worker(getattr(model, "distribute_strategy", None)):
+        return model
+    import tf_keras
+
+    from keras_se.quantization import configs
+
+    with configs.quantize_scope():
+        copy = tf_keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for layer in copy.layers:
+        layer = getattr(layer, "layer", layer)
+        if getattr(layer, "synchronized", False):
+            layer.synchronized = False
+    return copy
+
+
 def _broadcast_from_replica0(strategy, variables):
     """Gives every replica the values of global replica 0 (on the chief).
 

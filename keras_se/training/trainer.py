@@ -399,7 +399,7 @@ def train(
             from keras_se.export import to_tflite
 
             files["int8_tflite"] = os.path.join(output_dir, "model_int8.tflite")
-            to_tflite(qat_model, files["int8_tflite"], quantize="int8", overwrite=True)
+            to_tflite(_distribute.exportable(qat_model), files["int8_tflite"], quantize="int8", overwrite=True)
             if validation_data is not None:
                 x, y = _arrays(validation_data)
                 metrics["int8_tflite_accuracy"] = tflite_accuracy(files["int8_tflite"], x, y)
