@@ -515,7 +515,7 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, output_dir):
         latest = tf.train.latest_checkpoint(backup_dir)
         if latest:
             try:
-                checkpoint.read(latest).assert_existing_objects_matched()
+                checkpoint.restore(latest).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as error:
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise ClusterError(f"the backup {latest} does not fit this run ({first[:200]}); remove {backup_dir} to start over") from None

@@ -175,9 +175,15 @@ WORKER = textwrap.dedent(
     strategy, output_dir, qat_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if strategy == "multi_worker":
         strategy = make_strategy(strategy, timeout=120)  # first: before any TensorFlow op
+    import tensorflow as tf
+
     (x, y), (x_test, y_test) = load_digits()
-    # 256 images, global batch 64: 4 steps an epoch, in the order one process sees them.
-    result = train("se_mobilenet", (x[:256], y[:256]), (x_test[:64], y_test[:64]), epochs=2, qat_epochs=qat_epochs,
+    # 256 images in fixed global batches of 64 (4 steps an epoch): the one
+    # process and the two workers see the same batches in the same order.
+    # (Array data is reshuffled every epoch, and Keras' fit starts from a
+    # different permutation than a fresh iterator.)
+    data = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(64)
+    result = train("se_mobilenet", data, (x_test[:64], y_test[:64]), classes=10, epochs=2, qat_epochs=qat_epochs,
                    batch_size=64, learning_rate=1e-3, strategy=strategy, seed=0, output_dir=output_dir,
                    model_kwargs={"alpha": 0.25, "dropout": 0.0})
     print("RESULT", json.dumps({"history": result.history, "qat_history": result.qat_history,
