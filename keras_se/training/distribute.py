@@ -455,9 +455,13 @@ def _any_worker(strategy, flag):
 
 
 def _variables(net, optimizer, epoch):
+    """The TensorFlow variables of the model, the optimizer and the epoch
+    counter (a Keras 3 variable wraps one as `.value`)."""
+    import keras
+
     seen, out = set(), []
     for v in [*net.variables, *optimizer.variables, epoch]:
-        v = getattr(v, "value", v) if not hasattr(v, "read_value") else v
+        v = v.value if isinstance(v, keras.Variable) else v
         if id(v) not in seen:
             seen.add(id(v))
             out.append(v)
