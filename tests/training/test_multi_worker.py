@@ -235,7 +235,6 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(processes, tmp_
     # each epoch 2.3e-4 and 9.0e-4. The bounds are twice to three times that.
     np.testing.assert_allclose(chief["history"]["loss"], reference["history"]["loss"], rtol=1.5e-2)
     np.testing.assert_allclose(chief["history"]["val_loss"], reference["history"]["val_loss"], rtol=3e-3)
-    assert chief["history"]["accuracy"] == pytest.approx(reference["history"]["accuracy"], abs=1.5 / 256)
     assert len(chief["qat_history"]["loss"]) == 1 and np.isfinite(chief["qat_history"]["loss"][0])
 
     # The chief's outputs exist and load; worker 1 left nothing behind.
