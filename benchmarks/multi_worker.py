@@ -50,8 +50,8 @@ WORKER = textwrap.dedent(
     ends = []
 
     # Epoch end times, through the progress hook `train` offers.
-    def timing(module, label, console=None):
-        class Timing(module.callbacks.Callback):
+    def timing(callbacks, label, console=None):
+        class Timing(callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 ends.append(time.perf_counter())
                 print("EPOCH", epoch + 1, flush=True)
@@ -128,7 +128,8 @@ def resume(workdir, script, epochs):
     killed = time.perf_counter()
     procs[0].wait(timeout=600)
     detected = time.perf_counter() - killed
-    error = [line for line in open(logs[0].name).read().splitlines() if line.startswith("keras-se: error:")]
+    # The worker script lets `ClusterError` end it (the command line prints it as one line).
+    error = [line.split("ClusterError: ", 1)[1] for line in open(logs[0].name).read().splitlines() if "ClusterError: " in line]
     logs = [open(os.path.join(workdir, f"resume{i}_1.log"), "w") for i in range(2)]
     restart = time.perf_counter()
     procs = [start(script, "multi_worker", epochs, out, logs[i], config(ports, i)) for i in range(2)]
@@ -181,7 +182,7 @@ def section(rows, resumed, machine, load, wall, epochs):
         "",
         f"Resume after `kill -9` of worker 1 (2 workers, {epochs} epochs, killed once the backup of epoch 1 existed):",
         "",
-        f"- the chief stopped {resumed['detected']:.1f} s after the kill, with one line: `{resumed['error'][:160]}...`",
+        f"- the chief stopped {resumed['detected']:.1f} s after the kill with `ClusterError`: `{resumed['error'][:160]}...`",
         f"- both restarted with the same command: `{resumed['resumed_line'].strip()}` {resumed['resumed']:.1f} s after the restart "
         f"(start-up, connecting, building the model, reading the backup, broadcasting it), the next epoch done {resumed['next_epoch']:.1f} s after the restart "
         f"(that includes tracing the step again); {resumed['epochs_after']} epochs run after the restart instead of {epochs}",
@@ -189,9 +190,11 @@ def section(rows, resumed, machine, load, wall, epochs):
         "What the numbers mean:",
         "",
         "- Each global batch of 64 is split 32 + 32 between the workers, so a step of two workers does the same work as a step of one "
-        "process, plus a gradient all-reduce over gRPC on loopback, on the same two cores: TensorFlow's intra-op threads of one process "
-        "already use both cores, so two workers compete for them. A speed-up needs a second machine; what this shows is the cost "
-        "of the synchronisation and of the custom step.",
+        "process, plus the synchronisation over gRPC on loopback, on the same two cores: TensorFlow's intra-op threads of one process "
+        "already use both cores, so two workers compete for them. Each step synchronises the 27 BatchNorm layers' statistics "
+        "(an all-reduce each, forward and backward) and the gradients; with a few milliseconds of compute per step, those "
+        "round trips dominate. A speed-up needs a second machine and more compute per step; what this shows is the cost of "
+        "the synchronisation and of the custom step.",
         "- The one-worker `multi_worker` row runs the custom step without a peer: its difference to the first row is the custom step "
         "(plus `MultiWorkerMirroredStrategy`'s per-batch end-of-data check) against Keras 3 `fit`.",
         "- The epoch losses are there to show that every run trains; they are not expected to agree: the digits are reshuffled "
