@@ -193,7 +193,7 @@ def section(rows, resumed, machine, load, wall, epochs):
         "process, plus the synchronisation over gRPC on loopback, on the same two cores: TensorFlow's intra-op threads of one process "
         "already use both cores, so two workers compete for them. Each step synchronises the 27 BatchNorm layers' statistics "
         "(an all-reduce each, forward and backward) and the gradients; with a few milliseconds of compute per step, those "
-        "round trips dominate. A speed-up needs a second machine and more compute per step; what this shows is the cost of "
+        "round trips are the likely cost (not measured apart; `--no-sync-bn` drops the BatchNorm ones). A speed-up needs a second machine and more compute per step; what this shows is the cost of "
         "the synchronisation and of the custom step.",
         "- The one-worker `multi_worker` row runs the custom step without a peer: its difference to the first row is the custom step "
         "(plus `MultiWorkerMirroredStrategy`'s per-batch end-of-data check) against Keras 3 `fit`.",
