@@ -38,6 +38,13 @@ def add_commands(subparsers):
         default="default",
         help="tf.distribute strategy: one device, all local GPUs (or logical CPUs), or a TF_CONFIG cluster",
     )
+    p.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="--strategy multi_worker: how long to wait for every worker of TF_CONFIG to answer (default: 300)",
+    )
     p.add_argument("--no-sync-bn", action="store_true", help="per-replica BatchNorm statistics under a multi-device strategy")
     p.add_argument(
         "--weights",
@@ -76,6 +83,8 @@ def _cmd_train(args):
         value = getattr(args, name)
         if value < (1 if name == "batch_size" else 0):
             raise UserError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch_size' else '>= 0'}, got {value}")
+    if not args.cluster_timeout > 0:
+        raise UserError(f"--cluster-timeout must be positive, got {args.cluster_timeout}")
     image_size = args.image_size or (32 if args.digits else 224)
     if image_size < 32:
         raise UserError(f"--image-size must be at least 32, got {image_size}")
@@ -91,6 +100,9 @@ def _cmd_train(args):
         existing = str(error).split(";")[0]
         raise UserError(f"{existing}; use --force to replace it (the previous run is replaced as a whole)") from None
     check_model_kwargs(args.model, model_kwargs)
+    # Before the data: multi_worker configures collective ops, possible only before
+    # anything initialises TensorFlow.
+    strategy = training.make_strategy(args.strategy, timeout=args.cluster_timeout) if args.strategy == "multi_worker" else args.strategy
     if args.digits:
         train_data, validation_data = training.load_digits(image_size)
         classes = 10
@@ -110,7 +122,7 @@ def _cmd_train(args):
         optimizer=args.optimizer,
         qat_epochs=args.qat_epochs if args.qat else 0,
         qat_learning_rate=args.qat_learning_rate,
-        strategy=args.strategy,
+        strategy=strategy,
         sync_batchnorm=not args.no_sync_bn,
         output_dir=args.output_dir,
         overwrite=args.force,

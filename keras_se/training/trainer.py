@@ -18,12 +18,13 @@ import re
 import numpy as np
 
 from keras_se.training import data as _data
+from keras_se.training import distribute as _distribute
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
 
 
-def make_strategy(name="default", devices=None):
+def make_strategy(name="default", devices=None, timeout=_distribute.CONNECT_TIMEOUT):
     """A `tf.distribute` strategy by name.
 
     Args:
@@ -33,6 +34,9 @@ def make_strategy(name="default", devices=None):
             (`MultiWorkerMirroredStrategy`: the cluster comes from the
             `TF_CONFIG` environment variable; one worker without it).
         devices: optional list of device names for `"mirrored"`.
+        timeout: float. Seconds `"multi_worker"` waits for its peers
+            (`keras_se.training.distribute.multi_worker_strategy`); create
+            that strategy before any TensorFlow op runs.
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -49,18 +53,10 @@ def make_strategy(name="default", devices=None):
             devices = [d.name for d in tf.config.list_logical_devices("GPU")]
             devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _distribute.multi_worker_strategy(timeout)
 
 
-def _is_chief(strategy):
-    """Whether this process writes the outputs: the chief of a cluster
-    (`chief`, or worker 0 where there is none), or a single machine."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if "chief" in resolver.cluster_spec().as_dict():
-        return resolver.task_type == "chief"
-    return resolver.task_type == "worker" and resolver.task_id == 0
+_is_chief = _distribute.is_chief
 
 
 def synchronize_batchnorm(model):
@@ -141,6 +137,7 @@ class TrainResult:
     metrics: dict  # final accuracies: float, qat and int8 TFLite (on the validation data)
     files: dict  # role -> path written
     replicas: int
+    cluster: dict = dataclasses.field(default_factory=dict)  # workers, global batch
 
     def to_dict(self):
         return {
@@ -149,6 +146,7 @@ class TrainResult:
             "metrics": self.metrics,
             "files": self.files,
             "replicas": self.replicas,
+            "cluster": self.cluster,
         }
 
 
@@ -327,17 +325,29 @@ def _compiled(module, build, strategy, sync_batchnorm, optimizer, learning_rate,
     return net
 
 
-def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress):
-    """Fits with per-epoch weight checkpoints and progress; returns the history as floats."""
+def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress, backups=None):
+    """Fits with per-epoch weight checkpoints and progress; returns the history as floats.
+
+    Under `multi_worker`, `backups` is the folder of the per-epoch backups a
+    restarted cluster resumes from (kept outside the staged outputs).
+    """
     callbacks = []
     if output_dir:
         checkpoint = os.path.join(output_dir, "checkpoints", f"{label.lower()}-epoch{{epoch:03d}}.weights.h5")
         callbacks.append(module.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True))
     if progress:
         callbacks.append(progress_callback(module.callbacks, label))
+    if _distribute.is_multi_worker(net.distribute_strategy):  # Keras 3 fit fails there (see distribute)
+        return _distribute.fit(module, net, label, epochs, train_ds, val_ds, callbacks, backups)
     # shuffle=False: the dataset shuffles itself (Keras warns otherwise).
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+
+def _accuracy(net, dataset):
+    if _distribute.is_multi_worker(net.distribute_strategy):
+        return _distribute.evaluate(net, dataset)["accuracy"]
+    return float(net.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
 def check_model_kwargs(model, model_kwargs):
@@ -457,8 +467,13 @@ def train(
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
     check_output_dir(output_dir, overwrite)
-    with write_run_outputs(output_dir, overwrite, chief=_is_chief(strategy)) as outputs:
+    chief = _is_chief(strategy)
+    # Backups live beside the staged outputs, so that a killed run leaves them
+    # to resume from; a worker other than the chief keeps none.
+    backups = _distribute.backup_root(output_dir) if output_dir and chief else None
+    with write_run_outputs(output_dir, overwrite, chief=chief) as outputs:
         output_dir = outputs.staging  # everything is written here, then swapped into place
+        backups = backups or (os.path.join(output_dir, "backup") if output_dir else None)
         keras.utils.set_random_seed(seed)
         train_ds = _as_dataset(train_data, batch_size, True, seed, input_shape, "train_data", augment)
         val_ds = None if validation_data is None else _as_dataset(validation_data, batch_size, False, seed, input_shape, "validation_data")
@@ -469,12 +484,12 @@ def train(
         stage = dict(strategy=strategy, sync_batchnorm=replicas > 1 and sync_batchnorm, optimizer=optimizer, steps=steps)
         build = functools.partial(_build_model, model, weights, dict(input_shape=input_shape, classes=classes, **(model_kwargs or {})))
         net = _compiled(keras, build, learning_rate=learning_rate, epochs=epochs, **stage)
-        run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress)
+        run = dict(train_ds=train_ds, val_ds=val_ds, output_dir=output_dir, progress=progress, backups=backups)
         history = _fit(keras, net, "float", epochs, **run) if epochs else {}
 
         metrics = {}
         if validation_data is not None:
-            metrics["float_accuracy"] = float(net.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+            metrics["float_accuracy"] = _accuracy(net, val_ds)
         if output_dir:
             net.save(os.path.join(output_dir, "model.keras"))
             files["model"] = outputs.final("model.keras")
@@ -488,19 +503,23 @@ def train(
             qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
             qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
             if validation_data is not None:
-                metrics["qat_accuracy"] = float(qat_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+                metrics["qat_accuracy"] = _accuracy(qat_model, val_ds)
             if output_dir:
                 from keras_se.export import to_tflite
 
-                to_tflite(qat_model, os.path.join(output_dir, "model_int8.tflite"), quantize="int8")
+                to_tflite(_distribute.exportable(qat_model), os.path.join(output_dir, "model_int8.tflite"), quantize="int8")
                 files["int8_tflite"] = outputs.final("model_int8.tflite")
                 if validation_data is not None:
                     x, y = _arrays(validation_data)
                     metrics["int8_tflite_accuracy"] = tflite_accuracy(os.path.join(output_dir, "model_int8.tflite"), x, y)
 
-        result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas)
+        cluster = _distribute.cluster_of(strategy)
+        workers = cluster.num_workers if cluster else 1
+        batch = batch_size if isinstance(train_data, (tuple, list)) else _distribute.global_batch(train_ds)
+        result = TrainResult(net, qat_model, history, qat_history, metrics, files, replicas, {"workers": workers, "global_batch": batch})
         if output_dir:
             files["record"] = outputs.final("train.json")
             with open(os.path.join(output_dir, "train.json"), "w") as handle:  # staged: swapped in as a whole
                 handle.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    _distribute.remove_backups(backups)
     return result

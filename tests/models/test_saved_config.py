@@ -5,7 +5,10 @@ complexity, with no extra argument anywhere.
 
 The default run covers SE-ShuffleNet (grouped convolutions, channel shuffle)
 and timm's skresnet18 (SK, channel slices); SE-MobileNet's load-and-quantise
-is tests/quantization/test_qat.py's; `-m large` every registered model.
+is tests/quantization/test_qat.py's; `-m large` an SE model of every family
+class (a config is read per class; the plain twins have the same layers
+less SE, and every registered model's own round trip is
+tests/models/test_registry.py's).
 """
 
 import json
@@ -64,7 +67,7 @@ def _learned(model):
 def _round_trip(models, tmp_path):
     jobs, expected = [], {}
     for name, kwargs in models.items():
-        model = keras_se.create_model(name, input_shape=(SIZE, SIZE, 3), classes=10, **kwargs)
+        model = keras_se.create_model(name, **{"input_shape": (SIZE, SIZE, 3), "classes": 10, **kwargs})
         path = str(tmp_path / f"{name.replace(':', '_')}.keras")
         model.save(path)
         twin = model.plain_twin()
@@ -93,9 +96,23 @@ def test_saved_model_rebuilds_quantises_and_reports_in_a_fresh_process(tmp_path)
     _round_trip(DEFAULT, tmp_path)
 
 
+FAMILIES = {
+    "se_resnet18": {},
+    "sknet50": dict(depth=26),
+    "se_mobilenet": dict(alpha=0.25),
+    "mobilenetv3_small": {},
+    "se_bn_inception": {},
+    "se_inception_resnet_v2": dict(input_shape=(75, 75, 3)),
+    "se_vgg16": dict(include_top=False, pooling="avg"),  # without its 120 M-parameter top
+}
+
+
 @pytest.mark.large
-def test_every_registered_model_round_trips(tmp_path):
-    _round_trip({name: {} for name in keras_se.list_models()}, tmp_path)
+def test_every_model_family_round_trips(tmp_path):
+    assert {keras_se.models.get_entry(n).cls for n in keras_se.list_models()} == {
+        keras_se.models.get_entry(n).cls for n in [*FAMILIES, *DEFAULT]
+    }
+    _round_trip(FAMILIES, tmp_path)
 
 
 def test_import_keras_se_registers_its_classes_whichever_comes_first():
