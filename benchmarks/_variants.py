@@ -25,7 +25,9 @@ def fp32_int8_table(variants, out, runs, threads=1, calibration=None, digits=2, 
             path = os.path.join(out, f"{stem}_{quantize or 'float32'}.tflite")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the random-calibration warning
-                to_tflite(model, path, quantize=quantize, overwrite=True, verify=False, representative_data=calibration if quantize else None)
+                to_tflite(
+                    model, path, quantize=quantize, overwrite=True, verify=False, representative_data=calibration if quantize else None
+                )
             paths[(label, quantize)] = path
     keys = list(paths)
     ms = {k: r.median_ms for k, r in zip(keys, measure_latency([paths[k] for k in keys], threads=threads, runs=runs))}

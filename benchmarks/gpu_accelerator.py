@@ -87,9 +87,7 @@ def main():
         for name in names:
             progress.update(task, description=f"{name}: convert + GPU run")
             path = os.path.join(out, f"{name}.tflite")
-            done = subprocess.run(
-                [sys.executable, __file__, "--convert-one", name, str(args.size), path], capture_output=True, text=True
-            )
+            done = subprocess.run([sys.executable, __file__, "--convert-one", name, str(args.size), path], capture_output=True, text=True)
             lines = done.stdout.strip().splitlines()
             record = json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": f"exit {done.returncode}"}
             if "error" not in record and record["gpu_accelerator"]["passed"]:  # times even when parity fails
@@ -114,7 +112,7 @@ def report(rows, args):
         f"Command: `python benchmarks/gpu_accelerator.py --size {args.size} --runs {args.runs}{models}`  ",
         f"Machine: {machine_summary()}  ",
         f"GPU adapter: {adapter or 'none'}  ",
-        f"Every registered model's GPU preset (`to_tflite(..., quantize=\"float16\", gpu=True)`), {args.size}x{args.size}, "
+        f'Every registered model\'s GPU preset (`to_tflite(..., quantize="float16", gpu=True)`), {args.size}x{args.size}, '
         "untrained weights, logits output (`classifier_activation=None`: an untrained softmax is near uniform "
         "whatever the features, so parity on probabilities would hide a wrong kernel), batch 1. **Classic rules**: `check_gpu`, the classic GPU delegate's rules. **LiteRT GPU**: "
         "the file compiled and run on LiteRT's GPU accelerator (ML Drift over WebGPU, float16 arithmetic) in a child "

@@ -114,10 +114,16 @@ def main():
             for quantize in ("float32", "int8"):
                 status.update(f"converting {name} {quantize}")
                 path = os.path.join(args.out, f"{name}_{quantize}.tflite")
-                out = subprocess.run(
-                    [sys.executable, __file__, "--convert-one", name, quantize, path],
-                    capture_output=True, text=True, check=True,
-                ).stdout.strip().splitlines()[-1]
+                out = (
+                    subprocess.run(
+                        [sys.executable, __file__, "--convert-one", name, quantize, path],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
                 conversions[(name, quantize)] = {"path": path, **json.loads(out)}
     latency = {}
     for threads in args.threads:
@@ -161,7 +167,10 @@ def report(conversions, latency, train, args):
             f" | {fp32['peak_mib']:.0f} / {int8['peak_mib']:.0f} |"
         )
     lines += ["", "Ratios (SE or SK model / its plain twin, same run):", ""]
-    lines += ["| pair | " + " | ".join(f"fp32 ({t}T) | int8 ({t}T)" for t in threads) + " | MACs |", "|---|" + "---:|---:|" * len(threads) + "---:|"]
+    lines += [
+        "| pair | " + " | ".join(f"fp32 ({t}T) | int8 ({t}T)" for t in threads) + " | MACs |",
+        "|---|" + "---:|---:|" * len(threads) + "---:|",
+    ]
     for se, plain, app in GROUPS:
         for other in filter(None, (plain, f"keras.{app}" if app else None)):
             cells = [f"{latency[(se, q, t)] / latency[(other, q, t)]:.3f}" for t in threads for q in ("float32", "int8")]
@@ -189,7 +198,9 @@ def goals(latency, macs, t):
         out.append(f"{se} int8 speed-up {s:.2f}x vs {plain} {p:.2f}x ({'met' if s >= p * 0.97 else 'missed'})")
     se_rate = macs["se_resnet50"] / latency[("se_resnet50", "float32", t)]
     app_rate = macs["keras.ResNet50"] / latency[("keras.ResNet50", "float32", t)]
-    out.append(f"SE-ResNet-50 GMAC/s / keras ResNet50's {se_rate / app_rate:.3f} (goal >= 0.97: {'met' if se_rate / app_rate >= 0.97 else 'missed'})")
+    out.append(
+        f"SE-ResNet-50 GMAC/s / keras ResNet50's {se_rate / app_rate:.3f} (goal >= 0.97: {'met' if se_rate / app_rate >= 0.97 else 'missed'})"
+    )
     return out
 
 

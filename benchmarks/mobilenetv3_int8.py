@@ -102,8 +102,18 @@ def variants():
         ("keras.applications MobileNetV3Large, minimalistic (no SE, no hard-swish)", "app_minimal", app(minimalistic=True), "tflite"),
         ("mobilenetv3_large, x * relu6(x + 3) / 6 (fused into HARD_SWISH)", "large_fused", ours(spelling="fused"), "keras_se"),
         ("mobilenetv3_large, x * clip(x / 6 + 1/2, 0, 1)", "large_clip", ours(spelling="clip"), "keras_se"),
-        ("mobilenetv3_large, (x / 6) * relu6(x + 3) (keras_se's tf_keras / QAT spelling)", "large_sixth", ours(spelling="sixth"), "keras_se"),
-        ("**mobilenetv3_large** (keras_se: HARD_SWISH in float; in int8 x * relu6(x + 3), the 1/6 in the next kernels)", "large", ours(), "keras_se"),
+        (
+            "mobilenetv3_large, (x / 6) * relu6(x + 3) (keras_se's tf_keras / QAT spelling)",
+            "large_sixth",
+            ours(spelling="sixth"),
+            "keras_se",
+        ),
+        (
+            "**mobilenetv3_large** (keras_se: HARD_SWISH in float; in int8 x * relu6(x + 3), the 1/6 in the next kernels)",
+            "large",
+            ours(),
+            "keras_se",
+        ),
         ("mobilenetv3_large_plain (no SE, same activations)", "large_plain", ours("mobilenetv3_large_plain"), "keras_se"),
         ("mobilenetv3_large, ReLU for hard-swish (SE kept)", "large_relu", ours(spelling="relu"), "keras_se"),
     ]
@@ -144,7 +154,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="interleaved loops")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "mobilenetv3_int8"))
     parser.add_argument(
-        "--time-only", action="store_true",
+        "--time-only",
+        action="store_true",
         help="time the files a previous run left in --out (conversion takes most of a run; timing is what a busy machine disturbs)",
     )
     args = parser.parse_args()
@@ -188,8 +199,7 @@ def report(args, ms, spread, ops, load_start, load_end, seconds):
         f"Command: `python benchmarks/mobilenetv3_int8.py --runs {args.runs} --repeats {args.repeats}"
         f"{' --time-only' if args.time_only else ''}` ({seconds / 60:.1f} min"
         f"{'; the files of a previous full run: the timing was redone on a quieter machine' if args.time_only else ''})  ",
-        f"Machine: {machine_summary()}; shared with other work (load average {load_start:.1f} at the start, "
-        f"{load_end:.1f} at the end)  ",
+        f"Machine: {machine_summary()}; shared with other work (load average {load_start:.1f} at the start, {load_end:.1f} at the end)  ",
         f"LiteRT with XNNPACK, 1 thread, batch 1, 224x224: every file in one interleaved loop of {args.runs} runs "
         f"(after 5 warm-up runs), the loop run {args.repeats} times, the files in a new order each time; the median of the loops' medians, "
         "and the range of the loops' medians. int8 = full integer (int8 input and output), calibrated on random data; "

@@ -110,7 +110,14 @@ def speed(workdir, script, label, strategy, workers, epochs):
     wall = time.perf_counter() - t0
     ends = results[0]["ends"]
     steps_per_s = STEPS * (len(ends) - 1) / (ends[-1] - ends[0])
-    return {"label": label, "workers": workers, "replicas": results[0]["replicas"], "steps_per_s": steps_per_s, "wall": wall, "loss": results[0]["loss"]}
+    return {
+        "label": label,
+        "workers": workers,
+        "replicas": results[0]["replicas"],
+        "steps_per_s": steps_per_s,
+        "wall": wall,
+        "loss": results[0]["loss"],
+    }
 
 
 def resume(workdir, script, epochs):

@@ -128,8 +128,7 @@ def render(rows, args, command, elapsed, train_size, test_size):
         "over PTQ (both within a point of float). What the section shows is that the QAT path (tf_keras "
         "rebuild, keras_se QuantizeConfigs, fine-tuning, conversion) keeps float accuracy and gives a "
         "file with no float op.",
-        "- The QAT epochs continue training as well as quantising, so the QAT int8 model can beat the "
-        "float one.",
+        "- The QAT epochs continue training as well as quantising, so the QAT int8 model can beat the float one.",
         "- CPU training with multi-threaded kernels is not bit-reproducible: reruns of this script have "
         "moved single accuracies by up to about a point (SE-ResNet-18 float 98.2 % and 99.3 %), the QAT "
         "int8 - float differences by less.",
@@ -153,7 +152,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry-run", action="store_true", help="print the section; do not write BENCHMARKS.md")
     args = parser.parse_args(argv)
-    command = "python benchmarks/qat_digits.py" + ("" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/qat_digits.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv)
+    )
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from keras_se.io_utils import quiet_native_logs

@@ -300,7 +300,9 @@ def staged_directory(path, overwrite=False, allowed=None):
     check_replaceable_directory(path, overwrite, allowed)
     parent, name = os.path.split(target)
     if not os.path.isdir(parent):
-        raise FileNotFoundError(errno.ENOENT, "the folder that would hold the output folder does not exist", os.path.dirname(os.path.abspath(path)))
+        raise FileNotFoundError(
+            errno.ENOENT, "the folder that would hold the output folder does not exist", os.path.dirname(os.path.abspath(path))
+        )
     remove_stale_parts(parent, name)
     try:
         staging, fd = _locked_temp(parent, name, make_dir=True)
@@ -466,7 +468,21 @@ def quiet_native_logs(enabled=True):
         os.close(devnull)
 
 
-_SIMD_FLAGS = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_int8", "amx_bf16"}
+_SIMD_FLAGS = {
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_int8",
+    "amx_bf16",
+}
 
 
 def machine_summary():

@@ -25,9 +25,23 @@ FILE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4-8
 
 # Bytes per element of the types whose constants are stored unpacked.
 _ITEMSIZE = {
-    "FLOAT32": 4, "FLOAT16": 2, "BFLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, "INT64": 8, "UINT64": 8,
-    "INT16": 2, "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "COMPLEX64": 8, "COMPLEX128": 16,
-    "FLOAT8_E4M3FN": 1, "FLOAT8_E5M2": 1,
+    "FLOAT32": 4,
+    "FLOAT16": 2,
+    "BFLOAT16": 2,
+    "FLOAT64": 8,
+    "INT32": 4,
+    "UINT32": 4,
+    "INT64": 8,
+    "UINT64": 8,
+    "INT16": 2,
+    "UINT16": 2,
+    "INT8": 1,
+    "UINT8": 1,
+    "BOOL": 1,
+    "COMPLEX64": 8,
+    "COMPLEX128": 16,
+    "FLOAT8_E4M3FN": 1,
+    "FLOAT8_E5M2": 1,
 }
 _ZERO_POINT_RANGE = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "INT4": (-8, 7), "UINT4": (0, 15)}
 
@@ -36,8 +50,17 @@ _ZERO_POINT_RANGE = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 3
 _BINARY = ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "POW", "FLOOR_DIV", "FLOOR_MOD", "ATAN2")
 _REDUCE = ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY")
 _REQUIRED_INPUTS = {
-    "CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "CONV_3D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3,
-    "TRANSPOSE": 2, "PAD": 2, "PADV2": 2, "MIRROR_PAD": 2, "STRIDED_SLICE": 4, "BATCH_MATMUL": 2,
+    "CONV_2D": 2,
+    "DEPTHWISE_CONV_2D": 2,
+    "CONV_3D": 2,
+    "FULLY_CONNECTED": 2,
+    "TRANSPOSE_CONV": 3,
+    "TRANSPOSE": 2,
+    "PAD": 2,
+    "PADV2": 2,
+    "MIRROR_PAD": 2,
+    "STRIDED_SLICE": 4,
+    "BATCH_MATMUL": 2,
     **{name: 2 for name in _BINARY + _REDUCE},
 }
 _RANKS = {  # op -> {input position: rank}

@@ -43,7 +43,10 @@ def test_ctrl_c_and_sigterm_while_tensorflow_imports_print_one_line(not_run):
     for signum, delay in ((signal.SIGINT, 1.0), (signal.SIGTERM, 2.0)):
         process = subprocess.Popen(
             [_console_script(not_run), "report", "se_resnet18", "--format", "json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
         )
         time.sleep(delay)
         process.send_signal(signum)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert the mobile model set into tflite_models/ and write its manifest.
 
-    python tools/build_zoo.py [--out tflite_models] [--input-size 224] [--force]
+python tools/build_zoo.py [--out tflite_models] [--input-size 224] [--force]
 """
 
 import argparse

@@ -20,8 +20,12 @@ def add_commands(subparsers):
         ),
     )
     p.add_argument("model", nargs="?", help="a registry name (see `keras-se list`), a .keras file or a .tflite file")
-    p.add_argument("--paper", action="store_true", help="every model of the SENet paper's Tables 2-3 and SKNet-50/101 beside the papers' numbers")
-    p.add_argument("--input-size", type=int, metavar="N", help="count at N x N (default: 224 for registry names, the model's own size for files)")
+    p.add_argument(
+        "--paper", action="store_true", help="every model of the SENet paper's Tables 2-3 and SKNet-50/101 beside the papers' numbers"
+    )
+    p.add_argument(
+        "--input-size", type=int, metavar="N", help="count at N x N (default: 224 for registry names, the model's own size for files)"
+    )
     p.add_argument("--reduction", type=float, metavar="R", help="SE reduction r of a registry model (default: 16)")
     p.add_argument("--no-se-bias", action="store_true", help="build a registry SE model with bias-free FCs (the paper's ablations)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
@@ -60,7 +64,9 @@ def _cmd_report(args):
     from keras_se.errors import UserError
 
     if args.paper == bool(args.model):
-        raise UserError("give a MODEL or --paper (not both)" if args.paper else "give a MODEL (a registry name, .keras or .tflite file) or --paper")
+        raise UserError(
+            "give a MODEL or --paper (not both)" if args.paper else "give a MODEL (a registry name, .keras or .tflite file) or --paper"
+        )
     if args.input_size is not None and args.input_size <= 0:
         raise UserError(f"--input-size must be a positive int. Received: {args.input_size}")
     _check_outputs(args, UserError)
@@ -146,13 +152,14 @@ def _paper_line(report, console):
     if report.twin_macs is not None:
         from types import SimpleNamespace
 
-        twin = SimpleNamespace(model=report.twin, macs=report.twin_macs, macs_with_weighting=report.twin_macs + (report.twin_weighting_macs or 0))
+        twin = SimpleNamespace(
+            model=report.twin, macs=report.twin_macs, macs_with_weighting=report.twin_macs + (report.twin_weighting_macs or 0)
+        )
     row = compare(report.model, report, twin)
     scale = 1e9 if ref.macs_unit == "G" else 1e6
     verdict = "agrees" if row.macs_agree else "differs"
     console.print(
         f"{ref.source}: {ref.label} {ref.macs:.{ref.macs_digits}f} {ref.macs_unit}; ours "
-        f"{row.compared_macs / scale:.{ref.macs_digits + 2}f} {ref.macs_unit} ({verdict})"
-        + (f": {row.note}" if row.note else ""),
+        f"{row.compared_macs / scale:.{ref.macs_digits + 2}f} {ref.macs_unit} ({verdict})" + (f": {row.note}" if row.note else ""),
         highlight=False,
     )

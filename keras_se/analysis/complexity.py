@@ -172,7 +172,9 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
                 from keras_se.analysis.tflite import tflite_report
 
                 if input_shape is not None:
-                    raise ValueError(f"a .tflite file has a fixed input shape; input_shape cannot change it. Received: input_shape={input_shape}")
+                    raise ValueError(
+                        f"a .tflite file has a fixed input shape; input_shape cannot change it. Received: input_shape={input_shape}"
+                    )
                 report = tflite_report(value, reduction=reduction)
                 if twin not in (None, False):
                     attach_twin(report, complexity_report(twin, report.input_shape, twin=False), _twin_name(twin))

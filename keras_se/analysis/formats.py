@@ -9,8 +9,19 @@ import io
 import json
 
 LAYER_COLUMNS = (
-    "name", "type", "stage", "block", "attention", "output_shape", "params", "macs", "elementwise",
-    "weighting_macs", "folded_params", "counted", "note",
+    "name",
+    "type",
+    "stage",
+    "block",
+    "attention",
+    "output_shape",
+    "params",
+    "macs",
+    "elementwise",
+    "weighting_macs",
+    "folded_params",
+    "counted",
+    "note",
 )
 
 
@@ -66,14 +77,33 @@ def stage_rows(report):
     for s in report.stages:
         rows.append(
             [
-                s.name, s.resolution, str(s.blocks or "-"), "-" if s.channels is None else str(s.channels),
-                _m(s.params, 3), _share(s.params, report.params), _m(s.macs, 1), _share(s.macs, report.macs),
-                _m(s.elementwise, 1), _m(s.attention_params, 3), _m(s.attention_macs, 3),
+                s.name,
+                s.resolution,
+                str(s.blocks or "-"),
+                "-" if s.channels is None else str(s.channels),
+                _m(s.params, 3),
+                _share(s.params, report.params),
+                _m(s.macs, 1),
+                _share(s.macs, report.macs),
+                _m(s.elementwise, 1),
+                _m(s.attention_params, 3),
+                _m(s.attention_macs, 3),
             ]
         )
     rows.append(
-        ["total", "", "", "", _m(report.params, 3), "100%", _m(report.macs, 1), "100%", _m(report.elementwise, 1),
-         _m(sum(s.attention_params for s in report.stages), 3), _m(sum(s.attention_macs for s in report.stages), 3)]
+        [
+            "total",
+            "",
+            "",
+            "",
+            _m(report.params, 3),
+            "100%",
+            _m(report.macs, 1),
+            "100%",
+            _m(report.elementwise, 1),
+            _m(sum(s.attention_params for s in report.stages), 3),
+            _m(sum(s.attention_macs for s in report.stages), 3),
+        ]
     )
     return header, rows
 
@@ -88,15 +118,30 @@ def overhead_rows(report):
     if a.twin_params_delta is not None:
         rows.append([f"measured: minus plain twin {a.twin}", f"{a.twin_params_delta:,}", f"{a.twin_macs_delta:,}", "model minus twin"])
     rows.append(
-        [f"measured: the {a.kind.upper()} layers' rows ({a.units} units)", f"{a.layer_params:,}", f"{a.layer_macs:,}",
-         f"+ {a.layer_weighting_macs:,} weighting MACs, {a.layer_elementwise:,} element-wise ops"]
+        [
+            f"measured: the {a.kind.upper()} layers' rows ({a.units} units)",
+            f"{a.layer_params:,}",
+            f"{a.layer_macs:,}",
+            f"+ {a.layer_weighting_macs:,} weighting MACs, {a.layer_elementwise:,} element-wise ops",
+        ]
     )
     if a.formula is not None:
         per_stage = " + ".join(f"{s.units}x{s.channels}^2" for s in a.stages)
-        rows.append([f"formula 2/r * sum N_s*C_s^2 (r={a.reduction:g})", _number(a.formula), _number(a.formula_exact), f"2/{a.reduction:g} * ({per_stage})"])
         rows.append(
-            ["bias term sum N_s*(C_s + C_s/r)", _number(a.bias_term), "0",
-             "in the parameters" if a.bias else "SE FCs have no bias: not added"]
+            [
+                f"formula 2/r * sum N_s*C_s^2 (r={a.reduction:g})",
+                _number(a.formula),
+                _number(a.formula_exact),
+                f"2/{a.reduction:g} * ({per_stage})",
+            ]
+        )
+        rows.append(
+            [
+                "bias term sum N_s*(C_s + C_s/r)",
+                _number(a.bias_term),
+                "0",
+                "in the parameters" if a.bias else "SE FCs have no bias: not added",
+            ]
         )
         rows.append(["expected delta", _number(a.expected_params), _number(a.formula_exact), "formula (+ bias term)"])
     for note in a.notes:
@@ -115,7 +160,18 @@ def se_stage_rows(report):
     rows = []
     for s in stages:
         widths = ", ".join(f"{n}x{c}->{cr}" if n > 1 else f"{c}->{cr}" for (c, cr), n in _runs(s.widths))
-        rows.append([s.stage, str(s.units), widths, f"{s.formula:,}", f"{s.bias_term:,}", f"{s.expected:,}", f"{s.layer_params:,}", _number(s.twin_delta)])
+        rows.append(
+            [
+                s.stage,
+                str(s.units),
+                widths,
+                f"{s.formula:,}",
+                f"{s.bias_term:,}",
+                f"{s.expected:,}",
+                f"{s.layer_params:,}",
+                _number(s.twin_delta),
+            ]
+        )
     return header, rows
 
 
@@ -135,10 +191,16 @@ def layer_rows(report):
     rows = []
     for row in report.rows:
         rows.append(
-            [row.name, row.type, row.stage, _shape(row.output_shape), f"{row.params:,}",
-             "not counted" if not row.counted else f"{row.macs:,}",
-             "-" if row.elementwise is None else f"{row.elementwise:,}",
-             ", ".join(filter(None, [row.attention and row.attention.upper(), row.note]))]
+            [
+                row.name,
+                row.type,
+                row.stage,
+                _shape(row.output_shape),
+                f"{row.params:,}",
+                "not counted" if not row.counted else f"{row.macs:,}",
+                "-" if row.elementwise is None else f"{row.elementwise:,}",
+                ", ".join(filter(None, [row.attention and row.attention.upper(), row.note])),
+            ]
         )
     return header, rows
 
@@ -223,11 +285,16 @@ def paper_table(rows):
             paper_params += "" if r.params_agree else " (differs)"
         out.append(
             [
-                r.label, r.source, f"{r.params:,}", paper_params,
-                f"{r.macs / scale:.{digits}f} {r.macs_unit}", f"{r.macs_with_weighting / scale:.{digits}f} {r.macs_unit}",
+                r.label,
+                r.source,
+                f"{r.params:,}",
+                paper_params,
+                f"{r.macs / scale:.{digits}f} {r.macs_unit}",
+                f"{r.macs_with_weighting / scale:.{digits}f} {r.macs_unit}",
                 "-" if r.paper_macs is None else f"{r.paper_macs:.{r.macs_digits}f} {r.macs_unit}",
                 "-" if r.macs_diff is None else f"{r.macs_diff:+.{digits}f}",
-                {True: "yes", False: "no", None: "-"}[r.macs_agree], r.note,
+                {True: "yes", False: "no", None: "-"}[r.macs_agree],
+                r.note,
             ]
         )
     return header, out

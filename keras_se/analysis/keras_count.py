@@ -23,8 +23,7 @@ def _elements(shape):
     dims = tuple(shape)[1:]
     if any(d is None for d in dims):
         raise ValueError(
-            f"cannot count a tensor of undefined size {tuple(shape)}: pass input_shape "
-            "(height, width, channels) to fix the spatial size"
+            f"cannot count a tensor of undefined size {tuple(shape)}: pass input_shape (height, width, channels) to fix the spatial size"
         )
     return math.prod(dims)
 
@@ -172,7 +171,17 @@ _HANDLERS = {
     "AlphaDropout": _free,
     "ActivityRegularization": _free,
 }
-_CONVS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
+_CONVS = {
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "Dense",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+}
 
 
 def _kind(layer):
@@ -227,7 +236,9 @@ class _Counter:
         macs, elementwise, note = _HANDLERS[kind](layer, ins, out)
         if folded_params:
             note = ", ".join(filter(None, [note, "folds into the preceding conv"]))
-        row = LayerRow(name, type_name, out, params, int(macs), int(elementwise), attention=attention, note=note, folded_params=folded_params)
+        row = LayerRow(
+            name, type_name, out, params, int(macs), int(elementwise), attention=attention, note=note, folded_params=folded_params
+        )
         # The papers count attention's weighting of the feature map as
         # multiply-adds: SE's scale (H*W*C) and SK's selection (M*H*W*C).
         if kind == "Multiply" and is_channel_weighting(ins):
@@ -366,14 +377,11 @@ def report_keras_model(model, name=None, reduction=None):
     counter = _Counter()
     counter.walk_model(model)
     input_shape = tuple(tensor_shape(model.inputs[0])[1:]) if getattr(model, "inputs", None) else ()
-    report = report_from_rows(
-        name or model.name, "keras", input_shape, counter.rows, counter.warnings, counter.se_units, reduction
-    )
+    report = report_from_rows(name or model.name, "keras", input_shape, counter.rows, counter.warnings, counter.se_units, reduction)
     total = _model_params(model)
     if total != report.params:
         report.warnings.append(
-            f"the rows hold {report.params:,} parameters but the model has {total:,}: "
-            "some weights belong to no counted layer"
+            f"the rows hold {report.params:,} parameters but the model has {total:,}: some weights belong to no counted layer"
         )
     return report
 

@@ -61,32 +61,61 @@ REFERENCES = (
     PaperReference("mobilenet", "MobileNet 1.0-224", SENET_T3, 569, "M", 0, params=4.2),
     PaperReference("se_mobilenet", "SE-MobileNet", SENET_T3, 572, "M", 0, params=4.7),
     PaperReference(
-        "shufflenet_g3", "ShuffleNet 1x (g=3)", SENET_T3, 140, "M", 0, params=1.8,
+        "shufflenet_g3",
+        "ShuffleNet 1x (g=3)",
+        SENET_T3,
+        140,
+        "M",
+        0,
+        params=1.8,
         note="the paper's 1.8 M truncates 1.87 M",
     ),
     PaperReference(
-        "se_shufflenet_g3", "SE-ShuffleNet 1x (g=3)", SENET_T3, 142, "M", 0, params=2.4,
+        "se_shufflenet_g3",
+        "SE-ShuffleNet 1x (g=3)",
+        SENET_T3,
+        142,
+        "M",
+        0,
+        params=2.4,
         note="the paper's 2.4 M truncates 2.48 M, as it does ShuffleNet's 1.87 M",
     ),
     PaperReference("vgg16_bn", "VGG-16 (BN)", SENET_T2, 15.47, params=138_365_992),
     PaperReference("se_vgg16", "SE-VGG-16", SENET_T2, 15.48),
     PaperReference("bn_inception", "BN-Inception", SENET_T2, 2.03, params=11_285_224),
     PaperReference(
-        "se_bn_inception", "SE-BN-Inception", SENET_T2, 2.04, params=11_931_622,
+        "se_bn_inception",
+        "SE-BN-Inception",
+        SENET_T2,
+        2.04,
+        params=11_931_622,
         note="the exact count with the SE scale, 2.0344 G, rounds to 2.03",
     ),
     PaperReference(
-        "inception_resnet_v2", "Inception-ResNet-v2", SENET_T2, 11.75, params=55_843_464, input_size=299,
+        "inception_resnet_v2",
+        "Inception-ResNet-v2",
+        SENET_T2,
+        11.75,
+        params=55_843_464,
+        input_size=299,
         note="counted at 299x299, the size the paper trains and evaluates it at (timm's network, 6.47 G at "
         "224x224): 11.75 G matches neither size",
     ),
     PaperReference(
-        "se_inception_resnet_v2", "SE-Inception-ResNet-v2", SENET_T2, 11.76, input_size=299,
+        "se_inception_resnet_v2",
+        "SE-Inception-ResNet-v2",
+        SENET_T2,
+        11.76,
+        input_size=299,
         note="counted at 299x299, the paper's size",
     ),
     PaperReference("sknet50", "SKNet-50", "SKNet paper", 4.47, params=27_479_784),
     PaperReference(
-        "sknet101", "SKNet-101", "SKNet paper", None, params=48.9,
+        "sknet101",
+        "SKNet-101",
+        "SKNet paper",
+        None,
+        params=48.9,
         note="0.3 % under the paper's 48.9 M: SKNet-50's unit (timm, equal to the official SKNet-50) "
         "repeated with d = max(W/16, 32); the official prototxt counts 48,686,760; "
         "the reference notes give no MACs for SKNet-101",
@@ -185,7 +214,7 @@ def compare(name, report, twin_report=None):
 def _why(ref, report, twin_report):
     """The reason a count differs from the paper."""
     ours = _in_unit(report.macs_with_weighting if not ref.counted else report.macs, ref)
-    unit = 10.0 ** -ref.macs_digits
+    unit = 10.0**-ref.macs_digits
     twin_ref = reference(twin_report.model) if twin_report is not None else None
     if twin_ref is not None and twin_ref.macs is not None:
         twin_ours = _in_unit(twin_report.macs_with_weighting, twin_ref)

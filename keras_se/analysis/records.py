@@ -20,7 +20,6 @@ CONVENTIONS = (
 )
 
 
-
 SEUnit = collections.namedtuple("SEUnit", "name reduce_row channels reduced bias reduction")
 
 

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 from keras_se.analysis.records import AttentionOverhead, SEStage
 
+
 def _as_number(value):
     value = Fraction(value)
     return int(value) if value.denominator == 1 else float(value)

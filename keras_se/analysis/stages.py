@@ -7,6 +7,7 @@ from keras_se import naming
 from keras_se.analysis.records import AttentionOverhead, ComplexityReport, StageRow
 from keras_se.analysis.se_formula import se_overhead
 
+
 def _first_shape(shape):
     return shape[0] if shape and isinstance(shape[0], tuple) else shape
 

@@ -33,23 +33,84 @@ _DEPTHWISE = {"DEPTHWISE_CONV_2D"}
 _FC = {"FULLY_CONNECTED", "BATCH_MATMUL"}
 _TRANSPOSE_CONV = {"TRANSPOSE_CONV"}
 _PER_OUTPUT = {
-    "ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "POW",
-    "LOGISTIC", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "TANH", "HARD_SWISH", "LEAKY_RELU",
-    "PRELU", "ELU", "GELU", "EXP", "SQRT", "RSQRT", "SOFTMAX", "LOG_SOFTMAX", "ABS", "NEG",
+    "ADD",
+    "SUB",
+    "MUL",
+    "DIV",
+    "MAXIMUM",
+    "MINIMUM",
+    "SQUARED_DIFFERENCE",
+    "POW",
+    "LOGISTIC",
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "RELU_0_TO_1",
+    "TANH",
+    "HARD_SWISH",
+    "LEAKY_RELU",
+    "PRELU",
+    "ELU",
+    "GELU",
+    "EXP",
+    "SQRT",
+    "RSQRT",
+    "SOFTMAX",
+    "LOG_SOFTMAX",
+    "ABS",
+    "NEG",
 }
 _REDUCE = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"}
 _POOL = {"MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D"}
 _FREE = {
-    "PAD", "PADV2", "MIRROR_PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION", "SPLIT", "SPLIT_V", "STRIDED_SLICE",
-    "SLICE", "SQUEEZE", "EXPAND_DIMS", "GATHER", "GATHER_ND", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PACK",
-    "UNPACK", "SHAPE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "DEQUANTIZE", "QUANTIZE", "CAST", "TILE",
-    "BROADCAST_TO", "RESIZE_NEAREST_NEIGHBOR", "ZEROS_LIKE", "FILL",
+    "PAD",
+    "PADV2",
+    "MIRROR_PAD",
+    "RESHAPE",
+    "TRANSPOSE",
+    "CONCATENATION",
+    "SPLIT",
+    "SPLIT_V",
+    "STRIDED_SLICE",
+    "SLICE",
+    "SQUEEZE",
+    "EXPAND_DIMS",
+    "GATHER",
+    "GATHER_ND",
+    "SPACE_TO_BATCH_ND",
+    "BATCH_TO_SPACE_ND",
+    "PACK",
+    "UNPACK",
+    "SHAPE",
+    "DEPTH_TO_SPACE",
+    "SPACE_TO_DEPTH",
+    "DEQUANTIZE",
+    "QUANTIZE",
+    "CAST",
+    "TILE",
+    "BROADCAST_TO",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "ZEROS_LIKE",
+    "FILL",
 }
 # Operators whose constant inputs are parameters (index 0 of TRANSPOSE_CONV
 # is the output shape).
-_WEIGHTED = _CONV | _DEPTHWISE | _FC | _TRANSPOSE_CONV | {
-    "ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE",
-}
+_WEIGHTED = (
+    _CONV
+    | _DEPTHWISE
+    | _FC
+    | _TRANSPOSE_CONV
+    | {
+        "ADD",
+        "SUB",
+        "MUL",
+        "DIV",
+        "MAXIMUM",
+        "MINIMUM",
+        "PRELU",
+        "SQUARED_DIFFERENCE",
+    }
+)
 
 
 class _Graph:

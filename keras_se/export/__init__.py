@@ -2,13 +2,13 @@
 against Keras; the classic GPU delegate's rules, and runs on LiteRT's real
 GPU accelerator."""
 
-from keras_se.tflite_file import read_tflite
+from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
 from keras_se.export.gpu import GpuFinding, check_gpu
 from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
 from keras_se.export.onnx import to_onnx
-from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
 from keras_se.export.tflite import to_tflite
 from keras_se.export.verify import Parity
+from keras_se.tflite_file import read_tflite
 
 __all__ = [
     "ConversionError",

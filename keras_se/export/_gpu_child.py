@@ -33,7 +33,12 @@ def _details(path, model):
     from ai_edge_litert.interpreter import Interpreter
 
     def record(t, name=None):
-        return {"shape": [int(d) for d in t["shape"]], "dtype": np.dtype(t["dtype"]).name, "quantization": [float(q) for q in t["quantization"]], "name": name}
+        return {
+            "shape": [int(d) for d in t["shape"]],
+            "dtype": np.dtype(t["dtype"]).name,
+            "quantization": [float(q) for q in t["quantization"]],
+            "name": name,
+        }
 
     # Only the tensor metadata (quantisation); no allocation.
     interpreter = Interpreter(model_path=path)
@@ -66,9 +71,7 @@ def main():
 
     # float16 is what phones run (LiteRT's default); float32 computes the
     # same kernels in full precision.
-    options = Options(
-        hardware_accelerators=HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=args.precision == "float32")
-    )
+    options = Options(hardware_accelerators=HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=args.precision == "float32"))
     try:
         model = CompiledModel.from_file(args.path, options=options)
         inp, outs = _details(args.path, model)

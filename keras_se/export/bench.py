@@ -103,7 +103,5 @@ def measure_latency(paths, threads=1, runs=50, warmup=5, accelerators=("cpu",)):
     results = []
     for (path, accelerator, _, kernels, software), t in zip(timers, times):
         deciles = statistics.quantiles(t, n=10) if len(t) > 1 else [t[0]] * 9
-        results.append(
-            Latency(str(path), threads, runs, statistics.median(t), deciles[0], deciles[-1], kernels, accelerator, software)
-        )
+        results.append(Latency(str(path), threads, runs, statistics.median(t), deciles[0], deciles[-1], kernels, accelerator, software))
     return results

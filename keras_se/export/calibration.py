@@ -57,10 +57,7 @@ def load_image_dir(directory, image_size, limit=100, mode="unit"):
     if not os.path.isdir(directory):
         raise ValueError(f"calibration directory not found. Received: calib_dir={directory!r}")
     paths = sorted(
-        os.path.join(root, name)
-        for root, _, names in os.walk(directory)
-        for name in names
-        if name.lower().endswith(IMAGE_EXTENSIONS)
+        os.path.join(root, name) for root, _, names in os.walk(directory) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)
     )[:limit]
     if not paths:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in calibration directory {directory!r}")
@@ -82,7 +79,9 @@ def load_npy(path, input_shape):
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError(f"cannot read calibration array {path!r}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise ValueError(
+            f"cannot read calibration array {path!r}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
     if isinstance(data, np.lib.npyio.NpzFile):
         names = ", ".join(data.files[:5]) or "none"
         data.close()
@@ -108,13 +107,8 @@ def check_samples(data, input_shape, name="representative_data"):
     if data.dtype.kind not in "fiu":
         raise ValueError(f"{name} must hold real numbers (float or int). Received: dtype={data.dtype}")
     expected = tuple(input_shape)
-    if data.ndim != len(expected) + 1 or data.shape[0] == 0 or any(
-        e is not None and d != e for d, e in zip(data.shape[1:], expected)
-    ):
-        raise ValueError(
-            f"{name} must have shape (N, {', '.join(str(e) for e in expected)}) with N >= 1. "
-            f"Received: shape {data.shape}"
-        )
+    if data.ndim != len(expected) + 1 or data.shape[0] == 0 or any(e is not None and d != e for d, e in zip(data.shape[1:], expected)):
+        raise ValueError(f"{name} must have shape (N, {', '.join(str(e) for e in expected)}) with N >= 1. Received: shape {data.shape}")
     with np.errstate(over="ignore"):  # beyond float32's range becomes inf, reported below
         data = data.astype("float32", copy=False)
     bad = ~np.isfinite(data)

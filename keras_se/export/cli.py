@@ -31,7 +31,9 @@ def add_commands(subparsers):
     p.add_argument("--calib-dir", help="folder of images for int8 calibration (the real-data flow)")
     p.add_argument("--calib-npy", help=".npy array (N, H, W, C) of preprocessed inputs for int8 calibration")
     p.add_argument("--calib-limit", type=int, default=100, help="images to use from --calib-dir (default: 100)")
-    p.add_argument("--preprocess", choices=("unit", "imagenet", "raw"), default="unit", help="image scaling for --calib-dir (default: unit = x/255)")
+    p.add_argument(
+        "--preprocess", choices=("unit", "imagenet", "raw"), default="unit", help="image scaling for --calib-dir (default: unit = x/255)"
+    )
     p.add_argument("--input-size", type=int, default=224, help="input height and width for registry models (default: 224)")
     p.add_argument(
         "--weights",
@@ -186,7 +188,15 @@ def _convert_all(args, model, stem, names, modes, data, out, console):
             warnings.simplefilter("ignore", calibration.RandomCalibrationWarning)
             data = calibration.random_samples(tuple(model.input_shape[1:]))
     results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
         for mode in modes:
             quantize = MODES[mode]
             total = len(data) if quantize == "int8" and data is not None else None
@@ -273,7 +283,9 @@ def _print_gpu(results, console):
         f"against Keras (bound {GPU_RELATIVE_L2}); top-5: overlap of the top-5 classes."
     )
     if any(g["software"] for g in runs):
-        console.print("The adapter is a software one (Mesa's Vulkan driver on the CPU): verdicts and outputs are real, speed is not a phone's.")
+        console.print(
+            "The adapter is a software one (Mesa's Vulkan driver on the CPU): verdicts and outputs are real, speed is not a phone's."
+        )
     for r in results:
         if (r.get("gpu_accelerator") or {}).get("status") == "not run":
             console.print(f"[bold yellow]GPU not run[/] for {os.path.basename(r['path'])}: {r['gpu_accelerator']['reason']}")

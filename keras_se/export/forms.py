@@ -58,11 +58,7 @@ def average_pools_as_depthwise(model):
     import keras
 
     def replaceable(layer):
-        return (
-            type(layer) is keras.layers.AveragePooling2D
-            and layer.padding == "valid"
-            and layer.data_format == "channels_last"
-        )
+        return type(layer) is keras.layers.AveragePooling2D and layer.padding == "valid" and layer.data_format == "channels_last"
 
     def replace(layer, x):
         height, width = layer.pool_size
@@ -137,7 +133,9 @@ def hard_swish_for_int8(model):
         scaled = [id(t) in sixfold for t in flat]
         if is_builtin_hard_swish(layer):
             x = restore(inputs, f"{layer.name}_sixth")
-            gate = keras.layers.ReLU(6.0, name=f"{layer.name}_relu6")(keras.layers.Rescaling(1.0, offset=3.0, name=f"{layer.name}_shift")(x))
+            gate = keras.layers.ReLU(6.0, name=f"{layer.name}_relu6")(
+                keras.layers.Rescaling(1.0, offset=3.0, name=f"{layer.name}_shift")(x)
+            )
             return mark(keras.layers.Multiply(name=f"{layer.name}_times6")([x, gate]))
         if not any(scaled):
             return layer(inputs, *args, **kwargs)
@@ -232,7 +230,11 @@ def grouped_convolutions_for_gpu(model):
             use_bias=layer.use_bias,
             name=name,
         )
-        return GroupConv2D(filters, layer.kernel_size, groups=groups, **options) if groups > 1 else keras.layers.Conv2D(filters, layer.kernel_size, **options)
+        return (
+            GroupConv2D(filters, layer.kernel_size, groups=groups, **options)
+            if groups > 1
+            else keras.layers.Conv2D(filters, layer.kernel_size, **options)
+        )
 
     def replace(layer, x):
         kernel = keras.ops.convert_to_numpy(layer.kernel)

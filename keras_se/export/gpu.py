@@ -19,18 +19,62 @@ QUANTIZED_TYPES = ("INT8", "UINT8")
 SUPPORTED_ACTIVATIONS = (0, 1, 2, 3, 4)  # NONE, RELU, RELU_N1_TO_1, RELU6, TANH
 
 _UNARY = {
-    "ABS", "CEIL", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGICAL_NOT", "LOGISTIC",
-    "NEG", "ROUND", "RSQRT", "SIGN", "SIN", "SQRT", "SQUARE", "TANH",
+    "ABS",
+    "CEIL",
+    "COS",
+    "ELU",
+    "EXP",
+    "FLOOR",
+    "GELU",
+    "LOG",
+    "LOGICAL_NOT",
+    "LOGISTIC",
+    "NEG",
+    "ROUND",
+    "RSQRT",
+    "SIGN",
+    "SIN",
+    "SQRT",
+    "SQUARE",
+    "TANH",
 }
 _BINARY = {
-    "ATAN2", "DIV", "EQUAL", "FLOOR_DIV", "FLOOR_MOD", "GREATER", "GREATER_EQUAL",
-    "LOGICAL_AND", "LOGICAL_OR", "LESS", "LESS_EQUAL", "MAXIMUM", "MINIMUM", "NOT_EQUAL",
-    "POW", "SQUARED_DIFFERENCE", "SUB",
+    "ATAN2",
+    "DIV",
+    "EQUAL",
+    "FLOOR_DIV",
+    "FLOOR_MOD",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LOGICAL_AND",
+    "LOGICAL_OR",
+    "LESS",
+    "LESS_EQUAL",
+    "MAXIMUM",
+    "MINIMUM",
+    "NOT_EQUAL",
+    "POW",
+    "SQUARED_DIFFERENCE",
+    "SUB",
 }
 _ALWAYS_OK = {
-    "RELU", "RELU6", "LEAKY_RELU", "RELU_N1_TO_1", "PRELU", "PACK", "SPLIT", "SPLIT_V",
-    "HARD_SWISH", "CONCATENATION", "BATCH_MATMUL", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-    "TILE", "QUANTIZE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
+    "RELU",
+    "RELU6",
+    "LEAKY_RELU",
+    "RELU_N1_TO_1",
+    "PRELU",
+    "PACK",
+    "SPLIT",
+    "SPLIT_V",
+    "HARD_SWISH",
+    "CONCATENATION",
+    "BATCH_MATMUL",
+    "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "TILE",
+    "QUANTIZE",
+    "DEPTH_TO_SPACE",
+    "SPACE_TO_DEPTH",
 }
 _REDUCE = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY"}
 
@@ -74,9 +118,7 @@ def check_gpu(tflite, allow_quantized=False, enhanced_broadcast=False):
     # The delegate folds DEQUANTIZE of constant fp16 weights (its FP16 graph
     # partition helper) and treats their outputs as constants.
     folded = {
-        op.outputs[0].index
-        for op in graph.ops
-        if op.name == "DEQUANTIZE" and op.inputs[0].is_const and op.inputs[0].dtype == "FLOAT16"
+        op.outputs[0].index for op in graph.ops if op.name == "DEQUANTIZE" and op.inputs[0].is_const and op.inputs[0].dtype == "FLOAT16"
     }
     if folded:
         graph = _with_constants(graph, folded)
@@ -95,8 +137,7 @@ def _with_constants(graph, indices):
         return dataclasses.replace(t, is_const=True) if t is not None and t.index in indices else t
 
     ops = tuple(
-        dataclasses.replace(op, inputs=tuple(fix(t) for t in op.inputs), outputs=tuple(fix(t) for t in op.outputs))
-        for op in graph.ops
+        dataclasses.replace(op, inputs=tuple(fix(t) for t in op.inputs), outputs=tuple(fix(t) for t in op.outputs)) for op in graph.ops
     )
     return dataclasses.replace(graph, ops=ops)
 

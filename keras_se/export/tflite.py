@@ -63,8 +63,7 @@ def _static_input_shape(model):
     shape = tuple(model.input_shape[1:])
     if any(d is None for d in shape):
         raise ValueError(
-            f"TFLite export needs a static input size; build the model with "
-            f"input_shape=(H, W, C). Received: input_shape={shape}"
+            f"TFLite export needs a static input size; build the model with input_shape=(H, W, C). Received: input_shape={shape}"
         )
     return shape
 

@@ -27,9 +27,8 @@ def build_zoo(out_dir, entries=MOBILE_SET, input_size=224, threads=1, runs=20, o
     Returns:
         list of manifest rows (dicts).
     """
-    import warnings
-
     import dataclasses
+    import warnings
 
     import numpy as np
 

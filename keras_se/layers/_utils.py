@@ -38,39 +38,25 @@ def check_positive_int(name, value, allow_none=False):
 
 
 def check_positive_number(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"{name} must be a positive number. Received: {name}={value!r}"
-        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
     return value
 
 
 def check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(
-            f"{name} must be one of {sorted(choices)}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"{name} must be one of {sorted(choices)}. Received: {name}={value!r}")
     return value
 
 
 def check_rank4(layer_name, input_shape):
     shape = tuple(input_shape)
     if len(shape) != 4:
-        raise ValueError(
-            f"{layer_name} expects a 4-D input (batch, height, width, channels). "
-            f"Received: input_shape={shape}"
-        )
+        raise ValueError(f"{layer_name} expects a 4-D input (batch, height, width, channels). Received: input_shape={shape}")
     if shape[-1] is None:
-        raise ValueError(
-            f"{layer_name} needs a known channel dimension. "
-            f"Received: input_shape={shape}"
-        )
+        raise ValueError(f"{layer_name} needs a known channel dimension. Received: input_shape={shape}")
     return shape
+
 
 ACTIVATIONS = ("relu", "relu6", "silu", "swish", "gelu", "tanh", "elu")
 

@@ -95,6 +95,7 @@ class _AverageGraph:
         total = tf_keras.layers.Add(name=f"{self.name}_sum")(inputs)
         return tf_keras.layers.Rescaling(1.0 / len(inputs), name=self.name)(total)
 
+
 class _HardSwishGraph:
     """Hard-swish as `(x / 6) * relu6(x + 3)` in standard layers, in the tf_keras flavour.
 

@@ -17,9 +17,7 @@ class _GroupConvMixin:
         # TensorFlow has no grouped NCHW convolution on CPU, and TFLite and the
         # GPU delegate are NHWC: channels_last only.
         if data_format not in (None, "channels_last"):
-            raise ValueError(
-                f"GroupConv2D supports channels_last only. Received: data_format={data_format!r}"
-            )
+            raise ValueError(f"GroupConv2D supports channels_last only. Received: data_format={data_format!r}")
         super().__init__(*args, data_format="channels_last", **kwargs)
 
     # Keras 3 (and tf_keras) run grouped convolutions inside a jit_compile
@@ -110,8 +108,7 @@ class _KernelSelectMixin:
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) < 3:
             raise ValueError(
-                f"{type(self).__name__} expects [path_1, ..., path_M, logits] "
-                f"with M >= 2. Received: input_shape={input_shape}"
+                f"{type(self).__name__} expects [path_1, ..., path_M, logits] with M >= 2. Received: input_shape={input_shape}"
             )
         paths, logits = input_shape[:-1], input_shape[-1]
         shapes = [check_rank4(type(self).__name__, s) for s in paths]
@@ -120,10 +117,7 @@ class _KernelSelectMixin:
             raise ValueError(f"All paths must have the same shape. Received: {shapes}")
         logits = check_rank4(type(self).__name__, logits)
         if logits[1:] != (1, 1, len(paths) * channels):
-            raise ValueError(
-                f"logits must have shape (batch, 1, 1, {len(paths) * channels}). "
-                f"Received: {logits}"
-            )
+            raise ValueError(f"logits must have shape (batch, 1, 1, {len(paths) * channels}). Received: {logits}")
         super().build(input_shape)
 
     def call(self, inputs):

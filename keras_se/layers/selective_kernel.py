@@ -9,6 +9,8 @@ from keras_se.layers._utils import (
     check_positive_int,
     check_positive_number,
     check_rank4,
+)
+from keras_se.layers._utils import (
     join_name as _join,
 )
 from keras_se.layers.namespace import as_flavour, flavour
@@ -43,10 +45,7 @@ def _per_path(name, value, num_paths):
         or len(value) != num_paths
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
-        raise ValueError(
-            f"{name} must be a positive int or a list of num_paths ({num_paths}) "
-            f"positive ints. Received: {name}={value!r}"
-        )
+        raise ValueError(f"{name} must be a positive int or a list of num_paths ({num_paths}) positive ints. Received: {name}={value!r}")
     return value
 
 
@@ -122,15 +121,12 @@ def make_sk_layers(
         if strides > 1:
             if d > 1 and d % strides:
                 raise ValueError(
-                    f"dilation must be 1 or a multiple of strides ({strides}) on "
-                    f"strided paths. Received: dilation={dilations}"
+                    f"dilation must be 1 or a multiple of strides ({strides}) on strided paths. Received: dilation={dilations}"
                 )
             parts[f"path{m}_pad"] = layers.ZeroPadding2D(d * (k - 1) // 2, name=f"{prefix}_pad", **dt)
             padding = "valid"
             if d > 1:
-                parts[f"path{m}_subsample"] = layers.AveragePooling2D(
-                    pool_size=1, strides=strides, name=f"{prefix}_subsample", **dt
-                )
+                parts[f"path{m}_subsample"] = layers.AveragePooling2D(pool_size=1, strides=strides, name=f"{prefix}_subsample", **dt)
                 conv_dilation = d // strides
         conv_strides = 1 if f"path{m}_subsample" in parts else strides
         conv_cls = layers.GroupConv2D if groups > 1 else layers.Conv2D
@@ -146,17 +142,13 @@ def make_sk_layers(
             **dt,
             **conv_kwargs,
         )
-        parts[f"path{m}_bn"] = layers.BatchNormalization(
-            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn", **dt
-        )
+        parts[f"path{m}_bn"] = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn", **dt)
         parts[f"path{m}_relu"] = layers.ReLU(name=f"{prefix}_relu", **dt)
     width = sk_attention_channels(filters, reduction, reduced_channels, min_channels)
     parts["fuse"] = layers.Add(name=_join(name, "fuse"), **dt)
     parts["pool"] = layers.GlobalAveragePooling2D(keepdims=True, name=_join(name, "pool"), **dt)
     parts["fc1"] = layers.Conv2D(width, 1, use_bias=False, name=_join(name, "fc1"), **dt)
-    parts["fc1_bn"] = layers.BatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_join(name, "fc1_bn"), **dt
-    )
+    parts["fc1_bn"] = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_join(name, "fc1_bn"), **dt)
     parts["fc1_relu"] = layers.ReLU(name=_join(name, "fc1_relu"), **dt)
     parts["fc2"] = layers.Conv2D(num_paths * filters, 1, use_bias=False, name=_join(name, "fc2"), **dt)
     parts["select"] = layers.KernelSelect(name=_join(name, "select"), **dt)
@@ -197,16 +189,10 @@ def selective_kernel(x, filters, name, flavour="keras", **options):
 def check_sk_input(channels, groups, num_paths, split_input):
     """The input channels fit the paths: M slices with `split_input`, G groups each."""
     if split_input and channels % num_paths:
-        raise ValueError(
-            f"split_input needs input channels ({channels}) divisible by num_paths. "
-            f"Received: num_paths={num_paths}"
-        )
+        raise ValueError(f"split_input needs input channels ({channels}) divisible by num_paths. Received: num_paths={num_paths}")
     per_path = channels // num_paths if split_input else channels
     if per_path % groups:
-        raise ValueError(
-            f"groups must divide the input channels of each path ({per_path}). "
-            f"Received: groups={groups}"
-        )
+        raise ValueError(f"groups must divide the input channels of each path ({per_path}). Received: groups={groups}")
 
 
 @keras.saving.register_keras_serializable(package="keras_se")

@@ -9,6 +9,8 @@ from keras_se.layers._utils import (
     check_positive_number,
     check_rank4,
     make_divisible,
+)
+from keras_se.layers._utils import (
     join_name as _join,
 )
 from keras_se.layers.namespace import as_flavour
@@ -29,10 +31,7 @@ def se_reduced_channels(channels, reduction=16, reduced_channels=None, divisor=1
     if reduced_channels is not None:
         return check_positive_int("reduced_channels", reduced_channels)
     if reduction > channels:
-        raise ValueError(
-            f"reduction must not exceed the input channels ({channels}). "
-            f"Received: reduction={reduction}"
-        )
+        raise ValueError(f"reduction must not exceed the input channels ({channels}). Received: reduction={reduction}")
     if divisor == 1:
         return max(int(channels / reduction), min_channels or 1)
     return make_divisible(channels / reduction, divisor, min_channels, round_limit=0.0)

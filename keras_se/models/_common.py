@@ -32,10 +32,7 @@ def check_stages(se_stages, valid):
     except TypeError:
         stages = None
     if stages is None or not stages <= set(valid):
-        raise ValueError(
-            f"se_stages must be a collection of stage numbers from {sorted(valid)}. "
-            f"Received: se_stages={se_stages!r}"
-        )
+        raise ValueError(f"se_stages must be a collection of stage numbers from {sorted(valid)}. Received: se_stages={se_stages!r}")
     return stages
 
 
@@ -47,9 +44,7 @@ def model_inputs(fl, input_shape, input_tensor, min_size, default_size=224):
         else:
             input_shape = (default_size, default_size, 3)
     shape = tuple(input_shape)
-    if len(shape) != 3 or shape[-1] is None or any(
-        d is not None and (not isinstance(d, int) or d <= 0) for d in shape
-    ):
+    if len(shape) != 3 or shape[-1] is None or any(d is not None and (not isinstance(d, int) or d <= 0) for d in shape):
         raise ValueError(
             "input_shape must be (height, width, channels) with positive ints "
             f"(height/width may be None). Received: input_shape={input_shape!r}"

@@ -23,6 +23,7 @@ def ResNet18(**kwargs):
     """
     return create_model("resnet18", **kwargs)
 
+
 def ResNet34(**kwargs):
     """ResNet-34, the plain twin of SE-ResNet-34.
 
@@ -31,6 +32,7 @@ def ResNet34(**kwargs):
     >>> model = keras_se.ResNet34(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("resnet34", **kwargs)
+
 
 def ResNet50(**kwargs):
     """ResNet-50 (stride on the first 1x1, as keras.applications), the plain twin of SE-ResNet-50.
@@ -41,6 +43,7 @@ def ResNet50(**kwargs):
     """
     return create_model("resnet50", **kwargs)
 
+
 def ResNet101(**kwargs):
     """ResNet-101, the plain twin of SE-ResNet-101.
 
@@ -49,6 +52,7 @@ def ResNet101(**kwargs):
     >>> model = keras_se.ResNet101(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("resnet101", **kwargs)
+
 
 def ResNet152(**kwargs):
     """ResNet-152, the plain twin of SE-ResNet-152.
@@ -59,6 +63,7 @@ def ResNet152(**kwargs):
     """
     return create_model("resnet152", **kwargs)
 
+
 def SEResNet18(**kwargs):
     """SE-ResNet-18 (11.8 M parameters).
 
@@ -67,6 +72,7 @@ def SEResNet18(**kwargs):
     >>> model = keras_se.SEResNet18(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("se_resnet18", **kwargs)
+
 
 def SEResNet34(**kwargs):
     """SE-ResNet-34 (22.0 M parameters).
@@ -77,6 +83,7 @@ def SEResNet34(**kwargs):
     """
     return create_model("se_resnet34", **kwargs)
 
+
 def SEResNet50(**kwargs):
     """SE-ResNet-50 (28.1 M parameters, 3.87 GMACs): the SENet paper's Table 2 model.
 
@@ -85,6 +92,7 @@ def SEResNet50(**kwargs):
     >>> model = keras_se.SEResNet50(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("se_resnet50", **kwargs)
+
 
 def SEResNet101(**kwargs):
     """SE-ResNet-101 (49.3 M parameters).
@@ -95,6 +103,7 @@ def SEResNet101(**kwargs):
     """
     return create_model("se_resnet101", **kwargs)
 
+
 def SEResNet152(**kwargs):
     """SE-ResNet-152 (66.8 M parameters).
 
@@ -103,6 +112,7 @@ def SEResNet152(**kwargs):
     >>> model = keras_se.SEResNet152(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("se_resnet152", **kwargs)
+
 
 def ResNeXt50(**kwargs):
     """ResNeXt-50 (32x4d), the plain twin of SE-ResNeXt-50.
@@ -113,6 +123,7 @@ def ResNeXt50(**kwargs):
     """
     return create_model("resnext50_32x4d", **kwargs)
 
+
 def ResNeXt101(**kwargs):
     """ResNeXt-101 (32x4d), the plain twin of SE-ResNeXt-101.
 
@@ -121,6 +132,7 @@ def ResNeXt101(**kwargs):
     >>> model = keras_se.ResNeXt101(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("resnext101_32x4d", **kwargs)
+
 
 def SEResNeXt50(**kwargs):
     """SE-ResNeXt-50 (32x4d) (27.6 M parameters).
@@ -131,6 +143,7 @@ def SEResNeXt50(**kwargs):
     """
     return create_model("se_resnext50_32x4d", **kwargs)
 
+
 def SEResNeXt101(**kwargs):
     """SE-ResNeXt-101 (32x4d) (49.0 M parameters).
 
@@ -139,6 +152,7 @@ def SEResNeXt101(**kwargs):
     >>> model = keras_se.SEResNeXt101(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("se_resnext101_32x4d", **kwargs)
+
 
 def SENet154(**kwargs):
     """SENet-154 (115.1 M parameters): 64-group SE-ResNeXt with a deep stem and 3x3 projections.
@@ -149,6 +163,7 @@ def SENet154(**kwargs):
     """
     return create_model("senet154", **kwargs)
 
+
 def SKNet50(**kwargs):
     """SKNet-50 (27.5 M parameters): ResNeXt-50 32x4d with SK[2, 32, 16] units.
 
@@ -157,6 +172,7 @@ def SKNet50(**kwargs):
     >>> model = keras_se.SKNet50(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("sknet50", **kwargs)
+
 
 def SKNet101(**kwargs):
     """SKNet-101: SKNet-50's unit in a [3, 4, 23, 3] network. 48,736,040 parameters,
@@ -169,6 +185,7 @@ def SKNet101(**kwargs):
     """
     return create_model("sknet101", **kwargs)
 
+
 def MobileNet(**kwargs):
     """MobileNet v1 (`alpha` width multiplier), the plain twin of SE-MobileNet.
 
@@ -178,6 +195,7 @@ def MobileNet(**kwargs):
     """
     return create_model("mobilenet", **kwargs)
 
+
 def SEMobileNet(**kwargs):
     """SE-MobileNet (4.7 M parameters, 572 M MACs at alpha=1).
 
@@ -186,6 +204,7 @@ def SEMobileNet(**kwargs):
     >>> model = keras_se.SEMobileNet(input_shape=(224, 224, 3), classes=1000)
     """
     return create_model("se_mobilenet", **kwargs)
+
 
 def MobileNetV3Large(minimalistic=False, **kwargs):
     """MobileNetV3-Large (5.5 M parameters; `alpha` width multiplier), with SE as in the paper.

@@ -111,7 +111,16 @@ def inception_graph(
 
 def _module(layers, x, name, strides, c1x1, c3x3, cdouble, pool, input_shape):
     def conv(y, filters, kernel, role, strides=1):
-        return _common.conv_bn(layers, y, filters, kernel, f"{name}_{role}", strides=strides, bn_name=f"{name}_{role.replace('conv', 'bn')}", act_name=f"{name}_{role.replace('conv', 'relu')}")
+        return _common.conv_bn(
+            layers,
+            y,
+            filters,
+            kernel,
+            f"{name}_{role}",
+            strides=strides,
+            bn_name=f"{name}_{role.replace('conv', 'bn')}",
+            act_name=f"{name}_{role.replace('conv', 'relu')}",
+        )
 
     branches = []
     if c1x1:

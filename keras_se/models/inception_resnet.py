@@ -120,13 +120,15 @@ def inception_resnet_graph(
     # Mixed_5b
     p = "stage3_block1"
     pooled = layers.AveragePooling2D(3, strides=1, padding="same", name=f"{p}_b3_pool")(x)
-    x = layers.Concatenate(name=f"{p}_concat")([
-        branch(x, f"{p}_b0", [s1(96)]),
-        branch(x, f"{p}_b1", [s1(48), s1(64, 5)]),
-        branch(x, f"{p}_b2", [s1(64), s1(96, 3), s1(96, 3)]),
-        # timm's branch3 is Sequential(AvgPool2d, BasicConv2d): its conv is module 2.
-        conv(pooled, 64, 1, f"{p}_b3_conv2", bn=f"{p}_b3_bn2", relu=f"{p}_b3_relu2"),
-    ])
+    x = layers.Concatenate(name=f"{p}_concat")(
+        [
+            branch(x, f"{p}_b0", [s1(96)]),
+            branch(x, f"{p}_b1", [s1(48), s1(64, 5)]),
+            branch(x, f"{p}_b2", [s1(64), s1(96, 3), s1(96, 3)]),
+            # timm's branch3 is Sequential(AvgPool2d, BasicConv2d): its conv is module 2.
+            conv(pooled, 64, 1, f"{p}_b3_conv2", bn=f"{p}_b3_bn2", relu=f"{p}_b3_relu2"),
+        ]
+    )
     residual = {
         3: [[s1(32)], [s1(32), s1(32, 3)], [s1(32), s1(48, 3), s1(64, 3)]],
         4: [[s1(192)], [s1(128), s1(160, (1, 7)), s1(192, (7, 1))]],
@@ -148,25 +150,31 @@ def inception_resnet_graph(
         x = residual_block(x, 3, b, SCALES[3])
     # Mixed_6a
     p = "stage4_block1"
-    x = layers.Concatenate(name=f"{p}_concat")([
-        branch(x, f"{p}_b0", [s2(384)]),
-        branch(x, f"{p}_b1", [s1(256), s1(256, 3), s2(384)]),
-        layers.MaxPooling2D(3, strides=2, name=f"{p}_b2_pool")(x),
-    ])
+    x = layers.Concatenate(name=f"{p}_concat")(
+        [
+            branch(x, f"{p}_b0", [s2(384)]),
+            branch(x, f"{p}_b1", [s1(256), s1(256, 3), s2(384)]),
+            layers.MaxPooling2D(3, strides=2, name=f"{p}_b2_pool")(x),
+        ]
+    )
     for b in range(2, REPEATS[4] + 2):
         x = residual_block(x, 4, b, SCALES[4])
     # Mixed_7a
     p = "stage5_block1"
-    x = layers.Concatenate(name=f"{p}_concat")([
-        branch(x, f"{p}_b0", [s1(256), s2(384)]),
-        branch(x, f"{p}_b1", [s1(256), s2(288)]),
-        branch(x, f"{p}_b2", [s1(256), s1(288, 3), s2(320)]),
-        layers.MaxPooling2D(3, strides=2, name=f"{p}_b3_pool")(x),
-    ])
+    x = layers.Concatenate(name=f"{p}_concat")(
+        [
+            branch(x, f"{p}_b0", [s1(256), s2(384)]),
+            branch(x, f"{p}_b1", [s1(256), s2(288)]),
+            branch(x, f"{p}_b2", [s1(256), s1(288, 3), s2(320)]),
+            layers.MaxPooling2D(3, strides=2, name=f"{p}_b3_pool")(x),
+        ]
+    )
     for b in range(2, REPEATS[5] + 1):
         x = residual_block(x, 5, b, SCALES[5])
     x = residual_block(x, 5, REPEATS[5] + 1, 1.0, relu=False)
-    x = conv(x, 1536, 1, f"stage5_block{REPEATS[5] + 2}_conv", bn=f"stage5_block{REPEATS[5] + 2}_bn", relu=f"stage5_block{REPEATS[5] + 2}_relu")
+    x = conv(
+        x, 1536, 1, f"stage5_block{REPEATS[5] + 2}_conv", bn=f"stage5_block{REPEATS[5] + 2}_bn", relu=f"stage5_block{REPEATS[5] + 2}_relu"
+    )
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -90,9 +90,20 @@ def mobilenet_graph(
         block += 1
         prefix = f"stage{stage}_block{block}"
         x = _common.conv_bn(
-            layers, x, None, 3, f"{prefix}_dw", strides=strides, act=activation, depthwise=True, bn_name=f"{prefix}_dw_bn", act_name=f"{prefix}_dw_relu"
+            layers,
+            x,
+            None,
+            3,
+            f"{prefix}_dw",
+            strides=strides,
+            act=activation,
+            depthwise=True,
+            bn_name=f"{prefix}_dw_bn",
+            act_name=f"{prefix}_dw_relu",
         )
-        x = _common.conv_bn(layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu")
+        x = _common.conv_bn(
+            layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu"
+        )
         if se is not None and stage in stages:
             x = se(layers, x, f"{prefix}_se")
     if features_only:

@@ -94,10 +94,18 @@ def block_specs(variant="large", alpha=1.0, minimalistic=False):
                 counts[log_stride] = counts.get(log_stride, 0) + 1
                 specs.append(
                     dict(
-                        kind=kind, kernel=kernel if kind == "cn" or not minimalistic else 3, stride=strides,
-                        in_channels=channels, mid_channels=mid, out_channels=out,
-                        se=se and not minimalistic, act="relu" if minimalistic else act,
-                        stage=log_stride, block=counts[log_stride], row=row, index=index,
+                        kind=kind,
+                        kernel=kernel if kind == "cn" or not minimalistic else 3,
+                        stride=strides,
+                        in_channels=channels,
+                        mid_channels=mid,
+                        out_channels=out,
+                        se=se and not minimalistic,
+                        act="relu" if minimalistic else act,
+                        stage=log_stride,
+                        block=counts[log_stride],
+                        row=row,
+                        index=index,
                     )
                 )
                 channels, index = out, index + 1
@@ -260,6 +268,10 @@ for _variant in VARIANTS:
     _label = f"MobileNetV3-{_variant.capitalize()} 1.0"
     register(f"mobilenetv3_{_variant}_plain", MobileNetV3Model, dict(variant=_variant, attention=None), family="mobilenetv3")
     register(
-        f"mobilenetv3_{_variant}", MobileNetV3Model, dict(variant=_variant, attention="se"),
-        twin=f"mobilenetv3_{_variant}_plain", family="mobilenetv3", paper=_label,
+        f"mobilenetv3_{_variant}",
+        MobileNetV3Model,
+        dict(variant=_variant, attention="se"),
+        twin=f"mobilenetv3_{_variant}_plain",
+        family="mobilenetv3",
+        paper=_label,
     )

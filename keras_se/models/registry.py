@@ -97,10 +97,7 @@ def get_entry(name):
         close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listing = f"list_models({str(name).split(':')[0] + ':*'!r})" if ":" in str(name) else "list_models()"
-        raise ValueError(
-            f"Unknown model name. Received: name={name!r}.{hint} "
-            f"See keras_se.{listing} for all {len(known)} names."
-        )
+        raise ValueError(f"Unknown model name. Received: name={name!r}.{hint} See keras_se.{listing} for all {len(known)} names.")
     return _REGISTRY[name]
 
 

@@ -230,7 +230,14 @@ def _bottleneck_block(
         x = se(layers, x, f"{name}_se")
     stride1, stride3 = (strides, 1) if stride_on == "1x1" else (1, strides)
     x = _common.conv_bn(
-        layers, x, width // 2 if halve_conv1 else width, 1, f"{name}_conv1", strides=stride1, bn_name=f"{name}_bn1", act_name=f"{name}_relu1"
+        layers,
+        x,
+        width // 2 if halve_conv1 else width,
+        1,
+        f"{name}_conv1",
+        strides=stride1,
+        bn_name=f"{name}_bn1",
+        act_name=f"{name}_relu1",
     )
     if attention == "sk":
         parts = make_sk_layers(layers, width, f"{name}_sk", groups=groups, strides=stride3, **sk)

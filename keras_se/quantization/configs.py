@@ -45,6 +45,8 @@ def is_quantized_layer(layer):
 def is_qat_model(model):
     """True for a tfmot quantisation-aware model (`quantize_model`'s result)."""
     return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeLayer") for layer in getattr(model, "layers", []))
+
+
 # Activations tfmot's `Default8BitActivationQuantizeConfig` accepts.
 _TFMOT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
 

@@ -55,9 +55,7 @@ def float_ops(tflite, allow_float_io=False):
                 continue
             if op.name == "DEQUANTIZE" and op.outputs and op.outputs[0].index in outputs:
                 continue
-        tensors = tuple(
-            (t.name, t.dtype) for t in (*op.inputs, *op.outputs) if t is not None and t.dtype in FLOAT_TYPES
-        )
+        tensors = tuple((t.name, t.dtype) for t in (*op.inputs, *op.outputs) if t is not None and t.dtype in FLOAT_TYPES)
         if tensors:
             found.append(FloatOp(op.index, op.name, tensors))
     return found

@@ -51,9 +51,7 @@ def _copy_weights(source, target):
         other = getattr(other, "layer", other)  # inside a tfmot wrapper
         shapes = [tuple(w.shape) for w in other.get_weights()]
         if shapes != [tuple(v.shape) for v in values]:
-            raise ValueError(
-                f"Layer {layer.name!r}: weight shapes differ ({[tuple(v.shape) for v in values]} vs {shapes})."
-            )
+            raise ValueError(f"Layer {layer.name!r}: weight shapes differ ({[tuple(v.shape) for v in values]} vs {shapes}).")
         other.set_weights(values)
 
 
@@ -86,7 +84,9 @@ def average_pools_as_depthwise(model):
     def clone(layer):
         if not replaceable(layer):
             return layer.__class__.from_config(layer.get_config())
-        return tf_keras.layers.DepthwiseConv2D(layer.pool_size, strides=layer.strides, padding="valid", use_bias=False, trainable=False, name=layer.name)
+        return tf_keras.layers.DepthwiseConv2D(
+            layer.pool_size, strides=layer.strides, padding="valid", use_bias=False, trainable=False, name=layer.name
+        )
 
     rewritten = tf_keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:

@@ -51,7 +51,13 @@ def add_commands(subparsers):
         help="start from pretrained weights: imagenet (the model's ImageNet release; the classifier starts anew "
         "for another number of classes), hf://timm/NAME.TAG, or a weights file",
     )
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="builder argument, e.g. alpha=0.5 or se_gate=hard_sigmoid (repeatable; values are Python literals)")
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder argument, e.g. alpha=0.5 or se_gate=hard_sigmoid (repeatable; values are Python literals)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true", help="replace existing outputs in --output-dir")

@@ -49,9 +49,7 @@ def load_digits(image_size=32, test_size=DIGITS_TEST_SIZE, seed=DIGITS_SEED):
     images = tf.image.resize(images, (image_size, image_size), method="bilinear").numpy()
     images = np.clip(np.repeat(images, 3, axis=-1), 0.0, 1.0)
     labels = digits.target.astype("int32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=test_size, random_state=seed, stratify=labels
-    )
+    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_size=test_size, random_state=seed, stratify=labels)
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -85,8 +83,7 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
     classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
     if not classes:
         raise ValueError(
-            f"the image directory must hold one sub-folder of images per class. Received: data={directory!r} "
-            "with no sub-folders"
+            f"the image directory must hold one sub-folder of images per class. Received: data={directory!r} with no sub-folders"
         )
     if len(classes) < 2:
         raise ValueError(

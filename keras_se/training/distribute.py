@@ -25,14 +25,12 @@ Everything the multi-worker path needs lives here:
   `ClusterError` naming the peers.
 """
 
-import atexit
 import dataclasses
 import json
 import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import weakref
 
@@ -144,9 +142,7 @@ def parse_tf_config(value=None):
     if task_type not in jobs:
         raise _tf_config_error(f"task type {task_type!r} is not a job of the cluster {sorted(jobs)}")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(jobs[task_type]):
-        raise _tf_config_error(
-            f"task index must be 0..{len(jobs[task_type]) - 1} for job {task_type!r}. Received: index={index!r}"
-        )
+        raise _tf_config_error(f"task index must be 0..{len(jobs[task_type]) - 1} for job {task_type!r}. Received: index={index!r}")
     return Cluster(jobs, task_type, index)
 
 
@@ -515,7 +511,9 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, backups):
                 checkpoint.restore(latest).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as error:
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise ClusterError(f"the backup {latest} does not fit this run ({first[:200]}); remove {backup_dir} to start over") from None
+                raise ClusterError(
+                    f"the backup {latest} does not fit this run ({first[:200]}); remove {backup_dir} to start over"
+                ) from None
             restored = True
             history_file = os.path.join(backup_dir, "history.json")
             if os.path.exists(history_file):

@@ -500,7 +500,9 @@ def train(
 
             from keras_se.quantization import quantize_model
 
-            qat_model = _compiled(tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage)
+            qat_model = _compiled(
+                tf_keras, functools.partial(quantize_model, net), learning_rate=qat_learning_rate, epochs=qat_epochs, **stage
+            )
             qat_history = _fit(tf_keras, qat_model, "QAT", qat_epochs, **run)
             if validation_data is not None:
                 metrics["qat_accuracy"] = _accuracy(qat_model, val_ds)

@@ -75,7 +75,9 @@ def download(repo, filename=WEIGHTS_FILE, revision=None):
     except errors.HFValidationError as error:
         raise ValueError(f"not a Hugging Face repository id ({str(error).splitlines()[0]}). Received: {repo!r}") from None
     except OSError as error:  # network errors mid-download, a cache folder that cannot be written
-        raise WeightsUnavailableError(f"{repo}: downloading {filename} failed ({str(error).splitlines()[0]}); {_fetch_hint(repo, filename)}.") from None
+        raise WeightsUnavailableError(
+            f"{repo}: downloading {filename} failed ({str(error).splitlines()[0]}); {_fetch_hint(repo, filename)}."
+        ) from None
 
 
 def check_cached_file(path, repo):

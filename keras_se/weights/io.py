@@ -49,26 +49,21 @@ def read_state_dict(path):
     elif lower.endswith(TORCH_SUFFIXES):
         state = _read_torch(path)
     else:
-        raise ValueError(
-            f"path must end with one of {SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}. Received: path={path!r}"
-        )
+        raise ValueError(f"path must end with one of {SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}. Received: path={path!r}")
     if not state:
         raise ValueError(f"checkpoint holds no tensors. Received: path={path!r}")
     return _strip_module_prefix(state)
 
 
 def _read_safetensors(path):
+    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for load_file)
     import safetensors
     from safetensors.numpy import load_file
-
-    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for load_file)
 
     try:
         return {name: _widen(tensor) for name, tensor in load_file(path).items()}
     except safetensors.SafetensorError as error:
-        raise ValueError(
-            f"not a readable safetensors file (truncated or corrupt: {error}). Received: path={path!r}"
-        ) from None
+        raise ValueError(f"not a readable safetensors file (truncated or corrupt: {error}). Received: path={path!r}") from None
 
 
 def _widen(tensor):
@@ -108,5 +103,5 @@ def _read_torch(path):
 
 def _strip_module_prefix(state):
     if all(name.startswith("module.") for name in state):
-        return {name[len("module."):]: tensor for name, tensor in state.items()}
+        return {name[len("module.") :]: tensor for name, tensor in state.items()}
     return state

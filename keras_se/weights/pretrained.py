@@ -23,7 +23,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _cfg(tag, interpolation="bicubic", crop_pct=0.875, size=224):
-    return dict(tag=tag, input_size=(size, size, 3), interpolation=interpolation, crop_pct=crop_pct, mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=1000)
+    return dict(
+        tag=tag,
+        input_size=(size, size, 3),
+        interpolation=interpolation,
+        crop_pct=crop_pct,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        classes=1000,
+    )
 
 
 # timm model -> its default pretrained tag and input convention. Models of
@@ -101,10 +109,12 @@ def imagenet_source(model_name):
 
 def parse_hf(weights):
     """`"hf://timm/<name>.<tag>"` -> `("timm/<name>.<tag>", "<name>", "<tag>")`; name and tag None for another owner."""
-    repo = weights[len(HF_PREFIX):]
+    repo = weights[len(HF_PREFIX) :]
     owner, _, rest = repo.partition("/")
     if not owner or not rest or "/" in rest:
-        raise ValueError(f"weights must be 'hf://<owner>/<repository>', e.g. 'hf://timm/legacy_seresnet50.in1k'. Received: weights={weights!r}")
+        raise ValueError(
+            f"weights must be 'hf://<owner>/<repository>', e.g. 'hf://timm/legacy_seresnet50.in1k'. Received: weights={weights!r}"
+        )
     name, _, tag = rest.partition(".")
     if owner != "timm":
         return repo, None, None

@@ -63,18 +63,26 @@ _BN_EPSILON = {"inception_resnet_v2": 1e-3}
 
 _STEM = {
     "legacy": {
-        "stem_conv": "layer0.conv1", "stem_bn": "layer0.bn1",
-        "stem_conv1": "layer0.conv1", "stem_bn1": "layer0.bn1",
-        "stem_conv2": "layer0.conv2", "stem_bn2": "layer0.bn2",
-        "stem_conv3": "layer0.conv3", "stem_bn3": "layer0.bn3",
+        "stem_conv": "layer0.conv1",
+        "stem_bn": "layer0.bn1",
+        "stem_conv1": "layer0.conv1",
+        "stem_bn1": "layer0.bn1",
+        "stem_conv2": "layer0.conv2",
+        "stem_bn2": "layer0.bn2",
+        "stem_conv3": "layer0.conv3",
+        "stem_bn3": "layer0.bn3",
         "predictions": "last_linear",
     },
     "resnet": {
-        "stem_conv": "conv1", "stem_bn": "bn1",
+        "stem_conv": "conv1",
+        "stem_bn": "bn1",
         # timm's deep stem: Sequential(conv, bn, act, conv, bn, act, conv) + bn1.
-        "stem_conv1": "conv1.0", "stem_bn1": "conv1.1",
-        "stem_conv2": "conv1.3", "stem_bn2": "conv1.4",
-        "stem_conv3": "conv1.6", "stem_bn3": "bn1",
+        "stem_conv1": "conv1.0",
+        "stem_bn1": "conv1.1",
+        "stem_conv2": "conv1.3",
+        "stem_bn2": "conv1.4",
+        "stem_conv3": "conv1.6",
+        "stem_bn3": "bn1",
         "predictions": "fc",
     },
 }
@@ -99,8 +107,13 @@ def _vgg_name(layer_name):
 
 # timm's Inception-ResNet-v2: stage -> (reduction module, residual Sequential, its length).
 _IRV2_STAGES = {3: ("mixed_5b", "repeat", 10), 4: ("mixed_6a", "repeat_1", 20), 5: ("mixed_7a", "repeat_2", 9)}
-_IRV2_ROLES = [(r"b(\d)_conv(\d)", "branch{0}.{1}.conv"), (r"b(\d)_bn(\d)", "branch{0}.{1}.bn"),
-               (r"b(\d)_conv", "branch{0}.conv"), (r"b(\d)_bn", "branch{0}.bn"), (r"conv", "conv2d")]
+_IRV2_ROLES = [
+    (r"b(\d)_conv(\d)", "branch{0}.{1}.conv"),
+    (r"b(\d)_bn(\d)", "branch{0}.{1}.bn"),
+    (r"b(\d)_conv", "branch{0}.conv"),
+    (r"b(\d)_bn", "branch{0}.bn"),
+    (r"conv", "conv2d"),
+]
 
 
 def _inception_resnet_v2_name(layer_name):
@@ -140,19 +153,28 @@ for _scheme in MOBILENETV3_ROWS:
 
 def _sk_rules(conv):
     """keras_se's SK layers -> timm's `SelectiveKernel` module `conv`."""
-    return [(r"sk_path(\d+)_conv", rf"{conv}.paths.\1.conv"), (r"sk_path(\d+)_bn", rf"{conv}.paths.\1.bn"),
-            (r"sk_fc1", f"{conv}.attn.fc_reduce"), (r"sk_fc1_bn", f"{conv}.attn.bn"), (r"sk_fc2", f"{conv}.attn.fc_select")]
+    return [
+        (r"sk_path(\d+)_conv", rf"{conv}.paths.\1.conv"),
+        (r"sk_path(\d+)_bn", rf"{conv}.paths.\1.bn"),
+        (r"sk_fc1", f"{conv}.attn.fc_reduce"),
+        (r"sk_fc1_bn", f"{conv}.attn.bn"),
+        (r"sk_fc2", f"{conv}.attn.fc_select"),
+    ]
 
 
 # keras_se block layer (after `stage{s}_block{b}_`) -> timm name (after `layer{i}.{j}.`).
 _PROJ = [(r"proj_conv", "downsample.0"), (r"proj_bn", "downsample.1")]
 _BLOCK = {
-    "legacy": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ,
-               (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
-    "resnet": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ,
-               (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
-    "sknet": [(r"conv([13])", r"conv\1.conv"), (r"bn([13])", r"conv\1.bn"), *_PROJ, *_sk_rules("conv2"),
-              (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+    "legacy": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ, (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
+    "resnet": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ, (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+    "sknet": [
+        (r"conv([13])", r"conv\1.conv"),
+        (r"bn([13])", r"conv\1.bn"),
+        *_PROJ,
+        *_sk_rules("conv2"),
+        (r"se_reduce", "se.fc1"),
+        (r"se_expand", "se.fc2"),
+    ],
     "sknet_basic": [(r"conv2", "conv2.conv"), (r"bn2", "conv2.bn"), *_PROJ, *_sk_rules("conv1")],
 }
 _BN_ROLES = ("weight", "bias", "running_mean", "running_var")
@@ -550,7 +572,9 @@ def _architecture_problems(model, scheme):
             # senet.py's SEResNetBlock has a ReLU after bn2, before SE.
             want_relu = scheme == "legacy"
             if (f"{block}_relu2" in names) != want_relu:
-                problems.append((key(f"{block}_conv2"), f"timm's basic block has {'a' if want_relu else 'no'} ReLU after bn2 (basic_last_relu)"))
+                problems.append(
+                    (key(f"{block}_conv2"), f"timm's basic block has {'a' if want_relu else 'no'} ReLU after bn2 (basic_last_relu)")
+                )
             if want_relu:
                 se_input = f"{block}_relu2"
         if f"{block}_se_reduce" in names:
@@ -575,7 +599,9 @@ def _mobilenetv3_se_problems(model, scheme, names):
         if act is None or "ReLU" not in _class_names(act) or getattr(act, "max_value", None) is not None:
             problems.append((f"{timm_name(name, scheme)}.weight", "timm's SE activation is ReLU, the model's is not"))
         if f"{prefix}_gate_relu6" not in names:
-            problems.append((f"{timm_name(name, scheme)}.weight", "timm's MobileNetV3 SE gate is a hard sigmoid, the model's is not (se_gate)"))
+            problems.append(
+                (f"{timm_name(name, scheme)}.weight", "timm's MobileNetV3 SE gate is a hard sigmoid, the model's is not (se_gate)")
+            )
     return problems
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import keras_se
 from keras_se.analysis import ComplexityWarning, complexity_report, count_params
-from keras_se.analysis.complexity import CONVENTIONS, assign_stages, LayerRow
+from keras_se.analysis.complexity import CONVENTIONS, LayerRow, assign_stages
 from keras_se.layers import GroupConv2D, SelectiveKernel, SqueezeExcite
 
 SMALL = (32, 32, 3)
@@ -186,7 +186,10 @@ def test_rows_hold_every_parameter_and_stages_add_up():
     "name, stages",
     [
         ("se_resnet50", [("stem", 0, 64), ("stage2", 3, 256), ("stage3", 4, 512), ("stage4", 6, 1024), ("stage5", 3, 2048)]),
-        ("se_mobilenet", [("stem", 0, 32), ("stage1", 1, 64), ("stage2", 2, 128), ("stage3", 2, 256), ("stage4", 6, 512), ("stage5", 2, 1024)]),
+        (
+            "se_mobilenet",
+            [("stem", 0, 32), ("stage1", 1, 64), ("stage2", 2, 128), ("stage3", 2, 256), ("stage4", 6, 512), ("stage5", 2, 1024)],
+        ),
         ("se_shufflenet_g3", [("stem", 0, 24), ("stage2", 4, 240), ("stage3", 8, 480), ("stage4", 4, 960)]),
     ],
 )
@@ -202,7 +205,10 @@ def test_stages_are_read_from_the_model(name, stages):
 def test_se_stages_n_and_c_come_from_the_model():
     se = _plain("se_resnet50").attention
     assert [(s.stage, s.units, s.channels, s.reduced) for s in se.stages] == [
-        ("stage2", 3, 256, 16), ("stage3", 4, 512, 32), ("stage4", 6, 1024, 64), ("stage5", 3, 2048, 128)
+        ("stage2", 3, 256, 16),
+        ("stage3", 4, 512, 32),
+        ("stage4", 6, 1024, 64),
+        ("stage5", 3, 2048, 128),
     ]
 
 
@@ -279,7 +285,12 @@ def test_sknet_overhead_against_resnext():
 def test_tf_keras_model_counts_like_keras():
     keras3 = _plain("se_resnet18")
     tfk = complexity_report(keras_se.create_model("se_resnet18", input_shape=SMALL, flavour="tf_keras"))
-    assert (tfk.params, tfk.params_folded, tfk.macs, tfk.elementwise) == (keras3.params, keras3.params_folded, keras3.macs, keras3.elementwise)
+    assert (tfk.params, tfk.params_folded, tfk.macs, tfk.elementwise) == (
+        keras3.params,
+        keras3.params_folded,
+        keras3.macs,
+        keras3.elementwise,
+    )
     assert tfk.attention.formula == keras3.attention.formula == 87_040
     assert [s.name for s in tfk.stages] == [s.name for s in keras3.stages]
 
@@ -313,7 +324,10 @@ def test_resolution_stages_without_names():
 
 
 def test_assign_stages_names_stem_and_head():
-    rows = [LayerRow(n, "Conv2D", (None, 8, 8, 4), 0, 1, 0) for n in ("stem_conv", "stage2_block1_conv", "stage2_block2_conv", "stage3_block1_conv", "fc")]
+    rows = [
+        LayerRow(n, "Conv2D", (None, 8, 8, 4), 0, 1, 0)
+        for n in ("stem_conv", "stage2_block1_conv", "stage2_block2_conv", "stage3_block1_conv", "fc")
+    ]
     assign_stages(rows)
     assert [(r.stage, r.block) for r in rows] == [("stem", None), ("stage2", 1), ("stage2", 2), ("stage3", 1), ("head", None)]
 
@@ -430,7 +444,6 @@ def test_report_carries_its_conventions():
     data = report.to_dict()
     assert data["rows"][1]["name"] == "c" and data["conventions"][0].startswith("MACs")
     assert "rows" not in report.to_dict(rows=False)
-
 
 
 def test_se_overhead_per_stage_for_inception_modules():

@@ -7,8 +7,7 @@ import json
 import pytest
 from rich.console import Console
 
-from keras_se.analysis import complexity_report
-from keras_se.analysis import formats
+from keras_se.analysis import complexity_report, formats
 
 
 @pytest.fixture(scope="module")

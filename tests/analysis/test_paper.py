@@ -112,9 +112,14 @@ def test_table2_non_residual_and_inception_resnet_rows():
     assert vgg.macs_agree and vgg.params_agree
     se_vgg = compare("se_vgg16", _fake("se_vgg16", 15_470_490_624, weighting=13_547_520), _fake("vgg16_bn", 15_470_264_320))
     assert se_vgg.macs_agree and se_vgg.note == "agrees counting the attention weighting as MACs (15.47 G without)"
-    se_bni = compare("se_bn_inception", _fake("se_bn_inception", 2_033_239_424, weighting=1_180_704, params=11_931_622),
-                     _fake("bn_inception", 2_032_600_064))
-    assert se_bni.macs_agree is False and "2.0344 G, rounds to 2.03" in se_bni.note and "delta agrees" in se_bni.note and se_bni.params_agree
+    se_bni = compare(
+        "se_bn_inception",
+        _fake("se_bn_inception", 2_033_239_424, weighting=1_180_704, params=11_931_622),
+        _fake("bn_inception", 2_032_600_064),
+    )
+    assert (
+        se_bni.macs_agree is False and "2.0344 G, rounds to 2.03" in se_bni.note and "delta agrees" in se_bni.note and se_bni.params_agree
+    )
     irv2 = compare("inception_resnet_v2", _fake("inception_resnet_v2", 13_155_794_016, params=55_843_464))
     assert irv2.macs_agree is False and "299x299" in irv2.note and "matches neither size" in irv2.note
     assert reference("se_inception_resnet_v2").input_size == 299

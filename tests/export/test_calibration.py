@@ -24,7 +24,9 @@ def test_preprocessing_modes():
     x = np.full((1, 2, 2, 3), 255.0)
     assert calibration.preprocess(x, "raw").max() == 255.0
     assert calibration.preprocess(x, "unit").max() == 1.0
-    np.testing.assert_allclose(calibration.preprocess(x, "imagenet")[0, 0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-6)
+    np.testing.assert_allclose(
+        calibration.preprocess(x, "imagenet")[0, 0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-6
+    )
     with pytest.raises(ValueError, match="preprocess='bgr'"):
         calibration.preprocess(x, "bgr")
 

@@ -17,7 +17,20 @@ def keras_file(tmp_path_factory, tiny_se_model):
 def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys):
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32"))
     out = tmp_path / "out"
-    argv = ["convert", keras_file, "--quantize", "none", "int8", "--gpu", "--calib-npy", str(tmp_path / "calib.npy"), "--out", str(out), "--format", "json"]
+    argv = [
+        "convert",
+        keras_file,
+        "--quantize",
+        "none",
+        "int8",
+        "--gpu",
+        "--calib-npy",
+        str(tmp_path / "calib.npy"),
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert sorted(os.listdir(out)) == ["tiny_float32_gpu.tflite", "tiny_int8_gpu.tflite"]

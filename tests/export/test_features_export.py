@@ -19,7 +19,12 @@ def backbone():
     model = keras_se.create_model("se_mobilenet", alpha=0.25, features_only=True, input_shape=(SIZE, SIZE, 3))
     rng = np.random.default_rng(0)
     # Non-trivial BN statistics so every stage's output matters.
-    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else rng.normal(0, 0.2, w.shape).astype("float32") for w in model.weights])
+    model.set_weights(
+        [
+            rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else rng.normal(0, 0.2, w.shape).astype("float32")
+            for w in model.weights
+        ]
+    )
     return model
 
 
@@ -32,7 +37,11 @@ def test_feature_model_converts_with_every_output_in_order(backbone, converted):
     result = converted
     x = np.random.default_rng(1).uniform(0, 1, (2, SIZE, SIZE, 3)).astype("float32")
     outputs, reference = run_tflite(result.path, x), keras_outputs(backbone, x)
-    assert [o.shape for o in outputs] == [r.shape for r in reference] == [(2, SIZE // s, SIZE // s, c) for s, c in ((4, 32), (8, 64), (16, 128), (32, 256))]
+    assert (
+        [o.shape for o in outputs]
+        == [r.shape for r in reference]
+        == [(2, SIZE // s, SIZE // s, c) for s, c in ((4, 32), (8, 64), (16, 128), (32, 256))]
+    )
     for actual, expected in zip(outputs, reference):
         assert np.abs(actual - expected).max() <= FLOAT32_MAX_ABS
     assert len(result.parity.outputs) == 4

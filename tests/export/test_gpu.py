@@ -9,7 +9,6 @@ from keras_se.export import check_gpu, read_tflite, to_tflite
 from keras_se.export.errors import VerificationError
 from keras_se.export.verify import GPU_KERNEL_RELATIVE_L2, GPU_RELATIVE_L2
 
-
 SPEC = tf.TensorSpec([1, 4, 4, 8], tf.float32)
 
 
@@ -98,7 +97,14 @@ DEFAULT_GPU_MODELS = ["se_shufflenet_g2", "sknet50", "timm:skresnet18"]
 # parity fails, as it must. A trained MobileNet keeps its activations in
 # range. Untrained MobileNetV3s (Large, Small, plain twins) too: measured
 # relative L2 error 1 in float16, float32 kernels within 1.1e-6 of the CPU.
-FLOAT16_UNDERFLOW = ("mobilenet", "se_mobilenet", "mobilenetv3_large", "mobilenetv3_large_plain", "mobilenetv3_small", "mobilenetv3_small_plain")
+FLOAT16_UNDERFLOW = (
+    "mobilenet",
+    "se_mobilenet",
+    "mobilenetv3_large",
+    "mobilenetv3_large_plain",
+    "mobilenetv3_small",
+    "mobilenetv3_small_plain",
+)
 
 
 def _check_gpu_preset(model, path):
@@ -141,7 +147,9 @@ def test_gpu_preset_runs_mobilenetv3_on_the_accelerator(tmp_path, gpu_adapter, n
     # HARD_SWISH, the hard-sigmoid gate's ADD / RELU6 / MUL, 5x5 depthwise convolutions.
     model = _mobilenetv3_with_timm_weights("timm:mobilenetv3_small_100", not_run, 32)
     _check_gpu_preset(model, tmp_path / "mobilenetv3_small.tflite")
-    assert read_tflite(tmp_path / "mobilenetv3_small.tflite").op_histogram()["HARD_SWISH"] == 1 + 2 * 8 + 1 + 1  # stem, 8 hard-swish blocks, cn block, top
+    assert (
+        read_tflite(tmp_path / "mobilenetv3_small.tflite").op_histogram()["HARD_SWISH"] == 1 + 2 * 8 + 1 + 1
+    )  # stem, 8 hard-swish blocks, cn block, top
 
 
 @pytest.mark.large

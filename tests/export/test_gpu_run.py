@@ -16,9 +16,9 @@ import keras_se
 from keras_se.cli import main
 from keras_se.export import check_gpu, to_tflite
 from keras_se.export.bench import measure_latency
+from keras_se.export.errors import GpuNotRunWarning, VerificationError
 from keras_se.export.forms import gpu_accelerator_fault
 from keras_se.export.gpu_run import GpuAccelerator, adapter_of, run_on_gpu_accelerator
-from keras_se.export.errors import GpuNotRunWarning, VerificationError
 from keras_se.export.verify import GPU_RELATIVE_L2, parity_of
 from keras_se.layers import GroupConv2D
 
@@ -120,7 +120,26 @@ def _grouped_conv(in_per_group, out_per_group, groups):
     return model, tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-GROUP_SHAPES = [(1, 1), (1, 2), (2, 2), (2, 4), (3, 3), (4, 2), (4, 3), (4, 4), (4, 6), (4, 8), (8, 4), (12, 12), (2, 8), (16, 4), (5, 8), (6, 4), (8, 2), (8, 6)]
+GROUP_SHAPES = [
+    (1, 1),
+    (1, 2),
+    (2, 2),
+    (2, 4),
+    (3, 3),
+    (4, 2),
+    (4, 3),
+    (4, 4),
+    (4, 6),
+    (4, 8),
+    (8, 4),
+    (12, 12),
+    (2, 8),
+    (16, 4),
+    (5, 8),
+    (6, 4),
+    (8, 2),
+    (8, 6),
+]
 
 
 @pytest.mark.parametrize("in_per_group, out_per_group", GROUP_SHAPES)
@@ -200,9 +219,7 @@ def test_timm_legacy_seresnet18_real_weights_on_the_gpu(gpu_adapter, not_run, tm
         not_run(f"timm fixture not present at {FIXTURES}")
     io = np.load(FIXTURES / "legacy_seresnet18_io.npz")
     x, logits = io["input_nchw"].transpose(0, 2, 3, 1), io["logits"]
-    model = keras_se.create_model(
-        "timm:legacy_seresnet18", classifier_activation=None, weights=FIXTURES / "legacy_seresnet18.safetensors"
-    )
+    model = keras_se.create_model("timm:legacy_seresnet18", classifier_activation=None, weights=FIXTURES / "legacy_seresnet18.safetensors")
     result = to_tflite(model, tmp_path / "seresnet18.tflite", quantize="float16", gpu=True, verify_samples=2)
     assert result.gpu_run.passed
     # Against timm's own logits, not only Keras: within the float16 bound

@@ -1,5 +1,4 @@
 import keras
-import numpy as np
 import onnx
 import pytest
 
@@ -10,9 +9,7 @@ from keras_se.export.verify import FLOAT32_MAX_ABS
 
 def _conv_groups(path):
     model = onnx.load(str(path))
-    return sorted(
-        next((a.i for a in node.attribute if a.name == "group"), 1) for node in model.graph.node if node.op_type == "Conv"
-    )
+    return sorted(next((a.i for a in node.attribute if a.name == "group"), 1) for node in model.graph.node if node.op_type == "Conv")
 
 
 def test_grouped_sk_and_shuffle_layers_export_and_match(tiny_se_model, tmp_path):

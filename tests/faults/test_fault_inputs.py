@@ -81,15 +81,21 @@ def _structural_mutant(model, rng):
         from ai_edge_litert import schema_py_generated as schema
 
         quantized = [
-            t for t in graph.tensors
-            if t.type == schema.TensorType.INT8 and t.quantization is not None and t.quantization.zeroPoint is not None and len(t.quantization.zeroPoint)
+            t
+            for t in graph.tensors
+            if t.type == schema.TensorType.INT8
+            and t.quantization is not None
+            and t.quantization.zeroPoint is not None
+            and len(t.quantization.zeroPoint)
         ]
         target = quantized[int(rng.integers(len(quantized)))] if quantized else tensor
         if target.quantization is None or target.quantization.zeroPoint is None or not len(target.quantization.zeroPoint):
             return None
         target.quantization.zeroPoint[0] = int(rng.choice([300, -1000, 2**40]))
     else:
-        constants = [t for t in graph.tensors if t.buffer and model.buffers[t.buffer].data is not None and t.shape is not None and len(t.shape)]
+        constants = [
+            t for t in graph.tensors if t.buffer and model.buffers[t.buffer].data is not None and t.shape is not None and len(t.shape)
+        ]
         if not constants:
             return None
         target = constants[int(rng.integers(len(constants)))]
@@ -179,7 +185,10 @@ def test_truncated_keras_archive_is_one_line(tmp_path, tiny_model_files, capsys)
     "array, message",
     [
         (np.full((2, 16, 16, 3), np.nan, "float32"), "1536 non-finite value(s) (NaN) of 1536, the first at index (0, 0, 0, 0)"),
-        (np.where(np.arange(768).reshape(1, 16, 16, 3) == 500, np.inf, 0.5), "1 non-finite value(s) (inf) of 768, the first at index (0, 10, 6, 2)"),
+        (
+            np.where(np.arange(768).reshape(1, 16, 16, 3) == 500, np.inf, 0.5),
+            "1 non-finite value(s) (inf) of 768, the first at index (0, 10, 6, 2)",
+        ),
         (np.full((1, 16, 16, 3), 1e300), "(inf)"),  # beyond float32
         (np.zeros((1, 16, 16, 3), "complex64"), "dtype=complex64"),
         (np.full((1, 16, 16, 3), "a"), "dtype=<U1"),

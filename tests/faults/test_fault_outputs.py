@@ -16,7 +16,6 @@ from keras_se.io_utils import atomic_output, remove_stale_parts, staged_director
 
 from .conftest import ROOT, assert_one_line, call_main, fail_writes, parts_in, small_mount, snapshot
 
-
 # -- special files as outputs ------------------------------------------------
 
 

@@ -68,7 +68,10 @@ def _run(point, signum, argv, timeout=300):
     env["PYTHONPATH"] = ROOT
     done = subprocess.run(
         [sys.executable, "-c", _DRIVER, point, str(int(signum)), json.dumps([str(a) for a in argv])],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
     return done
 

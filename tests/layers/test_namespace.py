@@ -69,7 +69,9 @@ def test_tf_keras_graph_matches_keras(options):
     # SK's select, the avg-max squeeze and n-ary adds as several weightless
     # layers (which may reorder layers of equal depth).
     weighted = sorted((layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in k3.layers if layer.weights)
-    assert weighted == sorted((layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in k2.layers if layer.weights)
+    assert weighted == sorted(
+        (layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in k2.layers if layer.weights
+    )
     spelt = {"KernelSelect", "Average"} | ({"Add"} if options.get("sk", {}).get("num_paths", 2) > 2 else set())
     k2_names = {layer.name for layer in k2.layers}
     for layer in k3.layers[1:]:

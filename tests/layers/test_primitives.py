@@ -73,7 +73,10 @@ def _split_reference(layer, x):
     outputs = []
     for g in range(groups):
         conv = keras.layers.Conv2D(
-            cout_g, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+            cout_g,
+            layer.kernel_size,
+            strides=layer.strides,
+            padding=layer.padding,
             dilation_rate=layer.dilation_rate,
         )
         conv.build((None, None, None, cin_g))

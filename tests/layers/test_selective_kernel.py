@@ -40,7 +40,7 @@ def _weights_by_role(variables, prefix=""):
     out = {}
     for v in variables:
         layer, role = v.path.split("/")[-2:]
-        out[f"{layer[len(prefix):]}/{role}"] = np.asarray(v.numpy(), np.float64)
+        out[f"{layer[len(prefix) :]}/{role}"] = np.asarray(v.numpy(), np.float64)
     return out
 
 
@@ -198,8 +198,16 @@ def test_reduced_channels_overrides_reduction():
 
 CONFIG_CASES = [
     {"filters": 16, "reduction": 4},
-    {"filters": 8, "num_paths": 3, "kernel_size": [3, 5, 3], "dilation": [1, 1, 2], "groups": 2,
-     "reduction": 2, "reduced_channels": 6, "min_channels": 4},
+    {
+        "filters": 8,
+        "num_paths": 3,
+        "kernel_size": [3, 5, 3],
+        "dilation": [1, 1, 2],
+        "groups": 2,
+        "reduction": 2,
+        "reduced_channels": 6,
+        "min_channels": 4,
+    },
     {"filters": 8, "groups": 4, "strides": 2, "reduction": 4.0, "min_channels": 8},
 ]
 
@@ -229,9 +237,7 @@ def test_keras_save_load_safe_mode(kwargs, tmp_path):
     assert isinstance(loaded.get_layer("sk"), SelectiveKernel)
     assert loaded.get_layer("sk").get_config() == layer.get_config()
     x = rng.normal(size=(2, 6, 6, 8)).astype("float32")
-    np.testing.assert_array_equal(
-        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False))
-    )
+    np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)))
 
 
 def test_training_step_updates_weights_and_statistics():
@@ -247,8 +253,16 @@ def test_training_step_updates_weights_and_statistics():
     assert np.isfinite(history.history["loss"][0])
     after = _weights_by_role(layer.weights)
     assert before.keys() == after.keys()
-    for key in ("path0_conv/kernel", "path1_conv/kernel", "fc1/kernel", "fc2/kernel",
-                "path0_bn/gamma", "fc1_bn/beta", "path1_bn/moving_mean", "fc1_bn/moving_variance"):
+    for key in (
+        "path0_conv/kernel",
+        "path1_conv/kernel",
+        "fc1/kernel",
+        "fc2/kernel",
+        "path0_bn/gamma",
+        "fc1_bn/beta",
+        "path1_bn/moving_mean",
+        "fc1_bn/moving_variance",
+    ):
         assert not np.allclose(before[key], after[key]), key
 
 
@@ -275,8 +289,15 @@ def test_golden_against_numpy(kwargs, in_shape, kernels, dilations):
     x = rng.normal(size=in_shape).astype("float32")
     layer.build(x.shape)
     _randomise(layer.weights, rng)
-    expected = _np_sk(x, _weights_by_role(layer.weights), kernels, dilations,
-                      kwargs.get("strides", 1), kwargs.get("groups", 1), kwargs.get("split_input", False))
+    expected = _np_sk(
+        x,
+        _weights_by_role(layer.weights),
+        kernels,
+        dilations,
+        kwargs.get("strides", 1),
+        kwargs.get("groups", 1),
+        kwargs.get("split_input", False),
+    )
     np.testing.assert_allclose(np.asarray(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -292,8 +313,15 @@ def test_float64_policy_computes_in_float64(kwargs, in_shape, kernels, dilations
         role = v.path.split("/")[-1]
         low = 0.3 if role == "moving_variance" else 0.5 if role == "gamma" else -0.5
         v.assign(rng.uniform(low, 1.5, v.shape))
-    expected = _np_sk(x, _weights_by_role(layer.weights), kernels, dilations,
-                      kwargs.get("strides", 1), kwargs.get("groups", 1), kwargs.get("split_input", False))
+    expected = _np_sk(
+        x,
+        _weights_by_role(layer.weights),
+        kernels,
+        dilations,
+        kwargs.get("strides", 1),
+        kwargs.get("groups", 1),
+        kwargs.get("split_input", False),
+    )
     y = layer(x, training=False)
     assert keras.backend.standardize_dtype(y.dtype) == "float64"
     np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-10, atol=1e-10)

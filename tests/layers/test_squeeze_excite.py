@@ -27,9 +27,7 @@ def _randomise(layer, rng, scale=0.5):
 
 def _weights_by_role(layer):
     """{"reduce/kernel": array, ...} from get_weights, keyed by variable path."""
-    return {
-        "/".join(v.path.split("/")[-2:]): w for v, w in zip(layer.weights, layer.get_weights())
-    }
+    return {"/".join(v.path.split("/")[-2:]): w for v, w in zip(layer.weights, layer.get_weights())}
 
 
 # --- NumPy reference (Hu et al., eqs. 2-4; timm's add_maxpool and hard_sigmoid) ---

@@ -9,7 +9,6 @@ what Caffe stores as learnable: convolution / inner product weights and biases
 keras_se counts.
 """
 
-import math
 import re
 
 _TOKEN = re.compile(r'#[^\n]*|"[^"]*"|[{}]|[^\s{}:"#]+:?')
@@ -51,7 +50,7 @@ def count_params(text, skip=lambda layer: False):
     """Learnable parameters of a prototxt; `skip(layer)` drops layers (and routes their bottom through)."""
     channels, alias, total = {"data": 3}, {}, 0
     for layer in layers(text):
-        kind, name = _get(layer, "type"), _get(layer, "name")
+        kind = _get(layer, "type")
         bottoms = [alias.get(b, b) for b in _all(layer, "bottom")]
         top = _get(layer, "top")
         if skip(layer):

@@ -31,5 +31,9 @@ def test_shufflenet_functions_take_groups():
 
 
 def test_every_public_function_is_exported():
-    public = [n for n in dir(applications) if n[0].isupper() and callable(getattr(applications, n)) and not isinstance(getattr(applications, n), dict)]
+    public = [
+        n
+        for n in dir(applications)
+        if n[0].isupper() and callable(getattr(applications, n)) and not isinstance(getattr(applications, n), dict)
+    ]
     assert public and all(getattr(keras_se, n) is getattr(applications, n) for n in public)

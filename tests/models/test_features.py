@@ -46,7 +46,9 @@ def test_default_features_are_strides_4_to_32_with_the_documented_channels(name)
     outputs = _numpy(model(np.zeros((1, SIZE, SIZE, 3), "float32")))
     assert [o.shape for o in outputs] == [(1, SIZE // 2**n, SIZE // 2**n, channels[n - 1]) for n in (2, 3, 4, 5)]
     info = model.feature_info
-    assert [(i["level"], i["index"], i["stride"], i["channels"]) for i in info] == [(f"P{n}", n - 1, 2**n, channels[n - 1]) for n in (2, 3, 4, 5)]
+    assert [(i["level"], i["index"], i["stride"], i["channels"]) for i in info] == [
+        (f"P{n}", n - 1, 2**n, channels[n - 1]) for n in (2, 3, 4, 5)
+    ]
     assert list(model.pyramid_outputs) == ["P2", "P3", "P4", "P5"]
     assert not any(layer.name in ("predictions", "avg_pool") for layer in model.layers)
 
@@ -55,7 +57,12 @@ def test_default_features_are_strides_4_to_32_with_the_documented_channels(name)
 def test_features_are_the_full_models_stage_outputs(name):
     full = _build(name)
     rng = np.random.default_rng(0)
-    full.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") if "variance" not in w.path else rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in full.weights])
+    full.set_weights(
+        [
+            rng.normal(0, 0.2, w.shape).astype("float32") if "variance" not in w.path else rng.uniform(0.5, 1.5, w.shape).astype("float32")
+            for w in full.weights
+        ]
+    )
     model = _build(name, features_only=True, out_indices=(0, 1, 2, 3, 4))
     _copy_weights(full, model)
     x = rng.uniform(0, 1, (2, SIZE, SIZE, 3)).astype("float32")

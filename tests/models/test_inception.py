@@ -64,7 +64,9 @@ def test_se_on_every_module_output_with_the_prototxt_widths(tmp_path):
 
 
 def test_sizes_caffe_cannot_concatenate_are_refused():
-    with pytest.raises(ValueError, match=r"stage4_block1's strided convolutions and Caffe's ceil-mode max pool.*input_shape=\(299, 299, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"stage4_block1's strided convolutions and Caffe's ceil-mode max pool.*input_shape=\(299, 299, 3\)"
+    ):
         keras_se.create_model("se_bn_inception", input_shape=(299, 299, 3))
     with pytest.raises(ValueError, match=r"se_stages=\(2,\)"):
         keras_se.create_model("se_bn_inception", se_stages=(2,))

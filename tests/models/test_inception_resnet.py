@@ -86,7 +86,9 @@ def test_keras_applications_differs_only_by_bn_gamma():
     assert all(not layer.scale for layer in theirs.layers if isinstance(layer, keras.layers.BatchNormalization))
 
     def shapes(model):
-        return sorted(tuple(w.shape) for layer in model.layers if not isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights)
+        return sorted(
+            tuple(w.shape) for layer in model.layers if not isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights
+        )
 
     assert shapes(ours) == shapes(theirs)
 

@@ -11,7 +11,7 @@ def _build(name, **kwargs):
 
 def test_se_sits_after_each_pointwise_block():
     model = _build("se_mobilenet")
-    scales = [l.name for l in model.layers if l.name.endswith("_se_scale")]
+    scales = [layer.name for layer in model.layers if layer.name.endswith("_se_scale")]
     assert len(scales) == len(BLOCKS) == 13
     node = model.get_layer("stage4_block3_se_scale")._inbound_nodes[0]
     assert node.input_tensors[0]._keras_history.operation.name == "stage4_block3_pw_relu"
@@ -33,7 +33,15 @@ def test_width_multiplier(alpha, stem):
     assert model.get_layer("stage5_block2_pw").filters == int(1024 * alpha)
 
 
-@pytest.mark.parametrize("kwargs, pattern", [(dict(alpha=0), "alpha=0"), (dict(activation="gelu"), "activation='gelu'"), (dict(attention="sk"), "attention='sk'"), (dict(se_stages=[6]), r"se_stages=\[6\]")])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(alpha=0), "alpha=0"),
+        (dict(activation="gelu"), "activation='gelu'"),
+        (dict(attention="sk"), "attention='sk'"),
+        (dict(se_stages=[6]), r"se_stages=\[6\]"),
+    ],
+)
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         _build("se_mobilenet", **kwargs)

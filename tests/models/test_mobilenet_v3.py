@@ -67,8 +67,11 @@ def test_plain_twin_differs_by_se_only():
     assert [n for n in (layer.name for layer in se.layers) if "_se_" not in n] == [layer.name for layer in plain.layers]
     assert se.plain_twin().get_config() == {**plain.get_config(), "name": "mobilenetv3_small_plain"}
     # Each SE: 2 * C * C' weights and C + C' biases, C the expanded width.
-    expected = sum(2 * s["mid_channels"] * (r := make_divisible(s["mid_channels"] / 4, 8)) + s["mid_channels"] + r
-                   for s in block_specs("small", 0.25) if s["se"])
+    expected = sum(
+        2 * s["mid_channels"] * (r := make_divisible(s["mid_channels"] / 4, 8)) + s["mid_channels"] + r
+        for s in block_specs("small", 0.25)
+        if s["se"]
+    )
     assert count_params(se) - count_params(plain) == expected
 
 

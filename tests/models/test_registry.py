@@ -94,7 +94,11 @@ def test_timm_aliases_are_listed_by_their_namespace_only():
     assert "timm:legacy_seresnet50" in timm and "timm:skresnext50_32x4d" in timm
     assert timm == sorted(timm)
     assert not [n for n in keras_se.list_models() if ":" in n]
-    assert keras_se.list_models("timm:legacy_seresnet1*") == ["timm:legacy_seresnet101", "timm:legacy_seresnet152", "timm:legacy_seresnet18"]
+    assert keras_se.list_models("timm:legacy_seresnet1*") == [
+        "timm:legacy_seresnet101",
+        "timm:legacy_seresnet152",
+        "timm:legacy_seresnet18",
+    ]
 
 
 def test_timm_alias_builds_its_target_with_options_and_timm_name():

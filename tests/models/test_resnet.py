@@ -51,7 +51,7 @@ def test_se_on_one_stage_matches_paper_table_13(stage, millions):
     n, c = _stage_channels(50)[stage - 2]
     assert count_params(model) - count_params(_build("resnet50")) == n * (2 * c * (c // 16) + c // 16 + c)
     assert abs(count_params(model) / 1e6 - millions) <= 0.1  # the paper rounds 26.35 M up to 26.4
-    se_layers = {l.name.split("_")[0] for l in model.layers if l.name.endswith("_se_reduce")}
+    se_layers = {layer.name.split("_")[0] for layer in model.layers if layer.name.endswith("_se_reduce")}
     assert se_layers == {f"stage{stage}"}
 
 
@@ -101,7 +101,7 @@ def test_stride_placement():
 
 def test_senet154_architecture_details():
     model = _build("senet154")
-    convs = [l.name for l in model.layers if l.name.startswith("stem_conv") and not l.name.endswith("_pad")]
+    convs = [layer.name for layer in model.layers if layer.name.startswith("stem_conv") and not layer.name.endswith("_pad")]
     assert convs == ["stem_conv1", "stem_conv2", "stem_conv3"]
     assert model.get_layer("stage2_block1_proj_conv").kernel_size == (1, 1)
     assert model.get_layer("stage3_block1_proj_conv").kernel_size == (3, 3)
@@ -115,7 +115,7 @@ def test_sknet_uses_selective_kernel_units():
     assert model.get_layer("stage2_block1_sk_fc1").filters == 32  # d = max(128/16, 32)
     assert model.get_layer("stage5_block1_sk_fc1").filters == 64  # d = max(1024/16, 32)
     assert model.get_layer("stage3_block1_sk_path1_subsample").strides == (2, 2)
-    assert "stage2_block1_conv2" not in [l.name for l in model.layers]
+    assert "stage2_block1_conv2" not in [layer.name for layer in model.layers]
 
 
 def test_feature_map_sizes_at_224():
@@ -196,15 +196,19 @@ def test_tf_keras_twin_has_same_layers_weights_and_outputs(name, kwargs):
     model = keras_se.create_model(name, input_shape=(64, 64, 3), **kwargs)
     twin = keras_se.create_model(name, input_shape=(64, 64, 3), flavour="tf_keras", **kwargs)
     assert type(twin).__module__.startswith("tf_keras")
+
     # The same weighted layers (the tf_keras flavour spells SK's select as
     # several weightless layers, see keras_se.layers.namespace).
     def weighted(m):
-        return sorted((l.name, [tuple(w.shape) for w in l.weights]) for l in m.layers if l.weights)
+        return sorted((layer.name, [tuple(w.shape) for w in layer.weights]) for layer in m.layers if layer.weights)
 
     assert weighted(twin) == weighted(model)
     rng = np.random.default_rng(2)
     # Non-trivial BN statistics so a mis-matched copy would show.
-    weights = [rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else rng.normal(0, 0.05, w.shape).astype("float32") for w in model.weights]
+    weights = [
+        rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else rng.normal(0, 0.05, w.shape).astype("float32")
+        for w in model.weights
+    ]
     model.set_weights(weights)
     for layer in model.layers:
         if layer.weights:
@@ -232,14 +236,14 @@ def test_timm_configurations():
     # make_divisible(64 / 16, 8) = 8 in timm's resnet.py; 64 // 16 = 4 in senet.py.
     assert _build("timm:seresnet18").get_layer("stage2_block1_se_reduce").filters == 8
     assert _build("timm:legacy_seresnet18").get_layer("stage2_block1_se_reduce").filters == 4
-    assert "dropout" not in [l.name for l in _build("timm:senet154").layers]
+    assert "dropout" not in [layer.name for layer in _build("timm:senet154").layers]
 
 
 def test_depth_26_for_timm_legacy_seresnext26():
     model = _build("timm:legacy_seresnext26_32x4d")
     assert count_params(model) == 16_790_280  # timm's legacy_seresnext26_32x4d, counted from its source
-    assert "stage5_block2_conv1" in [l.name for l in model.layers]
-    assert "stage5_block3_conv1" not in [l.name for l in model.layers]
+    assert "stage5_block2_conv1" in [layer.name for layer in model.layers]
+    assert "stage5_block3_conv1" not in [layer.name for layer in model.layers]
     assert not keras_se.list_models("*26*")
 
 
@@ -247,7 +251,7 @@ def test_basic_last_relu():
     model = _build("se_resnet18", basic_last_relu=True)
     assert _inbound(model, "stage2_block1_se_squeeze") == ["stage2_block1_relu2"]
     assert count_params(model) == count_params(_build("se_resnet18"))
-    assert "stage2_block1_relu2" not in [l.name for l in _build("se_resnet18").layers]
+    assert "stage2_block1_relu2" not in [layer.name for layer in _build("se_resnet18").layers]
     with pytest.raises(ValueError, match="basic_last_relu=1"):
         _build("se_resnet18", basic_last_relu=1)
     with pytest.raises(ValueError, match="depth=50"):

@@ -74,12 +74,10 @@ def _round_trip(models, tmp_path):
         expected[path] = (model, _learned(twin) if twin is not None else None)
         jobs.append((path, str(tmp_path / f"{name.replace(':', '_')}_int8.tflite")))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(jobs)], capture_output=True, text=True, env=env, timeout=1800
-    )
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(jobs)], capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    results = json.loads(line[len("RESULT "):])
+    results = json.loads(line[len("RESULT ") :])
     for path, (model, twin_params) in expected.items():
         result = results[path]
         assert result["class"] == type(model).__name__

@@ -12,10 +12,10 @@ import tf_keras
 
 from keras_se.export import read_tflite, to_tflite
 from keras_se.layers import selective_kernel, squeeze_excite
+from keras_se.layers.namespace import flavour
 from keras_se.models import _common
 from keras_se.quantization import float_ops, quantize_model, quantize_plan, quantize_scope
 from keras_se.quantization.configs import config_classes
-from keras_se.layers.namespace import flavour
 
 
 def _head(fl, inputs, x):
@@ -66,8 +66,7 @@ def test_import_tfmot_keeps_tf_keras_keras3():
     ours = f"from keras_se.quantization import import_tfmot; import_tfmot(); {probe}"
     naive = f"import tensorflow_model_optimization; {probe}"
     results = [
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split()
-        for code in (ours, naive)
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split() for code in (ours, naive)
     ]
     assert results[0] == ["True", "None"]
     assert results[1] == ["False", "1"]  # the trap the helper avoids

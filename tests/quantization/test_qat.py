@@ -203,8 +203,9 @@ def test_digits_quick(tmp_path):
     from keras_se.training import load_digits
 
     bench = _benchmark_module()
-    row = bench.run_model("se_resnet18", {}, load_digits(), epochs=4, qat_epochs=1, batch_size=64,
-                          learning_rate=3e-3, seed=0, workdir=str(tmp_path))
+    row = bench.run_model(
+        "se_resnet18", {}, load_digits(), epochs=4, qat_epochs=1, batch_size=64, learning_rate=3e-3, seed=0, workdir=str(tmp_path)
+    )
     assert row["qat_float_ops"] == 0 and row["ptq_float_ops"] == 0
     assert row["qat_int8"] > 0.9
     assert row["qat_int8"] >= row["float"] - 0.01  # the bar: within 1 point of float

@@ -102,13 +102,19 @@ def test_parse_tf_config():
         ("{not json", "TF_CONFIG is not valid JSON"),
         ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG needs a "cluster" object'),
         ('{"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}', "job 'ps' is not supported"),
-        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "addresses must be 'host:port'. Received: worker address 'a'"),
+        (
+            '{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}',
+            "addresses must be 'host:port'. Received: worker address 'a'",
+        ),
         ('{"cluster": {"worker": ["a:99999"]}, "task": {"type": "worker", "index": 0}}', "addresses must be 'host:port'"),
         ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}', "lists a:1 twice"),
         ('{"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}}', "has 2 chiefs"),
         ('{"cluster": {"worker": ["a:1"]}}', 'TF_CONFIG needs "task"'),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "task type 'chief' is not a job"),
-        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', r"task index must be 0..1 for job 'worker'. Received: index=2"),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            r"task index must be 0..1 for job 'worker'. Received: index=2",
+        ),
     ],
 )
 def test_bad_tf_config_is_one_line(value, message):
@@ -210,7 +216,9 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(processes, tmp_
     ports = free_ports(2)
     # Worker 1 gets its own output folder, as on another machine: nothing may be left in it.
     workers = [
-        processes.start([sys.executable, str(script), "multi_worker", str(tmp_path / f"run{i}"), "1"], f"worker{i}", TF_CONFIG=tf_config(ports, i))
+        processes.start(
+            [sys.executable, str(script), "multi_worker", str(tmp_path / f"run{i}"), "1"], f"worker{i}", TF_CONFIG=tf_config(ports, i)
+        )
         for i in range(2)
     ]
     one = processes.start([sys.executable, str(script), "default", str(tmp_path / "one"), "0"], "one")

@@ -40,9 +40,7 @@ def test_multi_worker_without_cluster_is_one_worker():
 
 
 def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
-    result = train(
-        "se_mobilenet", digits[0], digits[1], epochs=1, qat_epochs=1, batch_size=64, model_kwargs=TINY, output_dir=tmp_path
-    )
+    result = train("se_mobilenet", digits[0], digits[1], epochs=1, qat_epochs=1, batch_size=64, model_kwargs=TINY, output_dir=tmp_path)
     names = sorted(os.listdir(tmp_path))
     assert names == ["checkpoints", "model.keras", "model_int8.tflite", "train.json"]
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["float-epoch001.weights.h5", "qat-epoch001.weights.h5"]
@@ -65,7 +63,10 @@ def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
         ({"epochs": 0, "qat_epochs": 0}, "Nothing to train"),
         ({"batch_size": 0}, "batch_size must be a positive int"),
         ({"strategy": "tpu"}, "strategy must be one of"),
-        ({"train_data": (np.zeros((0, 32, 32, 3)), np.zeros(0, "int32"))}, r"train_data is empty; expected images of shape \(N, height, width, channels\)"),
+        (
+            {"train_data": (np.zeros((0, 32, 32, 3)), np.zeros(0, "int32"))},
+            r"train_data is empty; expected images of shape \(N, height, width, channels\)",
+        ),
         ({"train_data": (np.zeros((4, 32, 32)), np.zeros(4, "int32"))}, r"train_data must have shape \(N, height, width, channels\)"),
         (
             {"validation_data": (np.zeros((4, 28, 28, 3)), np.zeros(4, "int32"))},

@@ -11,7 +11,6 @@ the network. Tolerance: 1e-4 on logits, as tests/weights/test_timm.py.
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 import keras_se
-from keras_se.weights import hub, pretrained
+from keras_se.weights import hub
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "timm"
 CHECKPOINT = FIXTURES / "legacy_seresnet18.safetensors"
@@ -67,7 +66,9 @@ def offline_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def seresnet18_cache(offline_cache):
     _needs_fixture()
-    write_cache(offline_cache, files={"model.safetensors": CHECKPOINT, "config.json": FIXTURES / "hf_config" / "legacy_seresnet18.in1k.json"})
+    write_cache(
+        offline_cache, files={"model.safetensors": CHECKPOINT, "config.json": FIXTURES / "hf_config" / "legacy_seresnet18.in1k.json"}
+    )
     return offline_cache
 
 
@@ -224,10 +225,7 @@ def test_env_variables_drive_the_cache_and_offline_mode(tmp_path):
     """HF_HOME and HF_HUB_OFFLINE, read by huggingface_hub at import, in a fresh process."""
     _needs_fixture()
     write_cache(tmp_path / "home" / "hub", files={"model.safetensors": CHECKPOINT})
-    script = (
-        "from keras_se.weights.hub import download; "
-        f"print(download({REPO!r}))"
-    )
+    script = f"from keras_se.weights.hub import download; print(download({REPO!r}))"
     env = {**os.environ, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("HF_HUB_CACHE", None)
     root = Path(__file__).resolve().parents[2]

@@ -38,7 +38,15 @@ ATOL = 1e-4
 
 # Each scheme and block in the default run; the rest (deep stems, 3x3
 # projections, depth >= 101: 10 to 60 s each on two cores) are large.
-QUICK = ("legacy_seresnet18", "legacy_seresnet50", "legacy_seresnext26_32x4d", "seresnet18", "seresnet50", "skresnext50_32x4d", "skresnet18")
+QUICK = (
+    "legacy_seresnet18",
+    "legacy_seresnet50",
+    "legacy_seresnext26_32x4d",
+    "seresnet18",
+    "seresnet50",
+    "skresnext50_32x4d",
+    "skresnet18",
+)
 # timm's logits for MobileNetV3 come from the real checkpoint (small) only;
 # data/timm_logits.npz predates them.
 MOBILENETV3 = ("mobilenetv3_large_100", "mobilenetv3_small_100")
@@ -46,11 +54,7 @@ MNV3_CHECKPOINT = FIXTURES / "mobilenetv3_small_100.safetensors"
 # MobileNetV3's fixture logits are at most 0.087 (random weights); measured
 # differences are <= 6.6e-8 (Keras 3 and tf_keras): 1e-6 is 15 times that.
 MNV3_ATOL = 1e-6
-ALL = [
-    name if name in QUICK else pytest.param(name, marks=pytest.mark.large)
-    for name in timm_reference.ARCHS
-    if name not in MOBILENETV3
-]
+ALL = [name if name in QUICK else pytest.param(name, marks=pytest.mark.large) for name in timm_reference.ARCHS if name not in MOBILENETV3]
 
 
 def _needs_fixture():
@@ -97,9 +101,7 @@ def _synthetic(name):
 def test_fixture_reproduces_timm_logits(flavour):
     x, logits = _fixture_io()
     # timm returns logits, so no softmax; the fixture's input is 224 x 224.
-    model = keras_se.create_model(
-        "timm:legacy_seresnet18", classifier_activation=None, weights=CHECKPOINT, flavour=flavour
-    )
+    model = keras_se.create_model("timm:legacy_seresnet18", classifier_activation=None, weights=CHECKPOINT, flavour=flavour)
     y = model(x, training=False)
     y = y.numpy() if hasattr(y, "numpy") else keras.ops.convert_to_numpy(y)
     assert np.abs(y - logits).max() <= ATOL
@@ -339,9 +341,7 @@ def test_split_input_sk_checkpoint_into_other_models():
     # A ResNet-18 has a plain conv where timm's block has the SK unit.
     _assert_refused(_model("resnet18"), state, r"no counterpart in timm sknet.py \(basic blocks\), first 'stage2_block1_conv1'")
     # The same SK units without the input split: every path conv is twice as wide.
-    _assert_refused(
-        _model("timm:skresnet18", sk_split_input=False), state, r"'layer1.0.conv1.paths.0.conv.weight': shape \(64, 32, 3, 3\)"
-    )
+    _assert_refused(_model("timm:skresnet18", sk_split_input=False), state, r"'layer1.0.conv1.paths.0.conv.weight': shape \(64, 32, 3, 3\)")
 
 
 def test_unsupported_and_foreign_checkpoints():
@@ -430,7 +430,13 @@ def test_to_timm_state_dict_scheme_follows_the_architecture():
         entry = keras_se.models.get_entry(f"timm:{name}")
         registered = keras.saving.get_registered_name(entry.cls)
         kind = entry.cls.__name__
-        base = _model("se_resnet18").get_config() if kind == "ResNetModel" else _model(target, alpha=0.25).get_config() if kind == "MobileNetV3Model" else {}
+        base = (
+            _model("se_resnet18").get_config()
+            if kind == "ResNetModel"
+            else _model(target, alpha=0.25).get_config()
+            if kind == "MobileNetV3Model"
+            else {}
+        )
         assert scheme_of_config(registered, {**base, **entry.kwargs}) == scheme, name
     with pytest.raises(ValueError, match="scheme is needed.*'se_mobilenet'"):
         to_timm_state_dict(keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25))
@@ -482,11 +488,17 @@ def test_mobilenetv3_names_shapes_and_round_trip(name):
 def test_mobilenetv3_checkpoints_that_do_not_fit():
     _mnv3_fixture_io()
     _assert_refused(
-        _model("timm:mobilenetv3_large_100"), MNV3_CHECKPOINT,
+        _model("timm:mobilenetv3_large_100"),
+        MNV3_CHECKPOINT,
         r"first 'stage1_block1_dw': the checkpoint has timm mobilenetv3.py \(small\) names; the model's architecture is that of timm mobilenetv3.py \(large\)",
     )
-    _assert_refused(_model("mobilenetv3_small_plain"), MNV3_CHECKPOINT, r"in the checkpoint but not in the model. 36 unexpected: blocks.0.0.se.conv_expand.bias")
     _assert_refused(
-        _model("timm:mobilenetv3_small_100", se_gate="sigmoid"), MNV3_CHECKPOINT,
+        _model("mobilenetv3_small_plain"),
+        MNV3_CHECKPOINT,
+        r"in the checkpoint but not in the model. 36 unexpected: blocks.0.0.se.conv_expand.bias",
+    )
+    _assert_refused(
+        _model("timm:mobilenetv3_small_100", se_gate="sigmoid"),
+        MNV3_CHECKPOINT,
         r"'blocks.0.0.se.conv_reduce.weight': timm's MobileNetV3 SE gate is a hard sigmoid",
     )

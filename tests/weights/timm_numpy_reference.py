@@ -21,9 +21,7 @@ VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
 
 
 def _bn(prefix, channels):
-    return {f"{prefix}.{r}": (channels,) for r in ("weight", "bias", "running_mean", "running_var")} | {
-        f"{prefix}.num_batches_tracked": ()
-    }
+    return {f"{prefix}.{r}": (channels,) for r in ("weight", "bias", "running_mean", "running_var")} | {f"{prefix}.num_batches_tracked": ()}
 
 
 def vgg16_bn_shapes(num_classes=1000):
@@ -36,9 +34,14 @@ def vgg16_bn_shapes(num_classes=1000):
         s[f"features.{i}.bias"] = (v,)
         s |= _bn(f"features.{i + 1}", v)
         prev, i = v, i + 3
-    s |= {"pre_logits.fc1.weight": (4096, 512, 7, 7), "pre_logits.fc1.bias": (4096,),
-          "pre_logits.fc2.weight": (4096, 4096, 1, 1), "pre_logits.fc2.bias": (4096,),
-          "head.fc.weight": (num_classes, 4096), "head.fc.bias": (num_classes,)}
+    s |= {
+        "pre_logits.fc1.weight": (4096, 512, 7, 7),
+        "pre_logits.fc1.bias": (4096,),
+        "pre_logits.fc2.weight": (4096, 4096, 1, 1),
+        "pre_logits.fc2.bias": (4096,),
+        "head.fc.weight": (num_classes, 4096),
+        "head.fc.bias": (num_classes,),
+    }
     return s
 
 
@@ -82,8 +85,15 @@ BLOCK8 = [
     [("conv", 2080, 192, 1, 1, 0), ("conv", 192, 224, (1, 3), 1, (0, 1)), ("conv", 224, 256, (3, 1), 1, (1, 0))],
 ]
 RESIDUAL = {"block35": (BLOCK35, 128, 320), "block17": (BLOCK17, 384, 1088), "block8": (BLOCK8, 448, 2080)}
-STEM = [("conv2d_1a", 3, 32, 3, 2, 0), ("conv2d_2a", 32, 32, 3, 1, 0), ("conv2d_2b", 32, 64, 3, 1, 1), "maxpool_3a",
-        ("conv2d_3b", 64, 80, 1, 1, 0), ("conv2d_4a", 80, 192, 3, 1, 0), "maxpool_5a"]
+STEM = [
+    ("conv2d_1a", 3, 32, 3, 2, 0),
+    ("conv2d_2a", 32, 32, 3, 1, 0),
+    ("conv2d_2b", 32, 64, 3, 1, 1),
+    "maxpool_3a",
+    ("conv2d_3b", 64, 80, 1, 1, 0),
+    ("conv2d_4a", 80, 192, 3, 1, 0),
+    "maxpool_5a",
+]
 
 
 def _module_shapes(prefix, branches):

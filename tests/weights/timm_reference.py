@@ -47,13 +47,26 @@ ARCHS = {
     "seresnext101_32x4d": ("resnet", dict(block="Bottleneck", layers=(3, 4, 23, 3), cardinality=32, base_width=4, attn="se")),
     "senet154": (
         "resnet",
-        dict(block="Bottleneck", layers=(3, 8, 36, 3), cardinality=64, base_width=4, stem_type="deep",
-             down_kernel_size=3, block_reduce_first=2, attn="se"),
+        dict(
+            block="Bottleneck",
+            layers=(3, 8, 36, 3),
+            cardinality=64,
+            base_width=4,
+            stem_type="deep",
+            down_kernel_size=3,
+            block_reduce_first=2,
+            attn="se",
+        ),
     ),
     "skresnext50_32x4d": (
         "resnet",
-        dict(block="SelectiveKernelBottleneck", layers=(3, 4, 6, 3), cardinality=32, base_width=4,
-             sk_kwargs=dict(rd_ratio=1 / 16, rd_divisor=32, split_input=False)),
+        dict(
+            block="SelectiveKernelBottleneck",
+            layers=(3, 4, 6, 3),
+            cardinality=32,
+            base_width=4,
+            sk_kwargs=dict(rd_ratio=1 / 16, rd_divisor=32, split_input=False),
+        ),
     ),
     "skresnet18": (
         "resnet",
@@ -131,9 +144,7 @@ def make_divisible(v, divisor=8, min_value=None, round_limit=0.9):
 
 
 def _bn(prefix, channels):
-    return {f"{prefix}.{r}": (channels,) for r in ("weight", "bias", "running_mean", "running_var")} | {
-        f"{prefix}.num_batches_tracked": ()
-    }
+    return {f"{prefix}.{r}": (channels,) for r in ("weight", "bias", "running_mean", "running_var")} | {f"{prefix}.num_batches_tracked": ()}
 
 
 def _senet(block, layers, groups=1, inplanes=64, input_3x3=False, downsample_kernel_size=1, reduction=16):
@@ -172,16 +183,28 @@ def _senet(block, layers, groups=1, inplanes=64, input_3x3=False, downsample_ker
             out = planes * expansion
             rd = out // reduction
             s |= {
-                f"{p}.se_module.fc1.weight": (rd, out, 1, 1), f"{p}.se_module.fc1.bias": (rd,),
-                f"{p}.se_module.fc2.weight": (out, rd, 1, 1), f"{p}.se_module.fc2.bias": (out,),
+                f"{p}.se_module.fc1.weight": (rd, out, 1, 1),
+                f"{p}.se_module.fc1.bias": (rd,),
+                f"{p}.se_module.fc2.weight": (out, rd, 1, 1),
+                f"{p}.se_module.fc2.bias": (out,),
             }
             inplanes = out
     s |= {"last_linear.weight": (1000, 512 * expansion), "last_linear.bias": (1000,)}
     return s
 
 
-def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_type="", down_kernel_size=1,
-            block_reduce_first=1, attn=None, sk_kwargs=None):
+def _resnet(
+    block,
+    layers,
+    cardinality=1,
+    base_width=64,
+    stem_width=64,
+    stem_type="",
+    down_kernel_size=1,
+    block_reduce_first=1,
+    attn=None,
+    sk_kwargs=None,
+):
     s = {}
     deep = "deep" in stem_type
     inplanes = stem_width * 2 if deep else 64
@@ -232,8 +255,10 @@ def _resnet(block, layers, cardinality=1, base_width=64, stem_width=64, stem_typ
             if attn == "se":
                 rd = make_divisible(out * (1 / 16), 8, round_limit=0.0)
                 s |= {
-                    f"{p}.se.fc1.weight": (rd, out, 1, 1), f"{p}.se.fc1.bias": (rd,),
-                    f"{p}.se.fc2.weight": (out, rd, 1, 1), f"{p}.se.fc2.bias": (out,),
+                    f"{p}.se.fc1.weight": (rd, out, 1, 1),
+                    f"{p}.se.fc1.bias": (rd,),
+                    f"{p}.se.fc2.weight": (out, rd, 1, 1),
+                    f"{p}.se.fc2.bias": (out,),
                 }
             inplanes = out
     s |= {"fc.weight": (1000, 512 * expansion), "fc.bias": (1000,)}
@@ -282,8 +307,10 @@ def _mobilenetv3(variant):
                     if se:
                         rd = make_divisible(mid * se)  # SqueezeExcite(rd_round_fn=round_channels)
                         s |= {
-                            f"{p}.se.conv_reduce.weight": (rd, mid, 1, 1), f"{p}.se.conv_reduce.bias": (rd,),
-                            f"{p}.se.conv_expand.weight": (mid, rd, 1, 1), f"{p}.se.conv_expand.bias": (mid,),
+                            f"{p}.se.conv_reduce.weight": (rd, mid, 1, 1),
+                            f"{p}.se.conv_reduce.bias": (rd,),
+                            f"{p}.se.conv_expand.weight": (mid, rd, 1, 1),
+                            f"{p}.se.conv_expand.bias": (mid,),
                         }
                     s[f"{p}.{pw}.weight"] = (out, mid, 1, 1)
                     s |= _bn(f"{p}.{pw_bn}", out)
@@ -303,8 +330,7 @@ def state_shapes(timm_name):
 def count_params(shapes):
     """Parameters (weights, biases, BN affine), without BN statistics."""
     return sum(
-        math.prod(shape) for name, shape in shapes.items()
-        if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        math.prod(shape) for name, shape in shapes.items() if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))
     )
 
 
