@@ -1,3 +1,4 @@
+import keras
 import pytest
 
 import keras_se
@@ -45,3 +46,17 @@ def test_width_multiplier(alpha, stem):
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         _build("se_mobilenet", **kwargs)
+
+
+def test_mixed_precision_keeps_the_classifier_output_float32():
+    # Keras' mixed precision guidance: the softmax in float32.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25, classes=10)
+        assert model.get_layer("stem_conv").compute_dtype == "float16"
+        assert model.get_layer("stage2_block1_se_reduce").compute_dtype == "float16"
+        assert model.output.dtype == "float32"
+        features = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25, include_top=False)
+        assert features.output.dtype == "float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
