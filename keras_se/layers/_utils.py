@@ -1,6 +1,7 @@
 """Helpers shared by the keras_se layers: width rounding and argument checks."""
 
 import math
+import numbers
 
 # PyTorch and the official Caffe models use 1e-5; Keras defaults to 1e-3.
 # One constant so every layer and builder agrees with ported weights.
@@ -32,13 +33,14 @@ def make_divisible(value, divisor=8, min_value=None, round_limit=0.9):
 def check_positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    # numbers.Integral: numpy integers too.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
-    return value
+    return int(value)
 
 
 def check_positive_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
     return value
 

@@ -56,7 +56,7 @@ class SEModel(keras.Model):
                 f"{cls.__name__} has no argument {unknown[0]!r} (arguments: {', '.join(known)}). "
                 f"Received: {unknown[0]}={arguments[unknown[0]]!r}"
             )
-        return {p: arguments.get(p, parameters[p].default) for p in known}
+        return {p: _plain(arguments.get(p, parameters[p].default)) for p in known}
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **dict(self._architecture)}
@@ -131,6 +131,11 @@ class SEModel(keras.Model):
         import tf_keras
 
         return tf_keras.Model(inputs, outputs, name=name)
+
+
+def _plain(value):
+    """numpy scalars as Python numbers, so that a config is JSON (`.keras` files)."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
 
 
 def model_config(model):

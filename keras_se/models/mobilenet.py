@@ -70,6 +70,8 @@ def mobilenet_graph(
     if attention not in (None, "se"):
         raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     _common.check_positive_number("alpha", alpha)
+    if int(32 * alpha) < 1:
+        raise ValueError(f"alpha must leave every layer at least one channel (the stem has int(32 * alpha)). Received: alpha={alpha!r}")
     if activation not in ("relu", "relu6"):
         raise ValueError(f"activation must be 'relu' or 'relu6'. Received: activation={activation!r}")
     _common.check_top(include_top, pooling, classes)

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 import keras_se
@@ -60,3 +61,11 @@ def test_mixed_precision_keeps_the_classifier_output_float32():
         assert features.output.dtype == "float16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_argument_mistakes_name_the_argument():
+    with pytest.raises(ValueError, match=r"alpha must leave every layer at least one channel.*alpha=0\.01"):
+        keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.01)
+    # numpy scalars are numbers: accepted, and stored as Python numbers.
+    model = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), alpha=0.25, reduction=np.int64(8), classes=np.int32(10))
+    assert model.get_config()["reduction"] == 8 and type(model.get_config()["classes"]) is int
