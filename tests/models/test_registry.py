@@ -41,7 +41,10 @@ GOLDEN_PARAMS = {
 # Inception-ResNet-v2's unpadded convolutions need 75x75; VGG's 138 M
 # parameters make a 550 MB .keras file (tests/models/test_vgg.py covers it small).
 SIZES = {"inception_resnet_v2": 75, "se_inception_resnet_v2": 75}
-HEAVY = ("vgg16_bn", "se_vgg16")
+# The deepest (8-10 s each on two cores) run with `-m large`: the default run
+# keeps a model of every family and block type, whose layers they repeat.
+HEAVY = ("vgg16_bn", "se_vgg16", "senet154", "senet154_plain", "resnet152", "se_resnet152", "resnet101", "se_resnet101")
+HEAVY += ("resnext101_32x4d", "se_resnext101_32x4d", "sknet101", "inception_resnet_v2")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) if n in HEAVY else n for n in keras_se.list_models()])

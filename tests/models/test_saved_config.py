@@ -3,9 +3,8 @@ fresh process, after nothing but `import keras_se`, load it with
 `safe_mode=True`, quantise it to a fully int8 file and report its
 complexity, with no extra argument anywhere.
 
-The default run covers SE-ShuffleNet (grouped convolutions, channel shuffle)
-and timm's skresnet18 (SK, channel slices); SE-MobileNet's load-and-quantise
-is tests/quantization/test_qat.py's; `-m large` an SE model of every family
+The default run covers timm's skresnet18 (SK, channel slices; SE-MobileNet's
+load-and-quantise is tests/quantization/test_qat.py's); `-m large` an SE model of every family
 class (a config is read per class; the plain twins have the same layers
 less SE, and every registered model's own round trip is
 tests/models/test_registry.py's).
@@ -23,10 +22,7 @@ import pytest
 import keras_se
 
 SIZE = 32
-DEFAULT = {
-    "se_shufflenet_g3": {},
-    "timm:skresnet18": {},
-}
+DEFAULT = {"timm:skresnet18": {}}
 
 # Runs in a fresh interpreter: only `import keras_se` registers the classes.
 _CHILD = textwrap.dedent(
@@ -98,6 +94,7 @@ FAMILIES = {
     "se_resnet18": {},
     "sknet50": dict(depth=26),
     "se_mobilenet": dict(alpha=0.25),
+    "se_shufflenet_g3": {},
     "mobilenetv3_small": {},
     "se_bn_inception": {},
     "se_inception_resnet_v2": dict(input_shape=(75, 75, 3)),
