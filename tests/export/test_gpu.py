@@ -97,7 +97,10 @@ DEFAULT_GPU_MODELS = ["se_shufflenet_g2", "sknet50", "timm:skresnet18"]
 # parity fails, as it must. A trained MobileNet keeps its activations in
 # range. Untrained MobileNetV3s (Large, Small, plain twins) too: measured
 # relative L2 error 1 in float16, float32 kernels within 1.1e-6 of the CPU.
+# Untrained SE-BN-Inception too: relative L2 0.19 at 64x64 (0.41 at 32x32,
+# tests/export/test_table2_models.py), float32 kernels within 1e-6.
 FLOAT16_UNDERFLOW = (
+    "se_bn_inception",
     "mobilenet",
     "se_mobilenet",
     "mobilenetv3_large",
