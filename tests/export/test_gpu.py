@@ -168,7 +168,10 @@ def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run
 # Inception-ResNet-v2 needs 75x75: tests/export/test_table2_models.py. VGG-16
 # is left out: its 3x3 convolutions at 512 channels take over 10 minutes on
 # the software Vulkan driver of a 2-core machine.
-@pytest.mark.parametrize("name", [n for n in keras_se.list_models() if "inception_resnet" not in n and "vgg" not in n])
+# SE and SK models only: a plain twin's layers are its SE model's less SE.
+@pytest.mark.parametrize(
+    "name", [n for n in keras_se.list_models() if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n]
+)
 def test_gpu_preset_runs_on_the_accelerator_for_every_model(name, tmp_path, gpu_adapter):
     model = keras_se.create_model(name, input_shape=(64, 64, 3), classifier_activation=None)
     if name in FLOAT16_UNDERFLOW:
