@@ -19,19 +19,11 @@ from keras_se.export.verify import compare_outputs, keras_outputs, parity_of
 # 1x1 convs, SE, a features_only backbone.
 DEFAULT = {"se_mobilenet": dict(alpha=0.25)}
 SIZE = 32
-# `large`: one SE model of every family class, whose layers include its
-# plain twin's (a Keras export takes one to two minutes on two cores, too
-# long for all 40 registered models in CI). Inception-ResNet-v2's unpadded
-# convolutions need 75x75; VGG-16 without its 120 M-parameter top.
-FAMILIES = {
-    "se_resnet18": {},
-    "sknet50": dict(depth=26),
-    "se_shufflenet_g3": {},
-    "mobilenetv3_small": {},
-    "se_bn_inception": {},
-    "se_inception_resnet_v2": dict(input_shape=(75, 75, 3)),
-    "se_vgg16": dict(include_top=False, pooling="avg"),
-}
+# `large`: a residual SE model and MobileNetV3 (hard-swish). A Keras export
+# takes one to two minutes on two cores: all 40 registered models would take
+# hours of CI; the layer kinds of the other families are checked through
+# keras_se.export (tests/export/test_table2_models.py, test_gpu.py).
+FAMILIES = {"se_resnet18": {}, "mobilenetv3_small": {}}
 ALL = [pytest.param(name, options, marks=pytest.mark.large) for name, options in FAMILIES.items()]
 
 
