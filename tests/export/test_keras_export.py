@@ -24,7 +24,7 @@ SIZE = 32
 # hours of CI; the layer kinds of the other families are checked through
 # keras_se.export (tests/export/test_table2_models.py, test_gpu.py).
 FAMILIES = {"se_resnet18": {}, "mobilenetv3_small": {}}
-ALL = [pytest.param(name, options, marks=pytest.mark.large) for name, options in FAMILIES.items()]
+ALL = [pytest.param(name, options, marks=[pytest.mark.large, pytest.mark.xlarge]) for name, options in FAMILIES.items()]
 
 
 def _model(name, options, size=SIZE):
@@ -88,6 +88,7 @@ def test_keras_onnx_export_is_standard_and_equal_to_keras(name, options, tmp_pat
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 def test_keras_litert_export_of_a_feature_model_keeps_every_output(tmp_path):
     model = _model("se_shufflenet_g3", dict(scale=0.5, features_only=True))
     parity = check_litert(model, tmp_path / "features.tflite")

@@ -47,6 +47,7 @@ def _assert_int8_only(path):
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 def test_se_bn_inception_full_int8(tmp_path):
     # The smallest of the six (27 s on two cores), with every op kind of the
     # Inception family (concat, zero-padded average pool, SE).
@@ -56,6 +57,7 @@ def test_se_bn_inception_full_int8(tmp_path):
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 @pytest.mark.parametrize("name", NAMES)
 def test_float32_float16_and_onnx(name, tmp_path):
     model = _model(name)
@@ -69,6 +71,7 @@ def test_float32_float16_and_onnx(name, tmp_path):
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 @pytest.mark.parametrize("name", NAMES)
 def test_full_int8_and_qat(name, tmp_path):
     from keras_se.export.verify import compare_outputs
@@ -95,6 +98,7 @@ FLOAT16_UNDERFLOW = ("se_bn_inception",)
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 # VGG-16's 3x3 convolutions at 512 channels take over 10 minutes on the
 # software Vulkan driver of a 2-core machine: not run here.
 @pytest.mark.parametrize("name", [n for n in NAMES if "vgg" not in n])

@@ -205,6 +205,7 @@ def _result(output):
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 def test_two_workers_match_one_process_and_only_the_chief_writes(processes, tmp_path):
     import keras
 
@@ -262,6 +263,7 @@ CLI += ["--strategy", "multi_worker", "--cluster-timeout", "120", "--no-progress
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 def test_killed_worker_resumes_from_the_backup(processes, tmp_path):
     ports = free_ports(2)
 
