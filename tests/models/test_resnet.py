@@ -220,8 +220,9 @@ def test_tf_keras_twin_has_same_layers_weights_and_outputs(name, kwargs):
 @pytest.mark.large
 @pytest.mark.parametrize("name", keras_se.list_models())
 def test_full_size_forward(name):
-    model = keras_se.create_model(name)
-    x = np.random.default_rng(0).uniform(size=(1, 224, 224, 3)).astype("float32")
+    model = keras_se.create_model(name)  # its default size: 224x224, Inception-ResNet-v2 299x299
+    size = model.input_shape[1]
+    x = np.random.default_rng(0).uniform(size=(1, size, size, 3)).astype("float32")
     y = keras.ops.convert_to_numpy(model(x, training=False))
     assert y.shape == (1, 1000) and np.isfinite(y).all()
 
