@@ -87,9 +87,7 @@ def _looks_like_path(value):
 
 def load_keras_file(path):
     """Loads a `.keras` file for counting, with one-line errors."""
-    import keras
-
-    import keras_se.layers  # noqa: F401  (registers the keras_se classes)
+    import keras  # importing Keras registers keras_se's classes (keras_se/__init__.py)
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -189,11 +187,12 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             kwargs = dict(build_kwargs)
             if input_shape is not None:
                 kwargs["input_shape"] = input_shape
-            if reduction is not None and get_entry(value).kwargs.get("attention") in ("se", "sk"):
+            entry = get_entry(value)
+            if reduction is not None and entry.kwargs.get("attention") in ("se", "sk"):
                 kwargs["reduction"] = reduction  # the model's r is the formula's r
             model, input_shape, name = create_model(value, **kwargs), None, value
-            if twin is None and get_entry(value).twin:
-                twin_model = create_model(get_entry(value).twin, **kwargs)
+            if twin is None and entry.twin:
+                twin_model = create_model(entry.twin, **kwargs)
     elif build_kwargs:
         raise ValueError(f"builder arguments apply to registry names only. Received: {sorted(build_kwargs)}")
     if not is_functional(model) and hasattr(model, "compute_output_shape") and not hasattr(model, "layers"):

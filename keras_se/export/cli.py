@@ -106,9 +106,6 @@ def load_keras_file(path):
         raise UserError(f"cannot load a Keras model from {path}: the archive is damaged ({damaged} fails its CRC check)")
     if "config.json" not in names:
         raise UserError(f"cannot load a Keras model from {path}: the archive has no config.json (not a Keras 3 .keras file)")
-    import keras_se.layers  # noqa: F401  (registers keras_se's layers and models for loading)
-    import keras_se.models  # noqa: F401
-
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:
