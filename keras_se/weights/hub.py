@@ -135,8 +135,9 @@ def load_from_hub(model, weights, model_name):
             f"include_top=False to use the pretrained backbone with a new head. Received: classes={config['classes']} "
             f"with weights={weights!r}"
         )
-    state = read_hub_state_dict(repo)
+    state = [read_hub_state_dict(repo)]
     try:
-        return load_timm(model, state)
+        # Handed over, no reference kept here: load_timm frees each tensor once it is set.
+        return load_timm(model, state.pop())
     except ValueError as error:
         raise ValueError(f"weights={weights!r} ({repo}): {error}") from None

@@ -58,10 +58,12 @@ def read_state_dict(path):
 def _read_safetensors(path):
     import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for load_file)
     import safetensors
-    from safetensors.numpy import load_file
 
     try:
-        return {name: _widen(tensor) for name, tensor in load_file(path).items()}
+        # Tensor by tensor from the mapped file (`load_file` holds the whole
+        # file's bytes and the arrays at once), in file order.
+        with safetensors.safe_open(path, framework="numpy") as handle:
+            return {name: _widen(handle.get_tensor(name)) for name in handle.offset_keys()}
     except safetensors.SafetensorError as error:
         raise ValueError(f"not a readable safetensors file (truncated or corrupt: {error}). Received: path={path!r}") from None
 

@@ -431,6 +431,7 @@ def load_timm(model, checkpoint):
     else:
         state = read_state_dict(checkpoint)
         source = repr(str(checkpoint))
+    del checkpoint  # `state` alone holds the tensors: each is dropped once set (below)
     model_timm = model_scheme(model)
     scheme = detect_scheme(state)
     if scheme is None:
@@ -471,15 +472,19 @@ def load_timm(model, checkpoint):
     if problems:
         raise ValueError(_report(problems, source, model, scheme, model_timm))
 
-    values = {}
+    # Layer by layer, each checkpoint tensor dropped once set: the peak
+    # memory is the checkpoint and one layer, not the checkpoint and the
+    # whole model twice (BENCHMARKS.md, "Loading ImageNet weights").
+    by_layer = {}
     for slot in slots:
-        if slot.layer.name not in values:
-            values[slot.layer.name] = slot.layer.get_weights()
-        current = values[slot.layer.name]
-        array = layouts.to_keras(slot.kind, state[slot.key], slot.shape)
-        current[slot.index] = np.asarray(array, dtype=current[slot.index].dtype)
-    for layer_name, weights in values.items():
-        model.get_layer(layer_name).set_weights(weights)
+        by_layer.setdefault(slot.layer.name, []).append(slot)
+    for layer_name, layer_slots in by_layer.items():
+        layer = model.get_layer(layer_name)
+        weights = layer.get_weights()
+        for slot in layer_slots:
+            array = layouts.to_keras(slot.kind, state.pop(slot.key), slot.shape)
+            weights[slot.index] = np.asarray(array, dtype=weights[slot.index].dtype)
+        layer.set_weights(weights)
     return model
 
 

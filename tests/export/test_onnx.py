@@ -41,3 +41,16 @@ def test_existing_onnx_is_kept(tiny_se_model, tmp_path):
     with pytest.raises(FileExistsError):
         to_onnx(tiny_se_model, path)
     assert path.read_text() == "keep"
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "mobilenetv3_large_plain"])
+def test_mobilenetv3_exports_with_standard_ops_and_matches(name, tmp_path):
+    # Hard-swish, the hard-sigmoid gate and the SE scale: ONNX standard ops
+    # only, logits equal to Keras'.
+    model = keras_se.create_model(name, input_shape=(64, 64, 3), alpha=0.5, classifier_activation=None)
+    result = to_onnx(model, tmp_path / f"{name}.onnx")
+    graph = onnx.load(str(result.path))
+    onnx.checker.check_model(graph)
+    assert all(node.domain in ("", "ai.onnx") and onnx.defs.has(node.op_type) for node in graph.graph.node)
+    assert "StatefulPartitionedCall" not in result.ops and "PartitionedCall" not in result.ops
+    assert result.parity.max_abs_error < 1e-4  # logits, not probabilities
