@@ -42,7 +42,10 @@ from _markdown import machine_summary, update_section  # noqa: E402
 
 SECTION = "## Loading ImageNet weights"
 MODELS = ("se_resnet50", "sknet50")
-CASES = [(name, w) for name in MODELS for w in ("imagenet", None)] + [("keras.applications.ResNet50", "h5"), ("keras.applications.ResNet50", None)]
+CASES = [(name, w) for name in MODELS for w in ("imagenet", None)] + [
+    ("keras.applications.ResNet50", "h5"),
+    ("keras.applications.ResNet50", None),
+]
 REVISION = "0" * 40
 
 
