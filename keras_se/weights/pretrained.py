@@ -4,14 +4,18 @@
 Face Hub (`timm/<timm name>.<tag>`, file `model.safetensors`) and ports it
 with the timm loader. The SENet paper's models load timm's `legacy_*`
 releases, the official Caffe weights ported by Cadene and Wightman; SKNet-50
-loads timm's `skresnext50_32x4d`. A `timm:NAME` alias loads timm's default
+loads timm's `skresnext50_32x4d`, MobileNetV3 timm's `mobilenetv3_*_100`,
+and the plain VGG-16-BN and Inception-ResNet-v2 timm's releases of those
+(timm has no SE variant of them). A `timm:NAME` alias loads timm's default
 pretrained tag for NAME (the first tag with weights in timm's
 `default_cfgs`). Every other registered model has no published ImageNet
 weights.
 
 Input conventions are timm's `pretrained_cfg` of each release (timm 1.0,
-`senet.py`, `resnet.py`, `sknet.py`): RGB, scaled to [0, 1], normalised with
-the ImageNet mean and std; evaluated at `input_size` after resizing the
+`senet.py`, `resnet.py`, `sknet.py`, `mobilenetv3.py`, `vgg.py`,
+`inception_resnet_v2.py`): RGB, scaled to [0, 1], normalised with
+the release's mean and std (ImageNet's; 0.5 and 0.5 for
+Inception-ResNet-v2, TensorFlow's release); evaluated at `input_size` after resizing the
 shorter side to `input_size / crop_pct` with `interpolation` and a centre
 crop.
 """
@@ -20,16 +24,18 @@ from keras_se.weights.timm_variants import TIMM_VARIANTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)  # timm's IMAGENET_INCEPTION_MEAN / _STD: inputs on [-1, 1]
+INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
-def _cfg(tag, interpolation="bicubic", crop_pct=0.875, size=224):
+def _cfg(tag, interpolation="bicubic", crop_pct=0.875, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return dict(
         tag=tag,
         input_size=(size, size, 3),
         interpolation=interpolation,
         crop_pct=crop_pct,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=mean,
+        std=std,
         classes=1000,
     )
 
@@ -54,6 +60,10 @@ TIMM_PRETRAINED = {
     "skresnet18": _cfg("ra_in1k"),
     "skresnet34": _cfg("ra_in1k"),
     "skresnext50_32x4d": _cfg("ra_in1k"),
+    "mobilenetv3_large_100": _cfg("ra_in1k"),
+    "mobilenetv3_small_100": _cfg("lamb_in1k"),
+    "vgg16_bn": _cfg("tv_in1k", "bilinear"),
+    "inception_resnet_v2": _cfg("tf_in1k", crop_pct=0.8975, size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD),
 }
 
 # Registered keras_se model -> the timm model whose release weights="imagenet" loads.
@@ -63,6 +73,11 @@ IMAGENET = {
     "se_resnext101_32x4d": "legacy_seresnext101_32x4d",
     "senet154": "legacy_senet154",
     "sknet50": "skresnext50_32x4d",
+    "mobilenetv3_large": "mobilenetv3_large_100",
+    "mobilenetv3_small": "mobilenetv3_small_100",
+    # timm has no SE variant of these two: the plain twins have weights.
+    "vgg16_bn": "vgg16_bn",
+    "inception_resnet_v2": "inception_resnet_v2",
     # `timm:NAME` aliases load NAME's default release.
     **{f"timm:{name}": name for name in TIMM_PRETRAINED},
 }
@@ -147,7 +162,8 @@ def weights_options(model_name, weights):
         return {}
     target, options, _ = TIMM_VARIANTS[release[0]]
     if model_name == target:
-        return dict(options)
+        # Dropout holds no weights: the user's (or the builder's) rate stands.
+        return {key: value for key, value in options.items() if key != "dropout"}
     return {}
 
 

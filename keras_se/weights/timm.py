@@ -383,8 +383,9 @@ def load_timm(model, checkpoint):
 
     All or nothing: every tensor of the model must be in the checkpoint with
     its shape, every tensor of the checkpoint must have a place in the model
-    (BatchNorm's `num_batches_tracked` aside, and the classifier of a model
-    built with `include_top=False`), and the model must compute what timm's
+    (BatchNorm's `num_batches_tracked` aside, and the top of a model built
+    with `include_top=False`: the classifier, MobileNetV3's head conv, VGG's
+    fc1 / fc2), and the model must compute what timm's
     does with them (stride placement, stem pooling, SE position and gate, SK
     dilations). Otherwise a `ValueError` names the first offending tensor and
     lists every problem, and no weight is set.
@@ -488,11 +489,18 @@ def load_timm(model, checkpoint):
     return model
 
 
+_HEAD_ROLES = ("predictions", "head_conv", "pre_logits_fc1", "pre_logits_fc2")
+
+
 def _ignored_keys(model, scheme, state):
     ignored = {key for key in state if key.endswith(".num_batches_tracked")}
-    if not any(layer.name == "predictions" for layer in model.layers):
-        head = _STEM[scheme]["predictions"] + "."
-        ignored |= {key for key in state if key.startswith(head)}
+    # include_top=False leaves out the classifier and the layers keras.applications
+    # counts as the top: MobileNetV3's 1x1 head conv, VGG's fc1 / fc2.
+    names = {layer.name for layer in model.layers}
+    for role in _HEAD_ROLES:
+        if role in _STEM[scheme] and role not in names:
+            head = _STEM[scheme][role] + "."
+            ignored |= {key for key in state if key.startswith(head)}
     config = model.get_config() if model_scheme(model) else {}
     if config.get("features_only"):
         # A backbone stops after its last returned stage, as timm's

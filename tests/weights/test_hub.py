@@ -29,9 +29,9 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 ATOL = 1e-4
 
 
-def _needs_fixture():
-    if not CHECKPOINT.is_file():
-        pytest.skip(f"timm fixture not present at {FIXTURES}")
+def _needs_fixture(not_run, path=CHECKPOINT):
+    if not Path(path).is_file():
+        not_run(f"timm fixture not present at {path}")
 
 
 def write_cache(root, repo=REPO, files=None, revision=REVISION):
@@ -64,8 +64,8 @@ def offline_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def seresnet18_cache(offline_cache):
-    _needs_fixture()
+def seresnet18_cache(offline_cache, not_run):
+    _needs_fixture(not_run)
     write_cache(
         offline_cache, files={"model.safetensors": CHECKPOINT, "config.json": FIXTURES / "hf_config" / "legacy_seresnet18.in1k.json"}
     )
@@ -119,6 +119,33 @@ def test_imagenet_weights_into_a_features_only_backbone(seresnet18_cache):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(actual), keras.ops.convert_to_numpy(expected), atol=1e-5)
 
 
+MNV3_REPO = "timm/mobilenetv3_small_100.lamb_in1k"
+
+
+def test_mobilenetv3_imagenet_weights_reproduce_timm_logits(offline_cache, not_run):
+    """The shared mobilenetv3_small_100 fixture as its hub release: weights="imagenet" on the registered model."""
+    checkpoint = FIXTURES / "mobilenetv3_small_100.safetensors"
+    _needs_fixture(not_run, checkpoint)
+    write_cache(offline_cache, MNV3_REPO, {"model.safetensors": checkpoint})
+    data = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")
+    model = keras_se.create_model("mobilenetv3_small", weights="imagenet", classifier_activation=None)
+    assert model.get_config()["dropout"] == 0.2  # keras.applications' default rate: dropout holds no weights
+    assert np.abs(_predict(model, data["input_nchw"].transpose(0, 2, 3, 1)) - data["logits"]).max() <= ATOL
+
+
+def test_mobilenetv3_backbone_with_imagenet_weights(offline_cache, not_run):
+    """include_top=False (keras.applications' top: the 1x1 head conv and the classifier) loads the rest."""
+    checkpoint = FIXTURES / "mobilenetv3_small_100.safetensors"
+    _needs_fixture(not_run, checkpoint)
+    write_cache(offline_cache, MNV3_REPO, {"model.safetensors": checkpoint})
+    x = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")["input_nchw"].transpose(0, 2, 3, 1)[:, :64, :64]
+    full = keras_se.create_model("mobilenetv3_small", weights="imagenet", input_shape=(64, 64, 3))
+    backbone = keras_se.create_model("mobilenetv3_small", weights="imagenet", include_top=False, input_shape=(64, 64, 3))
+    assert not any(layer.name in ("head_conv", "predictions") for layer in backbone.layers)
+    features = keras.Model(full.input, full.get_layer(backbone.layers[-1].name).output)
+    np.testing.assert_allclose(_predict(backbone, x), _predict(features, x), atol=1e-5)
+
+
 def test_tf_keras_flavour_loads_imagenet(seresnet18_cache):
     x, logits = _fixture_io()
     model = keras_se.create_model("se_resnet18", weights="imagenet", flavour="tf_keras", classifier_activation=None)
@@ -150,8 +177,8 @@ def test_offline_and_not_cached_names_repository_and_fetch_command(offline_cache
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_corrupt_cached_file_is_refused_and_nothing_loaded(offline_cache, tmp_path, damage):
-    _needs_fixture()
+def test_corrupt_cached_file_is_refused_and_nothing_loaded(offline_cache, tmp_path, damage, not_run):
+    _needs_fixture(not_run)
     data = bytearray(CHECKPOINT.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
@@ -174,8 +201,8 @@ def test_corrupt_cached_file_is_refused_and_nothing_loaded(offline_cache, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_truncated_file_without_blob_link_is_refused(offline_cache, tmp_path):
-    _needs_fixture()
+def test_truncated_file_without_blob_link_is_refused(offline_cache, tmp_path, not_run):
+    _needs_fixture(not_run)
     snapshot = write_cache(offline_cache)
     (snapshot / "model.safetensors").write_bytes(CHECKPOINT.read_bytes()[:4096])
     with pytest.raises(ValueError, match=r"timm/legacy_seresnet18.in1k are truncated or corrupt"):
@@ -202,18 +229,23 @@ def test_pretrained_weights_table():
     assert table["se_resnet50"] == "timm/legacy_seresnet50.in1k"
     assert table["sknet50"] == "timm/skresnext50_32x4d.ra_in1k"
     assert table["timm:seresnet50"] == "timm/seresnet50.a1_in1k"
-    assert "se_mobilenet" not in table and "timm:seresnet18" not in table
+    assert table["mobilenetv3_large"] == "timm/mobilenetv3_large_100.ra_in1k"
+    assert table["inception_resnet_v2"] == "timm/inception_resnet_v2.tf_in1k"
+    assert keras_se.weights.pretrained_config("inception_resnet_v2")["input_size"] == (299, 299, 3)
+    assert "se_mobilenet" not in table and "timm:seresnet18" not in table and "se_vgg16" not in table
     registered = set(keras_se.list_models()) | set(keras_se.list_models("timm:*"))
     assert set(table) <= registered
 
 
-def test_pretrained_config_equals_timm_hub_config():
-    _needs_fixture()
+@pytest.mark.parametrize("name, repo", [("se_resnet18", REPO), ("mobilenetv3_small", MNV3_REPO)])
+def test_pretrained_config_equals_timm_hub_config(name, repo, not_run):
     import json
 
-    hub_config = json.loads((FIXTURES / "hf_config" / "legacy_seresnet18.in1k.json").read_text())["pretrained_cfg"]
-    config = keras_se.weights.pretrained_config("se_resnet18")
-    assert config["repo"] == REPO
+    path = FIXTURES / "hf_config" / f"{repo.split('/')[1]}.json"
+    _needs_fixture(not_run, path)
+    hub_config = json.loads(path.read_text())["pretrained_cfg"]
+    config = keras_se.weights.pretrained_config(name)
+    assert config["repo"] == repo
     c, h, w = hub_config["input_size"]
     assert config["input_size"] == (h, w, c)
     for key in ("interpolation", "crop_pct", "num_classes"):
@@ -221,9 +253,9 @@ def test_pretrained_config_equals_timm_hub_config():
     assert config["mean"] == tuple(hub_config["mean"]) and config["std"] == tuple(hub_config["std"])
 
 
-def test_env_variables_drive_the_cache_and_offline_mode(tmp_path):
+def test_env_variables_drive_the_cache_and_offline_mode(tmp_path, not_run):
     """HF_HOME and HF_HUB_OFFLINE, read by huggingface_hub at import, in a fresh process."""
-    _needs_fixture()
+    _needs_fixture(not_run)
     write_cache(tmp_path / "home" / "hub", files={"model.safetensors": CHECKPOINT})
     script = f"from keras_se.weights.hub import download; print(download({REPO!r}))"
     env = {**os.environ, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -133,6 +133,23 @@ def test_fixture_into_include_top_false_backbone():
     np.testing.assert_allclose(_predict(backbone, x), _predict(features, x), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "name, size", [("vgg16_bn", 64), pytest.param("inception_resnet_v2", 96, marks=pytest.mark.large), ("mobilenetv3_large", 64)]
+)
+def test_timm_state_into_include_top_false_backbone(name, size):
+    """keras.applications' top (VGG's fc1 / fc2, MobileNetV3's head conv, the classifier) is left out, the rest loaded."""
+    full = keras_se.create_model(name, input_shape=(size, size, 3))
+    rng = np.random.default_rng(0)
+    # BN statistics too (their initial values are the same in every model);
+    # the largest kernels keep their random initial values, already unlike the backbone's.
+    full.set_weights([w if w.size > 2**20 else rng.normal(0, 0.1, w.shape).astype("float32") for w in full.get_weights()])
+    backbone = keras_se.create_model(name, include_top=False, input_shape=(size, size, 3))
+    load_timm(backbone, to_timm_state_dict(full))
+    for layer in backbone.layers:
+        for actual, expected in zip(layer.get_weights(), full.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(actual, expected)
+
+
 def test_loaded_model_converts_to_tflite_and_still_matches_timm(tmp_path):
     from keras_se.export import to_tflite
     from keras_se.export.verify import run_tflite
