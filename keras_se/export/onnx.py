@@ -22,6 +22,47 @@ class OnnxExport:
         return {"path": self.path, "size_bytes": self.size_bytes, "ops": self.ops, "parity": dataclasses.asdict(self.parity)}
 
 
+def _nodes(graph):
+    """Every node of `graph` and of the subgraphs its nodes hold (Loop, If, Scan bodies)."""
+    import onnx
+
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _nodes(attribute.g)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from _nodes(subgraph)
+
+
+def check_standard(proto):
+    """Raises `ConversionError` unless every op of `proto` is a standard ONNX op and the model is valid.
+
+    tf2onnx leaves a TensorFlow op it cannot convert in the graph under its
+    own name, in the default domain (`Lgamma`, `StatefulPartitionedCall`):
+    a domain filter lets it through and only a runtime would fail on it.
+    Each op is looked up in ONNX's operator registry (`onnx.defs.has`),
+    subgraphs included, then `onnx.checker` validates the whole model.
+    Run with `verify=False` too: a file is never written otherwise.
+    """
+    import onnx
+
+    nonstandard = sorted(
+        {
+            f"{n.domain}::{n.op_type}" if n.domain else n.op_type
+            for n in _nodes(proto.graph)
+            if n.domain not in ("", "ai.onnx") or not onnx.defs.has(n.op_type)
+        }
+    )
+    if nonstandard:
+        raise ConversionError(f"ONNX graph kept ops outside the ONNX standard (tf2onnx could not convert them): {', '.join(nonstandard)}")
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        raise ConversionError(f"ONNX graph is not valid: {str(error).strip().splitlines()[0]}") from None
+
+
 def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_samples=4):
     """Converts a Keras model to ONNX and checks it in onnxruntime.
 
@@ -36,7 +77,8 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
         opset: int, defaults to 17.
         overwrite: bool, defaults to False.
         verify: bool, defaults to True. Compare onnxruntime with Keras
-            (float32 bounds as for TFLite).
+            (float32 bounds as for TFLite). Standard ops only and a valid
+            model are checked either way (`check_standard`).
         verify_samples: int, defaults to 4.
 
     Returns:
@@ -52,10 +94,8 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
     spec = [tf.TensorSpec((None, *shape), tf.float32, name="input")]
     with quiet_native_logs():
         proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=opset)
+    check_standard(proto)
     data = proto.SerializeToString()
-    unconverted = sorted({n.op_type for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
-    if unconverted:
-        raise ConversionError(f"ONNX graph kept ops outside the ONNX standard: {', '.join(unconverted)}")
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

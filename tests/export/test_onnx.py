@@ -54,3 +54,41 @@ def test_mobilenetv3_exports_with_standard_ops_and_matches(name, tmp_path):
     assert all(node.domain in ("", "ai.onnx") and onnx.defs.has(node.op_type) for node in graph.graph.node)
     assert "StatefulPartitionedCall" not in result.ops and "PartitionedCall" not in result.ops
     assert result.parity.max_abs_error < 1e-4  # logits, not probabilities
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_op_tf2onnx_leaves_unconverted_is_refused_and_nothing_written(verify, tmp_path):
+    # tf2onnx keeps TensorFlow's Lgamma as an op named "Lgamma" in the default
+    # ONNX domain, which no ONNX runtime has.
+    import tensorflow as tf
+
+    from keras_se.export.errors import ConversionError
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: tf.math.lgamma(tf.abs(t) + 1.0))(inputs))
+    with pytest.raises(ConversionError, match="outside the ONNX standard.*Lgamma"):
+        to_onnx(model, tmp_path / "lgamma.onnx", verify=verify)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nonstandard_ops_in_subgraphs_and_other_domains_are_named():
+    from onnx import TensorProto, helper
+
+    from keras_se.export.errors import ConversionError
+    from keras_se.export.onnx import check_standard
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    body = helper.make_graph(
+        [helper.make_node("StatefulPartitionedCall", ["x"], ["y"])],
+        "body",
+        [value],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    nodes = [
+        helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body),
+        helper.make_node("Gelu", ["x"], ["z"], domain="com.microsoft"),
+    ]
+    graph = helper.make_graph(nodes, "g", [value, cond], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    with pytest.raises(ConversionError, match=r"StatefulPartitionedCall, com\.microsoft::Gelu"):
+        check_standard(helper.make_model(graph))
