@@ -26,12 +26,22 @@ FAMILIES = {
     "mobilenetv3_large": ({"alpha": 0.5}, (8, 16, 24, 56, 480)),
     "mobilenetv3_small": ({"alpha": 0.5}, (16, 8, 16, 24, 288)),  # feature 0: the stem
     "mobilenetv3_small_plain": ({"alpha": 0.75, "minimalistic": True}, (16, 16, 24, 40, 432)),
+    # timm's inception_resnet_v2 feature_info: conv2d_2b, conv2d_4a, repeat, repeat_1, conv2d_7b.
+    "se_inception_resnet_v2": ({}, (64, 192, 320, 1088, 1536)),
 }
+# Input size and the sizes of features 0-4 where they are not SIZE / 2**(i + 1):
+# Inception-ResNet-v2's unpadded convolutions and pools, at its smallest input.
+GEOMETRY = {"se_inception_resnet_v2": (75, (35, 15, 7, 3, 1))}
+
+
+def _geometry(name):
+    return GEOMETRY.get(name, (SIZE, tuple(SIZE // 2 ** (i + 1) for i in range(5))))
 
 
 def _build(name, **kwargs):
     options, _ = FAMILIES[name]
-    return keras_se.create_model(name, input_shape=(SIZE, SIZE, 3), **{**options, **kwargs})
+    size, _ = _geometry(name)
+    return keras_se.create_model(name, input_shape=(size, size, 3), **{**options, **kwargs})
 
 
 def _numpy(outputs):
@@ -47,10 +57,11 @@ def _copy_weights(source, target):
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_default_features_are_strides_4_to_32_with_the_documented_channels(name):
     _, channels = FAMILIES[name]
+    size, sizes = _geometry(name)
     model = _build(name, features_only=True)
     assert model.output_names == ["P2", "P3", "P4", "P5"]
-    outputs = _numpy(model(np.zeros((1, SIZE, SIZE, 3), "float32")))
-    assert [o.shape for o in outputs] == [(1, SIZE // 2**n, SIZE // 2**n, channels[n - 1]) for n in (2, 3, 4, 5)]
+    outputs = _numpy(model(np.zeros((1, size, size, 3), "float32")))
+    assert [o.shape for o in outputs] == [(1, sizes[n - 1], sizes[n - 1], channels[n - 1]) for n in (2, 3, 4, 5)]
     info = model.feature_info
     assert [(i["level"], i["index"], i["stride"], i["channels"]) for i in info] == [
         (f"P{n}", n - 1, 2**n, channels[n - 1]) for n in (2, 3, 4, 5)
@@ -59,8 +70,19 @@ def test_default_features_are_strides_4_to_32_with_the_documented_channels(name)
     assert not any(layer.name in ("predictions", "avg_pool") for layer in model.layers)
 
 
-@pytest.mark.parametrize("name", ["se_resnet18", "se_mobilenet", "se_shufflenet_g3", "mobilenetv3_large", "mobilenetv3_small"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "se_resnet18",
+        "se_mobilenet",
+        "se_shufflenet_g3",
+        "mobilenetv3_large",
+        "mobilenetv3_small",
+        pytest.param("se_inception_resnet_v2", marks=pytest.mark.large),  # 63 M parameters, twice
+    ],
+)
 def test_features_are_the_full_models_stage_outputs(name):
+    size, _ = _geometry(name)
     full = _build(name)
     rng = np.random.default_rng(0)
     full.set_weights(
@@ -71,7 +93,7 @@ def test_features_are_the_full_models_stage_outputs(name):
     )
     model = _build(name, features_only=True, out_indices=(0, 1, 2, 3, 4))
     _copy_weights(full, model)
-    x = rng.uniform(0, 1, (2, SIZE, SIZE, 3)).astype("float32")
+    x = rng.uniform(0, 1, (2, size, size, 3)).astype("float32")
     stages = keras.Model(full.input, [full.get_layer(i["layer"]).output for i in model.feature_info])
     for actual, expected in zip(_numpy(model(x)), _numpy(stages(x))):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
@@ -100,6 +122,12 @@ def test_mobilenetv3_features_are_the_blocks_of_timms_feature_info():
     assert model.output_names == ["P1", "P2", "P4"]
     assert [i["layer"] for i in model.feature_info] == ["stem_act", "stage2_block1_pw_bn", "stage4_block5_add"]
     assert not any(layer.name.startswith("stage5") for layer in model.layers)
+
+
+def test_inception_resnet_v2_stem_features_are_timms_conv2d_2b_and_conv2d_4a():
+    model = _build("se_inception_resnet_v2", features_only=True, out_indices=(0, 1))
+    assert [(i["layer"], i["channels"]) for i in model.feature_info] == [("stem_relu2b", 64), ("stem_relu4a", 192)]
+    assert not any(layer.name.startswith(("stem_pool5a", "stage")) for layer in model.layers)
 
 
 def test_features_model_config_round_trip_and_keras_file(tmp_path):
