@@ -28,6 +28,8 @@ FAMILIES = {
     "mobilenetv3_small_plain": ({"alpha": 0.75, "minimalistic": True}, (16, 16, 24, 40, 432)),
     # timm's inception_resnet_v2 feature_info: conv2d_2b, conv2d_4a, repeat, repeat_1, conv2d_7b.
     "se_inception_resnet_v2": ({}, (64, 192, 320, 1088, 1536)),
+    # The same rule (timm has no BN-Inception): the 7x7 and 3x3 stem convs, stages 3-5.
+    "se_bn_inception": ({}, (64, 192, 320, 608, 1024)),
 }
 # Input size and the sizes of features 0-4 where they are not SIZE / 2**(i + 1):
 # Inception-ResNet-v2's unpadded convolutions and pools, at its smallest input.
@@ -78,6 +80,7 @@ def test_default_features_are_strides_4_to_32_with_the_documented_channels(name)
         "se_shufflenet_g3",
         "mobilenetv3_large",
         "mobilenetv3_small",
+        "se_bn_inception",
         pytest.param("se_inception_resnet_v2", marks=pytest.mark.large),  # 63 M parameters, twice
     ],
 )
