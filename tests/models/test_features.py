@@ -30,10 +30,16 @@ FAMILIES = {
     "se_inception_resnet_v2": ({}, (64, 192, 320, 1088, 1536)),
     # The same rule (timm has no BN-Inception): the 7x7 and 3x3 stem convs, stages 3-5.
     "se_bn_inception": ({}, (64, 192, 320, 608, 1024)),
+    # timm's vgg16_bn feature_info from stride 2: the ReLU before each max pool, then the last max pool.
+    "se_vgg16": ({}, (128, 256, 512, 512, 512)),
 }
 # Input size and the sizes of features 0-4 where they are not SIZE / 2**(i + 1):
 # Inception-ResNet-v2's unpadded convolutions and pools, at its smallest input.
 GEOMETRY = {"se_inception_resnet_v2": (75, (35, 15, 7, 3, 1))}
+
+
+# Options of the full model a backbone is compared with, where not the defaults.
+FULL_MODEL = {"se_vgg16": dict(include_top=False, pooling="avg")}
 
 
 def _geometry(name):
@@ -81,12 +87,14 @@ def test_default_features_are_strides_4_to_32_with_the_documented_channels(name)
         "mobilenetv3_large",
         "mobilenetv3_small",
         "se_bn_inception",
+        "se_vgg16",
         pytest.param("se_inception_resnet_v2", marks=pytest.mark.large),  # 63 M parameters, twice
     ],
 )
 def test_features_are_the_full_models_stage_outputs(name):
     size, _ = _geometry(name)
-    full = _build(name)
+    # VGG's top (timm's ConvMlp) holds 120 M parameters: the stages are those of include_top=False.
+    full = _build(name, **FULL_MODEL.get(name, {}))
     rng = np.random.default_rng(0)
     full.set_weights(
         [

@@ -198,19 +198,30 @@ def _float64(state):
 # --- Forward passes ----------------------------------------------------------------
 
 
-def vgg16_bn_forward(state, x):
-    """timm `VGG.forward` (eval mode): logits for an NCHW input."""
+def vgg16_bn_forward(state, x, features=None):
+    """timm `VGG.forward` (eval mode): logits for an NCHW input.
+
+    With `features=n`: the first n of timm's `feature_info` outputs instead
+    (timm's `features_only` model: the ReLU before each max pool, strides 1
+    to 16, then the last max pool, stride 32), computing no further.
+    """
     s = _float64(state)
     x = np.asarray(x, np.float64)
     i = 0
+    found = []
     for v in VGG16_CFG:
         if v == "M":
+            found.append(x)
+            if features is not None and len(found) >= features:
+                return found
             x = max_pool(x, 2, 2)
             i += 1
             continue
         x = conv2d(x, s[f"features.{i}.weight"], s[f"features.{i}.bias"], padding=1)
         x = relu(batch_norm(x, s, f"features.{i + 1}", 1e-5))
         i += 3
+    if features is not None:
+        return found + [x]
     if x.shape[2] < 7 or x.shape[3] < 7:
         x = adaptive_avg_pool(x, (max(7, x.shape[2]), max(7, x.shape[3])))
     x = relu(conv2d(x, s["pre_logits.fc1.weight"], s["pre_logits.fc1.bias"]))
