@@ -47,6 +47,8 @@ def inception_graph(
     se_divisor=1,
     se_stages=None,
     dropout=0.0,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of BN-Inception, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
@@ -74,6 +76,16 @@ def inception_graph(
         se_stages: stages (3-5) whose modules carry SE; None for all.
         dropout: float, defaults to 0.0 (the deploy prototxt has none).
             Dropout before the classifier.
+        features_only: bool, defaults to False. A backbone returning the
+            features at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and nothing after the last returned feature is built.
+        out_indices: feature indices, the last output at each stride (timm
+            has no BN-Inception; this is the rule of its Inception-v3
+            `feature_info`): 0 `stem_relu1` (the 7x7 conv, 64 channels,
+            stride 2), 1 `stem_relu3` (the 3x3 conv, 192, stride 4), 2-4
+            the outputs of stages 3, 4 and 5 (after their SE: 320, 608,
+            1024 channels; strides 8, 16, 32). Defaults to (1, 2, 3, 4).
         flavour: `"keras"` or `"tf_keras"`.
 
     Example:
@@ -93,12 +105,19 @@ def inception_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, shape = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, 64, 7, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
+    features = [x]
+    if _common.features_done(features_only, features, out_indices):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = _common.max_pool(layers, x, "stem_pool1", "ceil")
     x = _common.conv_bn(layers, x, 64, 1, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
     x = _common.conv_bn(layers, x, 192, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
+    features.append(x)
+    if _common.features_done(features_only, features, out_indices):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = _common.max_pool(layers, x, "stem_pool2", "ceil")
     for stage, modules in MODULES.items():
         for k, module in enumerate(modules, start=1):
@@ -106,6 +125,9 @@ def inception_graph(
             x = _module(layers, x, prefix, *module[1:], input_shape=shape)
             if se is not None and stage in stages:
                 x = se(layers, x, f"{prefix}_se")
+        features.append(x)
+        if _common.features_done(features_only, features, out_indices):
+            return _common.features_head(fl, inputs, features, out_indices)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -30,6 +30,8 @@ def inception_resnet_graph(
     se_divisor=1,
     se_stages=None,
     dropout=0.0,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of Inception-ResNet-v2, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
@@ -66,6 +68,18 @@ def inception_resnet_graph(
             `keras_se.models.resnet.resnet_graph`.
         se_stages: stages (3-5) whose residual modules carry SE; None for all.
         dropout: float, defaults to 0.0 (timm's `drop_rate`).
+        features_only: bool, defaults to False. A backbone returning the
+            features at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and nothing after the last returned feature is built.
+        out_indices: feature indices, timm's `feature_info`: 0 `stem_relu2b`
+            (timm's `conv2d_2b`, 64 channels, stride 2), 1 `stem_relu4a`
+            (`conv2d_4a`, 192, stride 4), 2-4 the outputs of stages 3, 4 and
+            5 (`repeat`, `repeat_1`, `conv2d_7b`: 320, 1088, 1536 channels;
+            strides 8, 16, 32). The strides are nominal: the unpadded
+            convolutions and pools give 147, 71, 35, 17 and 8 pixels at
+            299x299 (15, 7, 3 and 1 below 35 at 75x75). Defaults to
+            (1, 2, 3, 4).
         flavour: `"keras"` or `"tf_keras"`.
 
     Example:
@@ -85,8 +99,15 @@ def inception_resnet_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=75, default_size=299)
+    features = []
+
+    def feature(x):
+        """Records feature len(features); True once a features_only graph has every feature it returns."""
+        features.append(x)
+        return _common.features_done(features_only, features, out_indices)
 
     def conv(x, filters, kernel, name, strides=1, padding="same", bn=None, relu=None):
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)(x)
@@ -99,9 +120,13 @@ def inception_resnet_graph(
     x = stem(inputs, 32, 3, "1a", strides=2, padding="valid")
     x = stem(x, 32, 3, "2a", padding="valid")
     x = stem(x, 64, 3, "2b")
+    if feature(x):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool3a")(x)
     x = stem(x, 80, 1, "3b")
     x = stem(x, 192, 3, "4a", padding="valid")
+    if feature(x):
+        return _common.features_head(fl, inputs, features, out_indices)
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool5a")(x)
 
     def branch(x, prefix, specs):
@@ -148,6 +173,8 @@ def inception_resnet_graph(
 
     for b in range(2, REPEATS[3] + 2):
         x = residual_block(x, 3, b, SCALES[3])
+    if feature(x):
+        return _common.features_head(fl, inputs, features, out_indices)
     # Mixed_6a
     p = "stage4_block1"
     x = layers.Concatenate(name=f"{p}_concat")(
@@ -159,6 +186,8 @@ def inception_resnet_graph(
     )
     for b in range(2, REPEATS[4] + 2):
         x = residual_block(x, 4, b, SCALES[4])
+    if feature(x):
+        return _common.features_head(fl, inputs, features, out_indices)
     # Mixed_7a
     p = "stage5_block1"
     x = layers.Concatenate(name=f"{p}_concat")(
@@ -175,6 +204,8 @@ def inception_resnet_graph(
     x = conv(
         x, 1536, 1, f"stage5_block{REPEATS[5] + 2}_conv", bn=f"stage5_block{REPEATS[5] + 2}_bn", relu=f"stage5_block{REPEATS[5] + 2}_relu"
     )
+    if feature(x):
+        return _common.features_head(fl, inputs, features, out_indices)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -143,6 +143,8 @@ def mobilenet_v3_graph(
     se_divisor=8,
     se_stages=None,
     dropout=0.2,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of MobileNetV3, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
@@ -188,6 +190,18 @@ def mobilenet_v3_graph(
             SE, or None (default) for all.
         dropout: float, defaults to 0.2 (keras.applications; timm's
             default is 0, and its `timm:` aliases use 0).
+        features_only: bool, defaults to False. A backbone returning the
+            features at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and no stage after the last returned one.
+        out_indices: feature indices: i is the output of stage i + 1 (its
+            last block), at stride 2**(i + 1): timm's `feature_info` for
+            MobileNetV3 (`feature_location="bottleneck"`, the output of the
+            last block before each stride). Large: 16, 24, 40, 112, 960
+            channels (stage 1's block, then stages 2-5). Small: 16, 16, 24,
+            48, 576 (feature 0 is the stem: Small has no stage-1 block).
+            Widths are `make_divisible(c * alpha, 8)` (the stem's as
+            above). Defaults to (1, 2, 3, 4): strides 4 to 32.
         flavour: `"keras"` or `"tf_keras"`.
 
     Reference:
@@ -210,15 +224,24 @@ def mobilenet_v3_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     stem_act = "relu" if minimalistic else "hard_swish"
     x = _conv_bn_act(layers, inputs, _stem_channels(alpha), 3, "stem_conv", strides=2, act=stem_act, bn_name="stem_bn", act_name="stem_act")
+    stage, features = 1, []
     for spec in block_specs(variant, alpha, minimalistic):
+        if spec["stage"] > stage:
+            features.append(x)  # the output of the stage that ends here (Small: the stem)
+            if _common.features_done(features_only, features, out_indices):
+                return _common.features_head(fl, inputs, features, out_indices)
+            stage = spec["stage"]
         prefix = f"stage{spec['stage']}_block{spec['block']}"
         use_se = se is not None and spec["se"] and spec["stage"] in stages
         x = _block(layers, x, spec, prefix, se if use_se else None)
 
+    if features_only:
+        return _common.features_head(fl, inputs, features + [x], out_indices)
     if not include_top:
         return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
     # MobileNetV3's "efficient head": pool first, then a 1x1 conv with bias.

@@ -31,6 +31,8 @@ def vgg_graph(
     se_divisor=1,
     se_stages=None,
     dropout=0.0,
+    features_only=False,
+    out_indices=_common.DEFAULT_OUT_INDICES,
     flavour="keras",
 ):
     """The graph of VGG-16 with batch norm, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
@@ -62,6 +64,17 @@ def vgg_graph(
         se_stages: stages (0-4) whose convolutions carry SE; None for all.
         dropout: float, defaults to 0.0 (timm's `drop_rate`). Dropout after
             `fc1` and before the classifier.
+        features_only: bool, defaults to False. A backbone returning the
+            features at `out_indices` (timm's `features_only`;
+            `model.pyramid_outputs` names them `"P1"`..`"P5"`); no head,
+            and nothing after the last returned feature is built.
+        out_indices: feature indices: 0-3 the outputs of stages 1-4 before
+            their max pool (after the last convolution's ReLU, or its SE;
+            128, 256, 512, 512 channels; strides 2 to 16), 4 the last max
+            pool's output (`stage4_pool`, 512 channels, stride 32). These are
+            timm's vgg16_bn `feature_info` entries 1-5; its entry 0, stage
+            0 at stride 1 (64 channels), has no index here. Defaults to
+            (1, 2, 3, 4).
         flavour: `"keras"` or `"tf_keras"`.
 
     Example:
@@ -81,9 +94,11 @@ def vgg_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+    out_indices = _common.check_features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = inputs
+    features = []
     for stage, widths in zip(STAGES, VGG16):
         for b, filters in enumerate(widths, start=1):
             prefix = f"stage{stage}_block{b}"
@@ -92,7 +107,13 @@ def vgg_graph(
             x = layers.ReLU(name=f"{prefix}_relu")(x)
             if se is not None and stage in stages:
                 x = se(layers, x, f"{prefix}_se")
+        if stage > 0:  # stage 0 works at stride 1, below feature 0
+            features.append(x)
+            if _common.features_done(features_only, features, out_indices):
+                return _common.features_head(fl, inputs, features, out_indices)
         x = layers.MaxPooling2D(2, strides=2, name=f"stage{stage}_pool")(x)
+    if features_only:
+        return _common.features_head(fl, inputs, features + [x], out_indices)
     if not include_top:
         return _common.head(fl, x, inputs, False, pooling, classes, classifier_activation)
     x = _adaptive_pool_up(layers, x, HEAD_KERNEL, "pre_logits_pool")

@@ -489,25 +489,51 @@ def load_timm(model, checkpoint):
     return model
 
 
-_HEAD_ROLES = ("predictions", "head_conv", "pre_logits_fc1", "pre_logits_fc2")
+# The layers of each scheme's top (include_top): absent from a model built
+# without it, and then their tensors have no place.
+_TOP = {"vgg": ("pre_logits_fc1", "pre_logits_fc2", "predictions"), **{s: ("head_conv", "predictions") for s in MOBILENETV3_ROWS}}
+# Inception-ResNet-v2's modules by the feature (timm's feature_info) that first needs them.
+_IRV2_FEATURE = {
+    **dict.fromkeys(("conv2d_1a", "conv2d_2a", "conv2d_2b"), 0),
+    **dict.fromkeys(("conv2d_3b", "conv2d_4a"), 1),
+    **dict.fromkeys(("mixed_5b", "repeat"), 2),
+    **dict.fromkeys(("mixed_6a", "repeat_1"), 3),
+    **dict.fromkeys(("mixed_7a", "repeat_2", "block8", "conv2d_7b"), 4),
+}
+
+
+def _feature_index(scheme, key):
+    """The first feature (`out_indices` entry, stride 2**(i + 1)) whose computation needs timm tensor `key`."""
+    if scheme in MOBILENETV3_ROWS:
+        match = re.match(r"blocks\.(\d+)\.", key)
+        if not match:
+            return 0  # the stem
+        rows = [stage for stage, lengths in enumerate(MOBILENETV3_ROWS[scheme], start=1) for _ in lengths]
+        return rows[int(match[1])] - 1 if int(match[1]) < len(rows) else 0
+    if scheme == "vgg":
+        match = re.match(r"features\.(\d+)\.", key)
+        starts = np.cumsum([0] + [3 * n + 1 for n in _VGG16_CONVS])
+        # Stage s (stride 2**s) ends at feature s - 1; stage 0 is at stride 1.
+        return max(int(np.searchsorted(starts, int(match[1]), side="right")) - 2, 0) if match else 0
+    if scheme == "inception_resnet_v2":
+        return _IRV2_FEATURE.get(key.split(".")[0], 0)
+    # Residual schemes: layer{i} is stage i + 1, feature i (senet.py's layer0 is the stem).
+    match = re.match(r"layer(\d+)\.", key)
+    return int(match[1]) if match else 0
 
 
 def _ignored_keys(model, scheme, state):
     ignored = {key for key in state if key.endswith(".num_batches_tracked")}
-    # include_top=False leaves out the classifier and the layers keras.applications
-    # counts as the top: MobileNetV3's 1x1 head conv, VGG's fc1 / fc2.
     names = {layer.name for layer in model.layers}
-    for role in _HEAD_ROLES:
-        if role in _STEM[scheme] and role not in names:
-            head = _STEM[scheme][role] + "."
-            ignored |= {key for key in state if key.startswith(head)}
+    if "predictions" not in names:
+        heads = tuple(_STEM[scheme][layer] + "." for layer in _TOP.get(scheme, ("predictions",)) if layer not in names)
+        ignored |= {key for key in state if key.startswith(heads)}
     config = model.get_config() if model_scheme(model) else {}
     if config.get("features_only"):
-        # A backbone stops after its last returned stage, as timm's
-        # features_only model does: the tensors of later stages (layer1-4;
-        # senet.py's layer0 is the stem) have no place.
-        built = {parse_layer_name(layer.name).stage for layer in model.layers} - {None}
-        ignored |= {key for key in state if (m := re.match(r"layer(\d+)\.", key)) and int(m[1]) >= 1 and int(m[1]) + 1 not in built}
+        # A backbone stops after its last returned feature, as timm's
+        # features_only model does: the tensors of later stages have no place.
+        last = max(config["out_indices"])
+        ignored |= {key for key in state if _feature_index(scheme, key) > last}
     return ignored
 
 

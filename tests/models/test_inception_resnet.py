@@ -101,3 +101,30 @@ def test_full_size_logits_against_timm_reference():
     x = timm_reference.synthetic_input(shape=(1, 3, 299, 299))
     y = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False))
     assert np.abs(y - reference.inception_resnet_v2_forward(state, x)).max() <= ATOL
+
+
+def test_timm_checkpoint_into_a_features_only_backbone():
+    """timm's features_only outputs (feature_info: conv2d_2b, conv2d_4a, repeat, ...), the first three.
+
+    The checkpoint is whole: the backbone takes the stem, mixed_5b and
+    repeat, and leaves the later modules and the classifier.
+    """
+    shapes = reference.inception_resnet_v2_shapes()
+    stem_and_stage3 = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "mixed_5b", "repeat.")
+    needed = {key: shape for key, shape in shapes.items() if key.startswith(stem_and_stage3)}
+    state = timm_reference.synthetic_state_dict(needed)
+    # The later tensors are there but never read: zero-stride views.
+    state |= {key: np.broadcast_to(np.float32(0), shape) for key, shape in shapes.items() if key not in needed}
+    model = keras_se.create_model("timm:inception_resnet_v2", input_shape=(SIZE, SIZE, 3), features_only=True, out_indices=(0, 1, 2))
+    load_timm(model, state)
+    assert to_timm_state_dict(model).keys() == needed.keys()
+    x = timm_reference.synthetic_input(shape=(2, 3, SIZE, SIZE))
+    expected = reference.inception_resnet_v2_forward(state, x, features=3)
+    actual = [keras.ops.convert_to_numpy(y) for y in model(x.transpose(0, 2, 3, 1), training=False)]
+    assert (
+        [a.shape for a in actual]
+        == [e.transpose(0, 2, 3, 1).shape for e in expected]
+        == [(2, 35, 35, 64), (2, 15, 15, 192), (2, 7, 7, 320)]
+    )
+    for a, e in zip(actual, expected):  # measured 5e-7 on features of magnitude <= 1
+        assert np.abs(a - e.transpose(0, 2, 3, 1)).max() <= ATOL

@@ -112,3 +112,29 @@ def test_full_size_vgg16_bn_is_timms():
     model = keras_se.create_model("vgg16_bn")
     assert count_params(model) == 138_365_992
     assert model.get_layer("pre_logits_fc1").output.shape[1:3] == (1, 1)  # the 7x7 conv sees the 7x7 map once
+
+
+def test_timm_checkpoint_into_a_features_only_backbone():
+    """timm's features_only vgg16_bn from stride 2 (its feature_info entries 1-5); a whole checkpoint loads.
+
+    The backbone takes every convolution (`features.*`) and leaves timm's
+    ConvMlp and classifier.
+    """
+    shapes = reference.vgg16_bn_shapes()
+    needed = {key: shape for key, shape in shapes.items() if key.startswith("features.")}
+    state = timm_reference.synthetic_state_dict(needed)
+    # The head's 120 M parameters are there but never read: zero-stride views.
+    state |= {key: np.broadcast_to(np.float32(0), shape) for key, shape in shapes.items() if key not in needed}
+    model = keras_se.create_model("timm:vgg16_bn", input_shape=(32, 32, 3), features_only=True, out_indices=(0, 1, 2, 3, 4))
+    load_timm(model, state)
+    assert to_timm_state_dict(model).keys() == needed.keys()
+    x = timm_reference.synthetic_input(shape=(2, 3, 32, 32))
+    expected = reference.vgg16_bn_forward(state, x, features=6)[1:]
+    actual = [keras.ops.convert_to_numpy(y) for y in model(x.transpose(0, 2, 3, 1), training=False)]
+    assert [a.shape for a in actual] == [(2, 32 // 2**n, 32 // 2**n, c) for n, c in zip(range(1, 6), (128, 256, 512, 512, 512))]
+    for a, e in zip(actual, expected):  # measured <= 1.1e-6 on features of magnitude <= 1.1
+        assert np.abs(a - e.transpose(0, 2, 3, 1)).max() <= ATOL
+    # A backbone up to stride 4 leaves stages 3 and 4 too.
+    shallow = keras_se.create_model("timm:vgg16_bn", input_shape=(32, 32, 3), features_only=True, out_indices=(1,))
+    load_timm(shallow, state)
+    assert to_timm_state_dict(shallow).keys() == {key for key in needed if int(key.split(".")[1]) < 23}  # stage 2 ends at features.22

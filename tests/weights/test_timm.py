@@ -519,3 +519,40 @@ def test_mobilenetv3_checkpoints_that_do_not_fit():
         MNV3_CHECKPOINT,
         r"'blocks.0.0.se.conv_reduce.weight': timm's MobileNetV3 SE gate is a hard sigmoid",
     )
+
+
+def test_mobilenetv3_fixture_into_features_only_backbones():
+    """timm's features_only: each feature is the full model's stage output, and the last one leads to timm's logits.
+
+    The backbone leaves out the head (conv_head, classifier) and every block
+    after its last feature; the rest of the checkpoint loads, all or nothing.
+    """
+    x, logits = _mnv3_fixture_io()
+    x = x[:1]
+    full = keras_se.create_model("timm:mobilenetv3_small_100", classifier_activation=None, weights=MNV3_CHECKPOINT)
+    backbone = keras_se.create_model("timm:mobilenetv3_small_100", features_only=True, out_indices=(0, 1, 2, 3, 4), weights=MNV3_CHECKPOINT)
+    stages = keras.Model(full.input, [full.get_layer(i["layer"]).output for i in backbone.feature_info])
+    features = [keras.ops.convert_to_numpy(f) for f in backbone(x)]
+    for actual, expected in zip(features, stages(x)):
+        np.testing.assert_allclose(actual, keras.ops.convert_to_numpy(expected), atol=1e-6)
+    top = keras.Model(full.get_layer("avg_pool").input, full.output)
+    assert np.abs(_predict(top, features[-1]) - logits[:1]).max() <= MNV3_ATOL
+
+    partial = keras_se.create_model("timm:mobilenetv3_small_100", features_only=True, out_indices=(1,), weights=MNV3_CHECKPOINT)
+    assert not any(layer.name.startswith(("stage3", "stage4", "stage5")) for layer in partial.layers)
+    np.testing.assert_allclose(_predict(partial, x), features[1], atol=1e-6)
+    # include_top=False leaves out the same head.
+    pooled = keras_se.create_model("timm:mobilenetv3_small_100", include_top=False, pooling="avg", weights=MNV3_CHECKPOINT)
+    np.testing.assert_allclose(_predict(pooled, x), features[-1].mean(axis=(1, 2)), atol=1e-6)
+
+
+def test_mobilenetv3_backbone_still_refuses_a_checkpoint_without_a_tensor_it_needs():
+    _mnv3_fixture_io()
+    from keras_se.weights import read_state_dict
+
+    state = read_state_dict(MNV3_CHECKPOINT)
+    del state["blocks.1.0.conv_pw.weight"]  # stage 3, feature 2
+    backbone = keras_se.create_model("timm:mobilenetv3_small_100", features_only=True, out_indices=(2,), input_shape=(64, 64, 3))
+    _assert_refused(backbone, state, r"first offending tensor 'blocks.1.0.conv_pw.weight': missing from the checkpoint")
+    # The same checkpoint has every tensor of a backbone that stops before it.
+    load_timm(keras_se.create_model("timm:mobilenetv3_small_100", features_only=True, out_indices=(1,), input_shape=(64, 64, 3)), state)

@@ -198,19 +198,30 @@ def _float64(state):
 # --- Forward passes ----------------------------------------------------------------
 
 
-def vgg16_bn_forward(state, x):
-    """timm `VGG.forward` (eval mode): logits for an NCHW input."""
+def vgg16_bn_forward(state, x, features=None):
+    """timm `VGG.forward` (eval mode): logits for an NCHW input.
+
+    With `features=n`: the first n of timm's `feature_info` outputs instead
+    (timm's `features_only` model: the ReLU before each max pool, strides 1
+    to 16, then the last max pool, stride 32), computing no further.
+    """
     s = _float64(state)
     x = np.asarray(x, np.float64)
     i = 0
+    found = []
     for v in VGG16_CFG:
         if v == "M":
+            found.append(x)
+            if features is not None and len(found) >= features:
+                return found
             x = max_pool(x, 2, 2)
             i += 1
             continue
         x = conv2d(x, s[f"features.{i}.weight"], s[f"features.{i}.bias"], padding=1)
         x = relu(batch_norm(x, s, f"features.{i + 1}", 1e-5))
         i += 3
+    if features is not None:
+        return found + [x]
     if x.shape[2] < 7 or x.shape[3] < 7:
         x = adaptive_avg_pool(x, (max(7, x.shape[2]), max(7, x.shape[3])))
     x = relu(conv2d(x, s["pre_logits.fc1.weight"], s["pre_logits.fc1.bias"]))
@@ -240,12 +251,29 @@ def _module_forward(s, prefix, branches, x):
     return np.concatenate(outs, axis=1)
 
 
-def inception_resnet_v2_forward(state, x):
-    """timm `InceptionResnetV2.forward` (eval mode): logits for an NCHW input."""
+# timm's InceptionResnetV2.feature_info: the modules whose outputs features_only returns.
+IRV2_FEATURE_MODULES = ("conv2d_2b", "conv2d_4a", "repeat.9", "repeat_1.19", "conv2d_7b")
+
+
+def inception_resnet_v2_forward(state, x, features=None):
+    """timm `InceptionResnetV2.forward` (eval mode): logits for an NCHW input.
+
+    With `features=n`: the outputs of the first n `IRV2_FEATURE_MODULES`
+    instead (timm's `features_only` model), computing no further.
+    """
     s = _float64(state)
     x = np.asarray(x, np.float64)
+    found = []
+
+    def done(name, x):
+        if name in IRV2_FEATURE_MODULES:
+            found.append(x)
+        return features is not None and len(found) >= features
+
     for op in STEM:
         x = max_pool(x, 3, 2) if isinstance(op, str) else _basic_forward(s, op[0], x, op[4], op[5])
+        if done(op if isinstance(op, str) else op[0], x):
+            return found
     for name, kind, scale, use_relu in _irv2_modules():
         if kind in _MIXED:
             x = _module_forward(s, name, _MIXED[kind], x)
@@ -255,6 +283,10 @@ def inception_resnet_v2_forward(state, x):
         x = y * scale + x
         if use_relu:
             x = relu(x)
+        if done(name, x):
+            return found
     x = _basic_forward(s, "conv2d_7b", x, 1, 0)
+    if done("conv2d_7b", x):
+        return found
     x = x.mean(axis=(2, 3))
     return x @ s["classif.weight"].T + s["classif.bias"]
