@@ -160,8 +160,11 @@ def test_torch_file_holding_a_whole_model(tmp_path, monkeypatch):
         read_state_dict(path)
 
 
-def test_real_torch_round_trip(tmp_path):
-    torch = pytest.importorskip("torch")
+def test_real_torch_round_trip(tmp_path, not_run):
+    try:
+        import torch
+    except ImportError:
+        not_run("torch is not installed (reading .pth files needs it; .ci/run installs the CPU build)")
     path = tmp_path / "model.pth"
     torch.save({"conv1.weight": torch.arange(6, dtype=torch.bfloat16).reshape(1, 6, 1, 1)}, path)
     state = read_state_dict(path)
