@@ -34,11 +34,13 @@ SECTION = "## Quantisation-aware training"
 MODELS = {
     "se_mobilenet": {"alpha": 0.5, "se_gate": "hard_sigmoid", "dropout": 0.0},
     "se_resnet18": {},
+    # Hard-swish and the hard-sigmoid gate, spelt for tfmot by the tf_keras flavour.
+    "mobilenetv3_small": {"dropout": 0.0},
 }
 # Float epochs to convergence (test accuracy flat over the last epochs), so
 # that the QAT epochs fine-tune rather than keep training: SE-MobileNet
 # learns more slowly than SE-ResNet-18.
-EPOCHS = {"se_mobilenet": 60, "se_resnet18": 30}
+EPOCHS = {"se_mobilenet": 60, "se_resnet18": 30, "mobilenetv3_small": 60}
 CALIBRATION_IMAGES = 200
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from keras_se.export.errors import ConversionError
 from keras_se.export.verify import Parity, keras_outputs, parity_of
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
+from keras_se.tf2onnx_workaround import tf2onnx_garbage_collected
 
 OPSET = 17
 
@@ -92,7 +93,7 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
     shape = tuple(model.input_shape[1:])
     function = tf.function(lambda x: model(x, training=False))
     spec = [tf.TensorSpec((None, *shape), tf.float32, name="input")]
-    with quiet_native_logs():
+    with quiet_native_logs(), tf2onnx_garbage_collected():
         proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=opset)
     check_standard(proto)
     data = proto.SerializeToString()

@@ -71,9 +71,14 @@ class SEModel(keras.Model):
         # checks `model._called`), even a functional model whose input is
         # known; keras.applications models fail the same way. Give it the
         # model's own input signature, which is what it would compute.
-        if format == "onnx" and input_signature is None:
+        if format != "onnx":
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+        if input_signature is None:
             input_signature = [keras.InputSpec(shape=tuple(self.input_shape), dtype=self.inputs[0].dtype)]
-        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+        from keras_se.tf2onnx_workaround import tf2onnx_garbage_collected
+
+        with tf2onnx_garbage_collected():  # SE-VGG-16 ran 24 GB out of memory without it
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     @property
     def pyramid_outputs(self):

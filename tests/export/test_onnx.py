@@ -92,3 +92,23 @@ def test_nonstandard_ops_in_subgraphs_and_other_domains_are_named():
     graph = helper.make_graph(nodes, "g", [value, cond], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
     with pytest.raises(ConversionError, match=r"StatefulPartitionedCall, com\.microsoft::Gelu"):
         check_standard(helper.make_model(graph))
+
+
+def test_tf2onnx_optimizers_collect_garbage_during_a_conversion_only(monkeypatch):
+    # keras_se/tf2onnx_workaround.py: without the collections, SE-VGG-16's
+    # ONNX export held dead copies of its weights past 24 GB.
+    import gc
+
+    from tf2onnx import optimizer
+
+    from keras_se.tf2onnx_workaround import tf2onnx_garbage_collected
+
+    before = dict(optimizer._optimizers)
+    collections = []
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
+    with tf2onnx_garbage_collected():
+        assert set(optimizer._optimizers) == set(before)
+        for factory in optimizer._optimizers.values():
+            factory()
+    assert len(collections) == len(before)
+    assert optimizer._optimizers == before
