@@ -91,17 +91,18 @@ def test_full_int8_and_qat(name, tmp_path):
     assert compare_outputs(qat, path, _data(name, 8, seed=1)).max_abs_error < 0.1
 
 
-# Untrained, float16 loses this one on the GPU (relative L2 0.41 against
-# Keras) while its float32 kernels match LiteRT's CPU runtime to 1.6e-6:
-# the verdict must say so, as for the untrained MobileNets in test_gpu.py.
-FLOAT16_UNDERFLOW = ("se_bn_inception",)
+# Untrained, float16 loses these on the GPU while their float32 kernels
+# match LiteRT's CPU runtime: the verdict must say so, as for the untrained
+# MobileNets in test_gpu.py. SE-BN-Inception: relative L2 0.41 against
+# Keras, kernels 1.6e-6. SE-VGG-16: 0.99 (0.069 with BN statistics set from
+# data as a trained network's, still over the 0.05 bound), kernels 1.1e-5;
+# about 4 minutes on the software Vulkan driver of a 2-core machine.
+FLOAT16_UNDERFLOW = ("se_bn_inception", "se_vgg16")
 
 
 @pytest.mark.large
 @pytest.mark.xlarge
-# VGG-16's 3x3 convolutions at 512 channels take over 10 minutes on the
-# software Vulkan driver of a 2-core machine: not run here.
-@pytest.mark.parametrize("name", [n for n in NAMES if "vgg" not in n])
+@pytest.mark.parametrize("name", NAMES)
 def test_gpu_preset(name, tmp_path, gpu_adapter):
     from keras_se.export.errors import VerificationError
 
