@@ -165,9 +165,9 @@ def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run
 
 
 @pytest.mark.large
-# Inception-ResNet-v2 needs 75x75: tests/export/test_table2_models.py. VGG-16
-# is left out: its 3x3 convolutions at 512 channels take over 10 minutes on
-# the software Vulkan driver of a 2-core machine.
+# Inception-ResNet-v2 needs 75x75, and SE-VGG-16's GPU run takes about 4
+# minutes at 32x32 on the software Vulkan driver of a 2-core machine: both
+# are in tests/export/test_table2_models.py (xlarge).
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
 @pytest.mark.parametrize(
     "name", [n for n in keras_se.list_models() if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n]
