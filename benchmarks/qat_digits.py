@@ -118,22 +118,23 @@ def render(rows, args, command, elapsed, train_size, test_size):
             f"{_points(r['qat_int8'] - r['float'])} | {_points(r['ptq_int8'] - r['float'])} | "
             f"{r['qat_float_ops']} / {r['ptq_float_ops']} | {r['qat_kib']:.0f} KiB |"
         )
-    passed = all(r["qat_int8"] > 0.9 and r["qat_int8"] >= r["float"] - 0.01 and r["qat_float_ops"] == 0 for r in rows)
+    missed = [r["model"] for r in rows if not (r["qat_int8"] > 0.9 and r["qat_int8"] >= r["float"] - 0.01 and r["qat_float_ops"] == 0)]
     lines += [
         "",
         "Bars (issue 6): QAT int8 within 1 point of the float Keras model and above 90 %; no float op in "
-        f"the int8 file (`keras_se.quantization.float_ops`): **{'met' if passed else 'NOT met'}**. "
+        f"the int8 file (`keras_se.quantization.float_ops`): **{'met' if not missed else 'NOT met by ' + ', '.join(missed)}**. "
         "One test image is 0.22 points. The quick version is `test_digits_quick` in "
         "`tests/quantization/test_qat.py` (`-m large`).",
         "",
-        "- Post-training int8 of these float models is as accurate: on this data QAT buys no accuracy "
-        "over PTQ (both within a point of float). What the section shows is that the QAT path (tf_keras "
-        "rebuild, keras_se QuantizeConfigs, fine-tuning, conversion) keeps float accuracy and gives a "
-        "file with no float op.",
+        f"- Within a point of float: post-training int8 for {_within(rows, 'ptq_int8')}; QAT int8 for "
+        f"{_within(rows, 'qat_int8')}. What the section shows is "
+        "that the QAT path (tf_keras rebuild, keras_se QuantizeConfigs, fine-tuning, conversion) gives a file "
+        "with no float op, and how close to float it stays.",
         "- The QAT epochs continue training as well as quantising, so the QAT int8 model can beat the float one.",
         "- CPU training with multi-threaded kernels is not bit-reproducible: reruns of this script have "
-        "moved single accuracies by up to about a point (SE-ResNet-18 float 98.2 % and 99.3 %), the QAT "
-        "int8 - float differences by less.",
+        "moved single accuracies by up to about a point (SE-ResNet-18 float 98.2 % and 99.3 %), "
+        "MobileNetV3-Small's by two (float 96.67 % and 98.67 %, QAT int8 97.11 % and 96.44 %: its QAT "
+        "fine-tuning, with hard-swish and the hard-sigmoid gate under fake quantisation, is the least stable).",
     ]
     return "\n".join(lines)
 
@@ -142,6 +143,14 @@ def _points(delta):
     # Percentage points, two decimals; a tie is "0.00", not "-0.00".
     value = round(100 * delta, 2)
     return f"{value:+.2f}" if value else "0.00"
+
+
+def _within(rows, key):
+    """The models whose `key` accuracy is within a point of their float accuracy, as words."""
+    names = [r["model"] for r in rows if r[key] >= r["float"] - 0.01]
+    if not names:
+        return "no model"
+    return "every model" if len(names) == len(rows) else ", ".join(names)
 
 
 def main(argv=None):

@@ -104,6 +104,7 @@ def _mnv3_shapes(batch):
     return [(batch, SIZE // 2 ** (i + 1), SIZE // 2 ** (i + 1), c) for i, c in enumerate(MNV3_CHANNELS)]
 
 
+@pytest.mark.large  # the int8 test below converts the same backbone
 def test_mobilenetv3_features_convert_in_float32(mnv3_backbone, tmp_path):
     result = to_tflite(mnv3_backbone, tmp_path / "mnv3_features.tflite")
     assert result.ops.get("HARD_SWISH", 0) > 0  # float files keep XNNPACK's fastest float form
@@ -127,6 +128,7 @@ def test_mobilenetv3_features_in_int8_keep_every_output_after_the_hard_swish_rew
     assert len(result.parity.outputs) == 5
 
 
+@pytest.mark.large  # a multi-output GPU preset runs by default above
 def test_mobilenetv3_features_gpu_preset_on_the_accelerator(mnv3_backbone, tmp_path, gpu_adapter):
     result = to_tflite(mnv3_backbone, tmp_path / "mnv3_features_gpu.tflite", quantize="float16", gpu=True, verify_samples=1)
     assert result.gpu_run.passed, result.gpu_run.verdict()

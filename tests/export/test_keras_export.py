@@ -106,6 +106,7 @@ def test_keras_litert_export_of_a_feature_model_keeps_every_output(tmp_path):
     assert len(parity.outputs) == 4
 
 
+@pytest.mark.large  # Keras' ONNX export runs by default above
 def test_keras_onnx_export_of_a_feature_model_keeps_every_output(tmp_path):
     import onnxruntime
 

@@ -27,6 +27,7 @@ def test_grouped_sk_and_shuffle_layers_export_and_match(tiny_se_model, tmp_path)
     assert sk.parity.max_abs_error <= FLOAT32_MAX_ABS and sk.parity.top1_agreement == 1.0
 
 
+@pytest.mark.large  # grouped layers and SK: the test above, by default
 def test_registered_grouped_model_exports(tmp_path):
     model = keras_se.create_model("se_shufflenet_g3", input_shape=(32, 32, 3), classifier_activation=None)
     result = to_onnx(model, tmp_path / "s.onnx")
@@ -43,7 +44,7 @@ def test_existing_onnx_is_kept(tiny_se_model, tmp_path):
     assert path.read_text() == "keep"
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_small", "mobilenetv3_large_plain"])
+@pytest.mark.parametrize("name", ["mobilenetv3_small", pytest.param("mobilenetv3_large_plain", marks=pytest.mark.large)])
 def test_mobilenetv3_exports_with_standard_ops_and_matches(name, tmp_path):
     # Hard-swish, the hard-sigmoid gate and the SE scale: ONNX standard ops
     # only, logits equal to Keras'.

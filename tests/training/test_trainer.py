@@ -127,6 +127,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.large
 def test_mirrored_on_two_cpus_matches_one_device():
     run = subprocess.run(
         [sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
