@@ -116,7 +116,7 @@ def prepare(folder):
     for name in MODELS:
         repo = pretrained_weights()[name]
         part = os.path.join(folder, f"{name}.safetensors.part")
-        save_file({k: v for k, v in to_timm_state_dict(keras_se.create_model(name)).items()}, part)
+        save_file(to_timm_state_dict(keras_se.create_model(name)), part)
         sizes[name] = os.path.getsize(_write_hub_cache(os.path.join(folder, "hub"), repo, part)) / 2**20
     h5 = os.path.join(folder, "resnet50.h5")
     with h5py.File(h5 + ".part", "w") as handle:
@@ -135,9 +135,9 @@ def _run_child(name, weights, folder):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _row(label, weights, results, sizes, file_key):
+def _row(label, weights, results, sizes):
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    source = f"{sizes[file_key]:.0f} MiB file" if weights else "none (build only)"
+    source = f"{sizes[label]:.0f} MiB file" if weights else "none (build only)"
     return f"| {label} | {weights or 'None'} | {source} | {median['seconds']:.2f} ({min(r['seconds'] for r in results):.2f}-{max(r['seconds'] for r in results):.2f}) | {median['peak_mib']:.0f} | {median['above_imports_mib']:.0f} |"
 
 
@@ -161,7 +161,7 @@ def main():
         for name, weights in order:
             results[(name, weights)].append(_run_child(name, weights, args.out))
         print(f"round {round_ + 1}/{args.repeats} done", flush=True)
-    rows = [_row(name, w, results[(name, w)], sizes, name) for name, w in CASES]
+    rows = [_row(name, w, results[(name, w)], sizes) for name, w in CASES]
     seconds = {case: statistics.median(r["seconds"] for r in results[case]) for case in CASES}
     port = {name: seconds[(name, "imagenet")] - seconds[(name, None)] for name in MODELS}
     keras_load = seconds[("keras.applications.ResNet50", "h5")] - seconds[("keras.applications.ResNet50", None)]

@@ -152,31 +152,39 @@ def check_features(features_only, out_indices):
     return indices
 
 
-def features_done(features_only, features, out_indices):
-    """True once a features_only graph has every feature it returns (later stages are not built, as timm's)."""
-    return features_only and len(features) > max(out_indices)
-
-
 def level_name(index):
     """keras-hub's pyramid level of feature `index`: `"P{n}"` for stride 2**n."""
     return f"P{index + 1}"
 
 
-def features_head(fl, inputs, features, out_indices):
-    """timm's `features_only` outputs: the features at `out_indices`, in index order.
+class Features:
+    """A graph's features as it builds them, feature i at stride 2**(i + 1); validates the options.
 
-    Args:
-        fl: the flavour.
-        inputs: the model input.
-        features: the feature tensors built so far, feature i at stride
-            2**(i + 1).
-        out_indices: sorted indices (`check_features`).
+    Example, in a graph function:
 
-    Returns:
-        `(inputs, outputs)`: a list of tensors, each through an identity
-        layer named by its pyramid level (`"P2"` .. `"P5"`), so the model's
-        `output_names`, its `pyramid_outputs` and a converted file's
-        outputs say which level each is.
+    >>> features = Features(features_only, out_indices)  # before building: bad options raise here
+    >>> ...
+    >>> if features.done(x):  # x is the next feature
+    ...     return features.head(fl, inputs)
     """
-    outputs = [fl.layers.Identity(name=level_name(i))(features[i]) for i in out_indices]
-    return inputs, outputs
+
+    def __init__(self, features_only, out_indices):
+        self.out_indices = check_features(features_only, out_indices)
+        self.features_only = features_only
+        self.tensors = []
+
+    def done(self, x):
+        """Records feature `x`; True once a features_only graph has every feature it returns (later stages are not built, as timm's)."""
+        self.tensors.append(x)
+        return self.features_only and len(self.tensors) > max(self.out_indices)
+
+    def head(self, fl, inputs):
+        """timm's `features_only` outputs: the features at `out_indices`, in index order.
+
+        Returns:
+            `(inputs, outputs)`: a list of tensors, each through an identity
+            layer named by its pyramid level (`"P2"` .. `"P5"`), so the model's
+            `output_names`, its `pyramid_outputs` and a converted file's
+            outputs say which level each is.
+        """
+        return inputs, [fl.layers.Identity(name=level_name(i))(self.tensors[i]) for i in self.out_indices]

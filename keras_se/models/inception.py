@@ -105,19 +105,17 @@ def inception_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, shape = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, 64, 7, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
-    features = [x]
-    if _common.features_done(features_only, features, out_indices):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = _common.max_pool(layers, x, "stem_pool1", "ceil")
     x = _common.conv_bn(layers, x, 64, 1, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
     x = _common.conv_bn(layers, x, 192, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
-    features.append(x)
-    if _common.features_done(features_only, features, out_indices):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = _common.max_pool(layers, x, "stem_pool2", "ceil")
     for stage, modules in MODULES.items():
         for k, module in enumerate(modules, start=1):
@@ -125,9 +123,8 @@ def inception_graph(
             x = _module(layers, x, prefix, *module[1:], input_shape=shape)
             if se is not None and stage in stages:
                 x = se(layers, x, f"{prefix}_se")
-        features.append(x)
-        if _common.features_done(features_only, features, out_indices):
-            return _common.features_head(fl, inputs, features, out_indices)
+        if features.done(x):
+            return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -99,15 +99,9 @@ def inception_resnet_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=75, default_size=299)
-    features = []
-
-    def feature(x):
-        """Records feature len(features); True once a features_only graph has every feature it returns."""
-        features.append(x)
-        return _common.features_done(features_only, features, out_indices)
 
     def conv(x, filters, kernel, name, strides=1, padding="same", bn=None, relu=None):
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)(x)
@@ -120,13 +114,13 @@ def inception_resnet_graph(
     x = stem(inputs, 32, 3, "1a", strides=2, padding="valid")
     x = stem(x, 32, 3, "2a", padding="valid")
     x = stem(x, 64, 3, "2b")
-    if feature(x):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool3a")(x)
     x = stem(x, 80, 1, "3b")
     x = stem(x, 192, 3, "4a", padding="valid")
-    if feature(x):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool5a")(x)
 
     def branch(x, prefix, specs):
@@ -173,8 +167,8 @@ def inception_resnet_graph(
 
     for b in range(2, REPEATS[3] + 2):
         x = residual_block(x, 3, b, SCALES[3])
-    if feature(x):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     # Mixed_6a
     p = "stage4_block1"
     x = layers.Concatenate(name=f"{p}_concat")(
@@ -186,8 +180,8 @@ def inception_resnet_graph(
     )
     for b in range(2, REPEATS[4] + 2):
         x = residual_block(x, 4, b, SCALES[4])
-    if feature(x):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     # Mixed_7a
     p = "stage5_block1"
     x = layers.Concatenate(name=f"{p}_concat")(
@@ -204,8 +198,8 @@ def inception_resnet_graph(
     x = conv(
         x, 1536, 1, f"stage5_block{REPEATS[5] + 2}_conv", bn=f"stage5_block{REPEATS[5] + 2}_bn", relu=f"stage5_block{REPEATS[5] + 2}_relu"
     )
-    if feature(x):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -77,17 +77,15 @@ def mobilenet_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, int(32 * alpha), 3, "stem_conv", strides=2, act=activation, bn_name="stem_bn", act_name="stem_relu")
     stage, block = 1, 0
-    features = []
     for filters, strides in BLOCKS:
         if strides == 2:
-            features.append(x)  # the output of the stage that ends here
-            if _common.features_done(features_only, features, out_indices):
-                return _common.features_head(fl, inputs, features, out_indices)
+            if features.done(x):  # the output of the stage that ends here
+                return features.head(fl, inputs)
             stage, block = stage + 1, 0
         block += 1
         prefix = f"stage{stage}_block{block}"
@@ -108,8 +106,8 @@ def mobilenet_graph(
         )
         if se is not None and stage in stages:
             x = se(layers, x, f"{prefix}_se")
-    if features_only:
-        return _common.features_head(fl, inputs, features + [x], out_indices)
+    if features.done(x):  # the last feature
+        return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

@@ -224,24 +224,23 @@ def mobilenet_v3_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     stem_act = "relu" if minimalistic else "hard_swish"
     x = _conv_bn_act(layers, inputs, _stem_channels(alpha), 3, "stem_conv", strides=2, act=stem_act, bn_name="stem_bn", act_name="stem_act")
-    stage, features = 1, []
+    stage = 1
     for spec in block_specs(variant, alpha, minimalistic):
         if spec["stage"] > stage:
-            features.append(x)  # the output of the stage that ends here (Small: the stem)
-            if _common.features_done(features_only, features, out_indices):
-                return _common.features_head(fl, inputs, features, out_indices)
+            if features.done(x):  # the output of the stage that ends here (Small: the stem)
+                return features.head(fl, inputs)
             stage = spec["stage"]
         prefix = f"stage{spec['stage']}_block{spec['block']}"
         use_se = se is not None and spec["se"] and spec["stage"] in stages
         x = _block(layers, x, spec, prefix, se if use_se else None)
 
-    if features_only:
-        return _common.features_head(fl, inputs, features + [x], out_indices)
+    if features.done(x):  # the last feature
+        return features.head(fl, inputs)
     if not include_top:
         return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
     # MobileNetV3's "efficient head": pool first, then a 1x1 conv with bias.

@@ -133,7 +133,7 @@ def resnet_graph(
         raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
     if basic_last_relu and block != "basic":
         raise ValueError(f"basic_last_relu applies to basic blocks (depth 18, 34). Received: depth={depth}")
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = inputs
@@ -143,9 +143,8 @@ def resnet_graph(
         x = _common.conv_bn(layers, x, 64, 3, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
         x = _common.conv_bn(layers, x, 64, 3, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
         x = _common.conv_bn(layers, x, 128, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
-    features = [x]
-    if _common.features_done(features_only, features, out_indices):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = _common.max_pool(layers, x, "stem_pool", stem_pool)
 
     sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction, split_input=sk_split_input)
@@ -178,9 +177,8 @@ def resnet_graph(
                     halve_conv1=halve_conv1,
                     **unit,
                 )
-        features.append(x)
-        if _common.features_done(features_only, features, out_indices):
-            return _common.features_head(fl, inputs, features, out_indices)
+        if features.done(x):
+            return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 

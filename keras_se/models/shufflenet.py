@@ -84,17 +84,15 @@ def shufflenet_graph(
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = _common.conv_bn(layers, inputs, STEM_CHANNELS, 3, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
-    features = [x]
-    if _common.features_done(features_only, features, out_indices):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     x = _common.max_pool(layers, x, "stem_pool", "pad")
-    features.append(x)
-    if _common.features_done(features_only, features, out_indices):
-        return _common.features_head(fl, inputs, features, out_indices)
+    if features.done(x):
+        return features.head(fl, inputs)
     out_channels = make_divisible(STAGE2_CHANNELS[groups] * scale, 4 * groups, round_limit=0.0)
     for stage, units in zip(STAGES, UNITS):
         for u in range(units):
@@ -110,9 +108,8 @@ def shufflenet_graph(
                 se_position=se_position,
             )
         out_channels *= 2
-        features.append(x)
-        if _common.features_done(features_only, features, out_indices):
-            return _common.features_head(fl, inputs, features, out_indices)
+        if features.done(x):
+            return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation)
 
 

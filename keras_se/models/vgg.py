@@ -94,11 +94,10 @@ def vgg_graph(
     se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    out_indices = _common.check_features(features_only, out_indices)
+    features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
     x = inputs
-    features = []
     for stage, widths in zip(STAGES, VGG16):
         for b, filters in enumerate(widths, start=1):
             prefix = f"stage{stage}_block{b}"
@@ -108,12 +107,11 @@ def vgg_graph(
             if se is not None and stage in stages:
                 x = se(layers, x, f"{prefix}_se")
         if stage > 0:  # stage 0 works at stride 1, below feature 0
-            features.append(x)
-            if _common.features_done(features_only, features, out_indices):
-                return _common.features_head(fl, inputs, features, out_indices)
+            if features.done(x):
+                return features.head(fl, inputs)
         x = layers.MaxPooling2D(2, strides=2, name=f"stage{stage}_pool")(x)
-    if features_only:
-        return _common.features_head(fl, inputs, features + [x], out_indices)
+    if features.done(x):  # the last feature
+        return features.head(fl, inputs)
     if not include_top:
         return _common.head(fl, x, inputs, False, pooling, classes, classifier_activation)
     x = _adaptive_pool_up(layers, x, HEAD_KERNEL, "pre_logits_pool")

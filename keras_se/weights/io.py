@@ -56,7 +56,7 @@ def read_state_dict(path):
 
 
 def _read_safetensors(path):
-    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for load_file)
+    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for get_tensor)
     import safetensors
 
     try:

@@ -1,4 +1,4 @@
-"""Tests for `features_only` / `out_indices` (keras_se.models._common.features_head) on every family.
+"""Tests for `features_only` / `out_indices` (keras_se.models._common.Features) on every family.
 
 The documented feature tables (docstrings of resnet_graph, mobilenet_graph,
 shufflenet_graph, mobilenet_v3_graph and the README) are written down here

@@ -122,22 +122,25 @@ def test_imagenet_weights_into_a_features_only_backbone(seresnet18_cache):
 MNV3_REPO = "timm/mobilenetv3_small_100.lamb_in1k"
 
 
-def test_mobilenetv3_imagenet_weights_reproduce_timm_logits(offline_cache, not_run):
-    """The shared mobilenetv3_small_100 fixture as its hub release: weights="imagenet" on the registered model."""
+@pytest.fixture
+def mobilenetv3_cache(offline_cache, not_run):
+    """The shared mobilenetv3_small_100 fixture as its hub release."""
     checkpoint = FIXTURES / "mobilenetv3_small_100.safetensors"
     _needs_fixture(not_run, checkpoint)
     write_cache(offline_cache, MNV3_REPO, {"model.safetensors": checkpoint})
+    return offline_cache
+
+
+def test_mobilenetv3_imagenet_weights_reproduce_timm_logits(mobilenetv3_cache):
+    """weights="imagenet" on the registered model loads the fixture's hub release."""
     data = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")
     model = keras_se.create_model("mobilenetv3_small", weights="imagenet", classifier_activation=None)
     assert model.get_config()["dropout"] == 0.2  # keras.applications' default rate: dropout holds no weights
     assert np.abs(_predict(model, data["input_nchw"].transpose(0, 2, 3, 1)) - data["logits"]).max() <= ATOL
 
 
-def test_mobilenetv3_backbone_with_imagenet_weights(offline_cache, not_run):
+def test_mobilenetv3_backbone_with_imagenet_weights(mobilenetv3_cache):
     """include_top=False (keras.applications' top: the 1x1 head conv and the classifier) loads the rest."""
-    checkpoint = FIXTURES / "mobilenetv3_small_100.safetensors"
-    _needs_fixture(not_run, checkpoint)
-    write_cache(offline_cache, MNV3_REPO, {"model.safetensors": checkpoint})
     x = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")["input_nchw"].transpose(0, 2, 3, 1)[:, :64, :64]
     full = keras_se.create_model("mobilenetv3_small", weights="imagenet", input_shape=(64, 64, 3))
     backbone = keras_se.create_model("mobilenetv3_small", weights="imagenet", include_top=False, input_shape=(64, 64, 3))
