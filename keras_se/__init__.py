@@ -68,10 +68,24 @@ def __getattr__(name):
     return value
 
 
+def _initialising(name):
+    """True while module `name` is being imported (its body has not finished)."""
+    module = sys.modules.get(name)
+    return module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
 def _register_serializable():
     """Imports the layers and models, registering every serialisable class with Keras."""
+    if _initialising("keras_se.layers"):
+        return  # it imported Keras; its last step calls `_register_models`
     importlib.import_module("keras_se.layers")
-    importlib.import_module("keras_se.models")
+    _register_models()
+
+
+def _register_models():
+    """Imports the models (registering them), unless they are being imported right now."""
+    if not _initialising("keras_se.models"):  # else they finish, and register, on their own
+        importlib.import_module("keras_se.models")
 
 
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
@@ -82,21 +96,32 @@ class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
     yet `import keras_se` alone does not import Keras and TensorFlow (seconds
     of start-up that `keras-se --help`, or a process using only
     `keras_se.io_utils`, should not pay). Python has no post-import hook:
-    this finder wraps the loader of the `keras` module once, then removes
-    itself.
+    this finder wraps the loader of the `keras` module, and removes itself
+    once Keras has really been loaded. A look-up that loads nothing
+    (`importlib.util.find_spec("keras")`, which `import tensorflow` does)
+    leaves it in place.
     """
 
+    def __init__(self):
+        self.finding = False
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self.finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
+        self.finding = True  # the look-up below asks the finders again
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self.finding = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         load = spec.loader.exec_module
+        finder = self
 
         def exec_module(module):
             load(module)
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
             _register_serializable()
 
         spec.loader.exec_module = exec_module

@@ -22,3 +22,10 @@ __all__ = [
     "selective_kernel",
     "squeeze_excite",
 ]
+
+# Importing this package imported Keras, whose import hook (keras_se/__init__.py)
+# had to leave the models to now: register them, so that `import keras_se.layers`
+# alone is enough for `keras.saving.load_model` of a saved keras_se model.
+import keras_se  # noqa: E402
+
+keras_se._register_models()
