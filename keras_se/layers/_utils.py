@@ -47,7 +47,8 @@ def check_positive_number(name, value):
 
 def check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}. Received: {name}={value!r}")
+        # In the given order, by repr: choices may mix None and strings, which do not sort.
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}. Received: {name}={value!r}")
     return value
 
 
