@@ -14,6 +14,7 @@ from keras_se.analysis.params import _is_statistic
 from keras_se.analysis.records import ComplexityWarning, LayerRow, SEUnit, is_channel_weighting, uncounted_detail
 from keras_se.analysis.stages import report_from_rows
 from keras_se.keras_graph import consumer_count, model_nodes, producer_layer
+from keras_se.layers.attention import attention_kind_of
 
 # Per-layer counting from configurations and shapes.
 
@@ -102,9 +103,31 @@ def _batch_norm(layer, ins, out):
     return 0, _elements(out), ""
 
 
+def _eca(layer, ins, out):
+    h, w, c = out[1:]
+    k = layer.conv.kernel.shape[1]
+    # Pool (H*W*C adds), the 1-D convolution (k MACs per channel), the gate.
+    return c * k, h * w * c + c, f"1-D conv, k={k}"
+
+
+def _cbam(layer, ins, out):
+    h, w, c = out[1:]
+    width = layer.fc1.filters
+    k = layer.spatial_kernel_size
+    mlp = 2 * (c * width + width * c)  # the shared MLP on both descriptors
+    bias = 2 * (width + c) if layer.use_bias else 0
+    channel = 2 * h * w * c + bias + 2 * width + 2 * c  # avg and max pools, bias, act, add, gate
+    spatial = 2 * h * w * c + 3 * h * w  # mean and max over channels, BN, gate
+    return mlp + 2 * k * k * h * w, channel + spatial, f"channel MLP {c}-{width}-{c}, spatial {k}x{k}"
+
+
+_WEIGHTINGS = {"EfficientChannelAttention": 1, "CBAM": 2}
+
 # Looked up along the class's MRO, most specific first, so subclasses
 # (GroupConv2D -> Conv2D, tf_keras' DepthwiseConv2D -> Conv2D) are right.
 _HANDLERS = {
+    "EfficientChannelAttention": _eca,
+    "CBAM": _cbam,
     "DepthwiseConv1D": _depthwise,
     "DepthwiseConv2D": _depthwise,
     "SeparableConv1D": _separable,
@@ -240,8 +263,11 @@ class _Counter:
             name, type_name, out, params, int(macs), int(elementwise), attention=attention, note=note, folded_params=folded_params
         )
         # The papers count attention's weighting of the feature map as
-        # multiply-adds: SE's scale (H*W*C) and SK's selection (M*H*W*C).
-        if kind == "Multiply" and is_channel_weighting(ins):
+        # multiply-adds: SE's scale (H*W*C) and SK's selection (M*H*W*C);
+        # ECA's one, CBAM's two (channel, then spatial).
+        if kind in _WEIGHTINGS:
+            row.weighting_macs = _WEIGHTINGS[kind] * _elements(out)
+        elif kind == "Multiply" and is_channel_weighting(ins):
             row.weighting_macs = _elements(out)
         elif kind == "KernelSelect":
             row.weighting_macs = (len(ins) - 1) * _elements(out)
@@ -268,6 +294,8 @@ class _Counter:
                 self.walk_sk(layer, name, ins[0])
             elif kind == "InputLayer" and prefix:
                 continue  # the outer model's row already shows the input
+            elif attention_kind_of(layer) is not None:  # an attention kind's own layer (ECA, CBAM, a user's)
+                self.add(layer, name, ins, out, attention_kind_of(layer))
             else:
                 attention = self._attention_of(name)
                 folded = _folded_params(layer, node, out) if kind == "BatchNormalization" else 0

@@ -110,15 +110,19 @@ def report_from_rows(name, source, input_shape, rows, warnings_=(), se_units=(),
     )
     se_rows = [row for row in rows if row.attention == "se"]
     sk_rows = [row for row in rows if row.attention == "sk"]
+    # Any other kind (ECA, CBAM, a user's) is one layer a block.
+    other_rows = [row for row in rows if row.attention not in (None, "se", "sk")]
     if se_units:
         overhead = se_overhead(list(se_units), rows, reduction)
         if sk_rows:
             overhead.kind = "se+sk"
     elif sk_rows:
         overhead = AttentionOverhead(kind="sk", units=sum(1 for row in sk_rows if row.type == "KernelSelect"))
+    elif other_rows:
+        overhead = AttentionOverhead(kind="+".join(sorted({row.attention for row in other_rows})), units=len(other_rows))
     else:
         return report
-    attention_rows = se_rows + sk_rows
+    attention_rows = se_rows + sk_rows + other_rows
     overhead.layer_params = sum(row.params for row in attention_rows)
     overhead.layer_macs = sum(row.macs for row in attention_rows if row.counted)
     overhead.layer_elementwise = sum(row.elementwise for row in attention_rows if row.counted)

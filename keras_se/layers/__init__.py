@@ -1,13 +1,19 @@
-"""keras_se layers: Squeeze-and-Excitation, Selective Kernel and the
-export-friendly primitives they are built from."""
+"""keras_se layers: Squeeze-and-Excitation, Selective Kernel, ECA, CBAM, the
+attention registry, and the export-friendly primitives they are built from."""
 
 from keras_se.layers._utils import make_divisible
+from keras_se.layers.attention import CBAM, EfficientChannelAttention, attention_kinds, create_attention, register_attention
 from keras_se.layers.namespace import Flavour, flavour
 from keras_se.layers.primitives import ChannelShuffle, ChannelSlice, GroupConv2D, KernelSelect
 from keras_se.layers.selective_kernel import SelectiveKernel, make_sk_layers, selective_kernel
 from keras_se.layers.squeeze_excite import SqueezeExcite, make_se_layers, squeeze_excite
 
 __all__ = [
+    "CBAM",
+    "EfficientChannelAttention",
+    "attention_kinds",
+    "create_attention",
+    "register_attention",
     "ChannelShuffle",
     "ChannelSlice",
     "Flavour",

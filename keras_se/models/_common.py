@@ -2,6 +2,7 @@
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
+from keras_se.layers.attention import check_attention, create_attention
 from keras_se.layers.squeeze_excite import GATES, apply_se, make_se_layers
 
 POOLINGS = (None, "avg", "max")
@@ -21,6 +22,62 @@ class SEOptions:
 
     def __call__(self, layers, x, name):
         return apply_se(make_se_layers(layers, x.shape[-1], name, **self.kwargs), x)
+
+
+class Attention:
+    """The attention of a model's blocks: a registered kind and its options, validated once.
+
+    Builders place it (`attention(layers, x, prefix)`); what it computes is
+    the kind's (`keras_se.layers.register_attention`). SE is built as flat
+    layers (`{prefix}_se_reduce`, ...), the graph the timm loader, QAT and
+    the int8 forms read; any other kind is its registered layer, named
+    `{prefix}_{kind}`.
+
+    Args:
+        kind: a registered attention kind, or None for none.
+        options: dict or None. Options for the kind's factory (SE: those of
+            `SqueezeExcite`, over the builder's `se_*` arguments).
+        reduction, se_bias, se_gate, se_divisor: the builders' SE arguments.
+        flavour: the graph's flavour. tf_keras (QAT) has SE only.
+    """
+
+    def __init__(self, kind, options=None, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, flavour="keras"):
+        self.kind = check_attention(kind)
+        if options is not None and (not isinstance(options, dict) or not all(isinstance(k, str) for k in options)):
+            raise ValueError(
+                f"attention_options must be a dict of option names to values, or None. Received: attention_options={options!r}"
+            )
+        self.options = dict(options or {})
+        if kind == "se":
+            self.se = SEOptions(reduction, se_bias, se_gate, se_divisor)
+        elif flavour != "keras" and kind is not None:
+            raise ValueError(
+                f"quantisation-aware training (the tf_keras flavour) supports attention='se' or None. Received: attention={kind!r}"
+            )
+
+    @classmethod
+    def of(cls, kind, options=None, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, flavour="keras"):
+        """An `Attention`, or None when `kind` is None (the plain twin)."""
+        attention = cls(kind, options, reduction, se_bias, se_gate, se_divisor, flavour)
+        return attention if kind is not None else None
+
+    def __call__(self, layers, x, prefix, **se_overrides):
+        """`x` through this attention, its layers named `{prefix}_{kind}`.
+
+        `se_overrides`: SE options a block fixes itself (MobileNetV3's
+        `reduced_channels`); other kinds ignore them.
+        """
+        if self.kind == "se":
+            kwargs = {**self.se.kwargs, **se_overrides, **self.options}
+            return apply_se(make_se_layers(layers, x.shape[-1], f"{prefix}_se", **kwargs), x)
+        layer = create_attention(self.kind, x.shape[-1], name=f"{prefix}_{self.kind}", **self.options)
+        y = layer(x)
+        if tuple(y.shape[1:]) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"attention {self.kind!r} must map a (B, H, W, C) tensor to the same shape. "
+                f"Received: {tuple(x.shape)} -> {tuple(y.shape)} at {prefix}"
+            )
+        return y
 
 
 def check_stages(se_stages, valid):

@@ -46,6 +46,7 @@ def inception_graph(
     se_gate="sigmoid",
     se_divisor=1,
     se_stages=None,
+    attention_options=None,
     dropout=0.0,
     features_only=False,
     out_indices=_common.DEFAULT_OUT_INDICES,
@@ -98,11 +99,9 @@ def inception_graph(
     """
     fl = as_flavour(flavour)
     layers = fl.layers
-    if attention not in (None, "se"):
-        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
     features = _common.Features(features_only, out_indices)
@@ -122,7 +121,7 @@ def inception_graph(
             prefix = f"stage{stage}_block{k}"
             x = _module(layers, x, prefix, *module[1:], input_shape=shape)
             if se is not None and stage in stages:
-                x = se(layers, x, f"{prefix}_se")
+                x = se(layers, x, prefix)
         if features.done(x):
             return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)

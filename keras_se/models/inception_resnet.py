@@ -29,6 +29,7 @@ def inception_resnet_graph(
     se_gate="sigmoid",
     se_divisor=1,
     se_stages=None,
+    attention_options=None,
     dropout=0.0,
     features_only=False,
     out_indices=_common.DEFAULT_OUT_INDICES,
@@ -92,11 +93,9 @@ def inception_resnet_graph(
     """
     fl = as_flavour(flavour)
     layers = fl.layers
-    if attention not in (None, "se"):
-        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
     features = _common.Features(features_only, out_indices)
@@ -159,7 +158,7 @@ def inception_resnet_graph(
         y = layers.Concatenate(name=f"{p}_concat")([branch(x, f"{p}_b{i}", specs) for i, specs in enumerate(residual[stage])])
         y = layers.Conv2D(x.shape[-1], 1, name=f"{p}_conv")(y)
         if se is not None and stage in stages:
-            y = se(layers, y, f"{p}_se")
+            y = se(layers, y, p)
         if scale != 1.0:
             y = layers.Rescaling(scale, name=f"{p}_residual_scale")(y)
         x = layers.Add(name=f"{p}_add")([x, y])

@@ -26,6 +26,7 @@ def mobilenet_graph(
     se_gate="sigmoid",
     se_divisor=1,
     se_stages=None,
+    attention_options=None,
     activation="relu6",
     dropout=1e-3,
     features_only=False,
@@ -67,8 +68,6 @@ def mobilenet_graph(
     """
     fl = as_flavour(flavour)
     layers = fl.layers
-    if attention not in (None, "se"):
-        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     _common.check_positive_number("alpha", alpha)
     if int(32 * alpha) < 1:
         raise ValueError(f"alpha must leave every layer at least one channel (the stem has int(32 * alpha)). Received: alpha={alpha!r}")
@@ -76,7 +75,7 @@ def mobilenet_graph(
         raise ValueError(f"activation must be 'relu' or 'relu6'. Received: activation={activation!r}")
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
@@ -105,7 +104,7 @@ def mobilenet_graph(
             layers, x, int(filters * alpha), 1, f"{prefix}_pw", act=activation, bn_name=f"{prefix}_pw_bn", act_name=f"{prefix}_pw_relu"
         )
         if se is not None and stage in stages:
-            x = se(layers, x, f"{prefix}_se")
+            x = se(layers, x, prefix)
     if features.done(x):  # the last feature
         return features.head(fl, inputs)
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)

@@ -12,7 +12,6 @@ import keras
 
 from keras_se.layers._utils import check_choice, make_divisible
 from keras_se.layers.namespace import as_flavour
-from keras_se.layers.squeeze_excite import apply_se, make_se_layers
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -142,6 +141,7 @@ def mobilenet_v3_graph(
     se_gate="hard_sigmoid",
     se_divisor=8,
     se_stages=None,
+    attention_options=None,
     dropout=0.2,
     features_only=False,
     out_indices=_common.DEFAULT_OUT_INDICES,
@@ -211,8 +211,6 @@ def mobilenet_v3_graph(
     fl = as_flavour(flavour)
     layers = fl.layers
     check_choice("variant", variant, VARIANTS)
-    if attention not in (None, "se"):
-        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     _common.check_positive_number("alpha", alpha)
     if not isinstance(minimalistic, bool):
         raise ValueError(f"minimalistic must be a bool. Received: minimalistic={minimalistic!r}")
@@ -223,7 +221,7 @@ def mobilenet_v3_graph(
         )
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
@@ -237,7 +235,9 @@ def mobilenet_v3_graph(
             stage = spec["stage"]
         prefix = f"stage{spec['stage']}_block{spec['block']}"
         use_se = se is not None and spec["se"] and spec["stage"] in stages
-        x = _block(layers, x, spec, prefix, se if use_se else None)
+        # MobileNetV3's SE width is of the expanded channels' own rounding.
+        se_reduced = se_width(spec["mid_channels"], reduction, se_divisor)
+        x = _block(layers, x, spec, prefix, se if use_se else None, se_reduced)
 
     if features.done(x):  # the last feature
         return features.head(fl, inputs)
@@ -256,7 +256,7 @@ def mobilenet_v3_graph(
     return inputs, outputs
 
 
-def _block(layers, x, spec, prefix, se):
+def _block(layers, x, spec, prefix, se, se_reduced):
     kind, act = spec["kind"], spec["act"]
     shortcut = x
     if kind == "cn":
@@ -265,8 +265,7 @@ def _block(layers, x, spec, prefix, se):
         x = _conv_bn_act(layers, x, spec["mid_channels"], 1, prefix + "_pw", act=act)
     x = _conv_bn_act(layers, x, None, spec["kernel"], prefix + "_dw", strides=spec["stride"], act=act, depthwise=True)
     if se is not None:
-        width = se_width(spec["mid_channels"], se.kwargs["reduction"], se.kwargs["divisor"])
-        x = apply_se(make_se_layers(layers, spec["mid_channels"], prefix + "_se", reduced_channels=width, **se.kwargs), x)
+        x = se(layers, x, prefix, reduced_channels=se_reduced)
     x = _conv_bn_act(layers, x, spec["out_channels"], 1, prefix + ("_pwl" if kind == "ir" else "_pw"))
     if spec["stride"] == 1 and spec["in_channels"] == spec["out_channels"]:
         x = layers.Add(name=prefix + "_add")([shortcut, x])

@@ -13,7 +13,6 @@ from keras_se.models.base import SEModel
 from keras_se.models.registry import register
 
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
-ATTENTIONS = (None, "se", "sk")
 STAGES = (2, 3, 4, 5)
 
 # depth -> (block, blocks per stage)
@@ -53,6 +52,7 @@ def resnet_graph(
     se_divisor=1,
     se_stages=None,
     se_position="standard",
+    attention_options=None,
     sk_paths=2,
     sk_min_channels=32,
     sk_split_input=False,
@@ -74,7 +74,11 @@ def resnet_graph(
     Args:
         depth: int. 18, 34, 50, 101 or 152 (blocks per stage from `DEPTHS`;
             26, two bottlenecks per stage, from `EXTRA_DEPTHS`).
-        attention: `"se"`, `"sk"` or None (the plain twin).
+        attention: a registered attention kind (`"se"`, `"eca"`, `"cbam"`,
+            `"sk"` or a user's, `keras_se.layers.attention_kinds()`) or None
+            (the plain twin). `"sk"` replaces each block's 3x3 convolution
+            with an SK unit (SKNet); any other kind goes where
+            `se_position` says.
         include_top, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in `keras.applications`.
         reduction: float, defaults to 16. r of SE (and of SK's d = max(C/r, L)).
@@ -85,7 +89,11 @@ def resnet_graph(
         se_position: `"standard"` (residual branch, before the add),
             `"pre"` (block input, before the branch), `"post"` (after the add
             and ReLU), `"identity"` (on the shortcut), or `"after_3x3"`
-            (after the 3x3 conv's ReLU): SENet paper Fig. 5, Tables 14-15.
+            (after the 3x3 conv's ReLU): SENet paper Fig. 5, Tables 14-15;
+            for every kind but `"sk"`.
+        attention_options: dict or None. Options of the attention kind's
+            layer (e.g. `{"kernel_size": 3}` for `"eca"`); for `"se"`, over
+            the `se_*` arguments.
         sk_paths: int, defaults to 2. M of the SK units.
         sk_min_channels: int, defaults to 32. L of the SK units.
         sk_split_input: bool, defaults to False. Each SK path convolves one
@@ -118,14 +126,14 @@ def resnet_graph(
     depths = {**DEPTHS, **EXTRA_DEPTHS}
     if depth not in depths:
         raise ValueError(f"depth must be one of {sorted(depths)}. Received: depth={depth!r}")
-    check_choice("attention", attention, ATTENTIONS)
     check_choice("se_position", se_position, SE_POSITIONS)
     check_choice("stride_on", stride_on, ("1x1", "3x3"))
     check_choice("stem", stem, ("7x7", "deep"))
     check_choice("downsample_kernel", downsample_kernel, (1, 3))
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    # SK is the block's 3x3 convolution (SKNet), not an attention placed after one.
+    se = _common.Attention.of(None if attention == "sk" else attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     if attention == "sk" and se_position != "standard":
         raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
     block, blocks_per_stage = depths[depth]
@@ -158,7 +166,7 @@ def resnet_graph(
                 strides=strides,
                 name=f"stage{stage}_block{b + 1}",
                 attention=attention if stage in stages else None,
-                se=se,
+                se=se if stage in stages else None,
                 se_position=se_position,
                 sk=sk,
             )
@@ -190,28 +198,28 @@ def _shortcut(layers, x, filters, strides, kernel, name):
 
 def _finish_block(layers, x, shortcut, name, attention, se, se_position):
     """SE at its position around the add, then add and ReLU."""
-    if attention == "se" and se_position == "standard":
-        x = se(layers, x, f"{name}_se")
-    if attention == "se" and se_position == "identity":
-        shortcut = se(layers, shortcut, f"{name}_se")
+    if se is not None and se_position == "standard":
+        x = se(layers, x, name)
+    if se is not None and se_position == "identity":
+        shortcut = se(layers, shortcut, name)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     x = layers.ReLU(name=f"{name}_out")(x)
-    if attention == "se" and se_position == "post":
-        x = se(layers, x, f"{name}_se")
+    if se is not None and se_position == "post":
+        x = se(layers, x, name)
     return x
 
 
 def _basic_block(layers, x, planes, strides, name, attention, se, se_position, sk, last_relu):
     shortcut = _shortcut(layers, x, planes, strides, 1, name)
-    if attention == "se" and se_position == "pre":
-        x = se(layers, x, f"{name}_se")
+    if se is not None and se_position == "pre":
+        x = se(layers, x, name)
     if attention == "sk":
         # timm's SelectiveKernelBasic: the SK unit replaces the first 3x3.
         x = apply_sk(make_sk_layers(layers, planes, f"{name}_sk", strides=strides, **sk), x)
     else:
         x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
-    if attention == "se" and se_position == "after_3x3":
-        x = se(layers, x, f"{name}_se")
+    if se is not None and se_position == "after_3x3":
+        x = se(layers, x, name)
     x = _common.conv_bn(
         layers, x, planes, 3, f"{name}_conv2", bn_name=f"{name}_bn2", act="relu" if last_relu else None, act_name=f"{name}_relu2"
     )
@@ -224,8 +232,8 @@ def _bottleneck_block(
     out_channels = planes * 4
     width = int(math.floor(planes * base_width / 64)) * groups
     shortcut = _shortcut(layers, x, out_channels, strides, downsample_kernel, name)
-    if attention == "se" and se_position == "pre":
-        x = se(layers, x, f"{name}_se")
+    if se is not None and se_position == "pre":
+        x = se(layers, x, name)
     stride1, stride3 = (strides, 1) if stride_on == "1x1" else (1, strides)
     x = _common.conv_bn(
         layers,
@@ -244,8 +252,8 @@ def _bottleneck_block(
         x = _common.conv_bn(
             layers, x, width, 3, f"{name}_conv2", strides=stride3, groups=groups, bn_name=f"{name}_bn2", act_name=f"{name}_relu2"
         )
-    if attention == "se" and se_position == "after_3x3":
-        x = se(layers, x, f"{name}_se")
+    if se is not None and se_position == "after_3x3":
+        x = se(layers, x, name)
     x = _common.conv_bn(layers, x, out_channels, 1, f"{name}_conv3", bn_name=f"{name}_bn3", act=None)
     return _finish_block(layers, x, shortcut, name, attention, se, se_position)
 

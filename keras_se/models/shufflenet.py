@@ -32,6 +32,7 @@ def shufflenet_graph(
     se_gate="sigmoid",
     se_divisor=1,
     se_stages=None,
+    attention_options=None,
     se_position="standard",
     features_only=False,
     out_indices=_common.DEFAULT_OUT_INDICES,
@@ -76,14 +77,12 @@ def shufflenet_graph(
     """
     fl = as_flavour(flavour)
     layers = fl.layers
-    if attention not in (None, "se"):
-        raise ValueError(f"attention must be 'se' or None. Received: attention={attention!r}")
     check_choice("groups", groups, tuple(STAGE2_CHANNELS))
     check_choice("scale", scale, SCALES)
     check_choice("se_position", se_position, ("standard", "post"))
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
-    se = _common.SEOptions(reduction, se_bias, se_gate, se_divisor) if attention == "se" else None
+    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
     features = _common.Features(features_only, out_indices)
 
     inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
@@ -125,7 +124,7 @@ def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name,
     y = _common.conv_bn(layers, y, None, 3, f"{name}_dw", strides=strides, depthwise=True, bn_name=f"{name}_bn2", act=None)
     y = _common.conv_bn(layers, y, branch_out, 1, f"{name}_gconv2", groups=groups, bn_name=f"{name}_bn3", act=None)
     if se is not None and se_position == "standard":
-        y = se(layers, y, f"{name}_se")
+        y = se(layers, y, name)
     if strides == 2:
         shortcut = layers.ZeroPadding2D(1, name=f"{name}_shortcut_pad")(x)
         shortcut = layers.AveragePooling2D(3, strides=2, name=f"{name}_shortcut_pool")(shortcut)
@@ -139,7 +138,7 @@ def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name,
         x = layers.Add(name=f"{name}_add")([x, y])
         x = layers.ReLU(name=f"{name}_out")(x)
     if se is not None and se_position == "post":
-        x = se(layers, x, f"{name}_se")
+        x = se(layers, x, name)
     return x
 
 

@@ -492,3 +492,23 @@ def test_se_overhead_per_stage_reduces_to_the_papers_formula_for_se_resnet():
     for s, c in zip(se_overhead_per_stage(report), (64, 128, 256, 512)):
         assert s.formula == 2 / 16 * 2 * c**2 == s.twin_delta and s.bias_term == 0
     assert se_overhead_per_stage(complexity_report("resnet18", input_shape=(32, 32, 3))) == []
+
+
+def test_eca_and_cbam_are_counted_beside_the_plain_twin():
+    # ResNet-50's bottleneck outputs: (blocks, channels, feature map side) per stage.
+    stages = [(3, 256, 56), (4, 512, 28), (6, 1024, 14), (3, 2048, 7)]
+    k = {256: 5, 512: 5, 1024: 5, 2048: 7}  # ECA's adaptive size, by hand
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ComplexityWarning)  # every layer counted
+        eca = complexity_report(keras_se.create_model("se_resnet50", attention="eca"))
+        cbam = complexity_report(keras_se.create_model("se_resnet50", attention="cbam"))
+    assert (eca.attention.kind, eca.attention.units, eca.attention.formula) == ("eca", 16, None)
+    # ECA: k weights and C * k MACs per block.
+    assert eca.attention.twin_params_delta == eca.attention.layer_params == sum(n * k[c] for n, c, _ in stages)
+    assert eca.attention.twin_macs_delta == eca.attention.layer_macs == sum(n * c * k[c] for n, c, _ in stages)
+    assert eca.attention.layer_weighting_macs == sum(n * c * s * s for n, c, s in stages)
+    # CBAM: the shared MLP (C -> C/16 -> C, with bias) on two descriptors, a
+    # 7x7 conv over 2 maps (no bias) and its BN (2 learned).
+    assert cbam.attention.twin_params_delta == sum(n * (2 * c * c // 16 + c // 16 + c + 98 + 2) for n, c, _ in stages)
+    assert cbam.attention.twin_macs_delta == sum(n * (2 * 2 * c * c // 16 + 98 * s * s) for n, c, s in stages)
+    assert cbam.attention.layer_weighting_macs == 2 * sum(n * c * s * s for n, c, s in stages)

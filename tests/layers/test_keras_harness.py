@@ -16,7 +16,16 @@ from absl.testing import parameterized
 from keras.src.testing import TestCase
 
 import keras_se.layers
-from keras_se.layers import ChannelShuffle, ChannelSlice, GroupConv2D, KernelSelect, SelectiveKernel, SqueezeExcite
+from keras_se.layers import (
+    CBAM,
+    ChannelShuffle,
+    ChannelSlice,
+    EfficientChannelAttention,
+    GroupConv2D,
+    KernelSelect,
+    SelectiveKernel,
+    SqueezeExcite,
+)
 
 # (case name, layer class, init kwargs, input shape, output shape,
 #  trainable weights, non-trainable weights). Tiny shapes: the harness builds
@@ -42,6 +51,19 @@ CASES = [
         (2, 4, 4, 16),
         4,
         0,
+    ),
+    ("eca", EfficientChannelAttention, {}, (2, 4, 4, 16), (2, 4, 4, 16), 1, 0),
+    ("eca_k5_hard_sigmoid", EfficientChannelAttention, {"kernel_size": 5, "gate": "hard_sigmoid"}, (2, 3, 3, 8), (2, 3, 3, 8), 1, 0),
+    # fc1 and fc2 (kernel, bias), the spatial conv, its BN's gamma and beta; the BN's statistics.
+    ("cbam", CBAM, {"reduction": 4}, (2, 5, 5, 16), (2, 5, 5, 16), 7, 2),
+    (
+        "cbam_no_bias_k3_hard_sigmoid",
+        CBAM,
+        {"reduced_channels": 2, "use_bias": False, "spatial_kernel_size": 3, "gate": "hard_sigmoid", "activation": "silu"},
+        (2, 4, 4, 8),
+        (2, 4, 4, 8),
+        5,
+        2,
     ),
     # Per BN: gamma, beta trainable; moving mean, variance not. Two paths:
     # 2 x (conv, gamma, beta) + fc1 + fc1_bn (gamma, beta) + fc2.

@@ -40,7 +40,7 @@ def test_width_multiplier(alpha, stem):
     [
         (dict(alpha=0), "alpha=0"),
         (dict(activation="gelu"), "activation='gelu'"),
-        (dict(attention="sk"), "attention='sk'"),
+        (dict(attention="nope"), "attention='nope'"),
         (dict(se_stages=[6]), r"se_stages=\[6\]"),
     ],
 )

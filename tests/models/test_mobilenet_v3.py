@@ -126,7 +126,7 @@ def test_application_functions():
     "kwargs, pattern",
     [
         (dict(variant="medium"), "variant='medium'"),
-        (dict(attention="sk"), "attention='sk'"),
+        (dict(attention="nope"), "attention='nope'"),
         (dict(alpha=0), "alpha=0"),
         (dict(minimalistic=True), "attention='se'"),
         (dict(minimalistic="yes"), "minimalistic='yes'"),

@@ -126,3 +126,16 @@ def test_import_keras_se_registers_its_classes_whichever_comes_first():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
     assert proc.stdout.split() == ["True", "True"], proc.stderr[-2000:]
+
+
+def test_a_file_saved_by_release_0_1_0_still_loads():
+    # Saved by keras_se 0.1.0, before `attention_options` joined the config:
+    # the same architecture and outputs.
+    import keras
+    import numpy as np
+
+    data = os.path.join(os.path.dirname(__file__), "data")
+    model = keras.saving.load_model(os.path.join(data, "se_mobilenet_0.1.0.keras"), safe_mode=True)
+    io = np.load(os.path.join(data, "se_mobilenet_0.1.0_io.npz"))
+    assert model.get_config()["attention_options"] is None and model.get_config()["se_stages"] == (4, 5)
+    np.testing.assert_allclose(np.asarray(model(io["x"])), io["y"], rtol=1e-5, atol=1e-7)

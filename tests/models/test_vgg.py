@@ -99,8 +99,8 @@ def test_se_vgg_has_no_timm_checkpoint(timm_vgg):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="attention='sk'"):
-        keras_se.create_model("vgg16_bn", attention="sk")
+    with pytest.raises(ValueError, match="attention='nope'"):
+        keras_se.create_model("vgg16_bn", attention="nope")
     with pytest.raises(ValueError, match=r"se_stages=\(5,\)"):
         keras_se.create_model("se_vgg16", se_stages=(5,), input_shape=(32, 32, 3), include_top=False)
     with pytest.raises(ValueError, match="dropout=1.5"):
