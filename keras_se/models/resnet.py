@@ -5,13 +5,14 @@ import math
 
 import keras
 
-from keras_se.layers._utils import check_choice
+from keras_se.layers._utils import check_choice, check_positive_int
 from keras_se.layers.namespace import as_flavour
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
 
+STEMS = ("7x7", "deep", "deep_tiered")
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
 STAGES = (2, 3, 4, 5)
 
@@ -60,8 +61,12 @@ def resnet_graph(
     base_width=64,
     stride_on="1x1",
     stem="7x7",
+    stem_width=64,
     stem_pool="ceil",
     downsample_kernel=1,
+    avg_down=False,
+    aa=False,
+    blocks=None,
     halve_conv1=False,
     dropout=0.0,
     basic_last_relu=False,
@@ -100,9 +105,25 @@ def resnet_graph(
             of M channel slices of the input (timm's skresnet18/34/50).
         groups, base_width: ResNeXt cardinality and width per group.
         stride_on: `"1x1"` or `"3x3"`.
-        stem: `"7x7"` or `"deep"` (three 3x3 convs, SENet-154).
-        stem_pool: `"ceil"` or `"pad"`.
+        stem: `"7x7"`, `"deep"` (three 3x3 convs of `stem_width`,
+            `stem_width` and twice that: SENet-154, timm's ResNet-D) or
+            `"deep_tiered"` (3/4 of `stem_width`, `stem_width`, twice
+            that: timm's ResNet-T).
+        stem_width: int, defaults to 64. Width of the deep stems (timm: 32
+            for the -D / -T variants, 64 for SENet-154); the stem outputs
+            twice it.
+        stem_pool: `"ceil"`, `"pad"` (3x3 stride-2 max pools) or `"avg"`
+            (a 2x2 stride-2 average pool: timm's anti-aliased variants).
         downsample_kernel: 1 or 3: projection shortcut kernel of stages 3-5.
+        avg_down: bool, defaults to False. Strided projection shortcuts
+            average-pool 2x2 (ceil mode, padding left out of the mean), then
+            project with a stride-1 1x1 conv (timm's ResNet-D `avg_down`).
+        aa: bool, defaults to False. Strided blocks convolve at stride 1
+            and average-pool 2x2 after the 3x3 conv (timm's `aa_layer` with
+            `nn.AvgPool2d`, the "aa" variants).
+        blocks: four ints or None (default). Blocks per stage, overriding
+            `depth`'s (which still picks basic or bottleneck blocks), e.g.
+            (1, 1, 11, 3) for timm's ecaresnetlight.
         halve_conv1: bool. SENet-154's first 1x1 at half the 3x3 width.
         dropout: float. Dropout before the classifier.
         basic_last_relu: bool, defaults to False. Basic blocks only: a ReLU
@@ -128,7 +149,11 @@ def resnet_graph(
         raise ValueError(f"depth must be one of {sorted(depths)}. Received: depth={depth!r}")
     check_choice("se_position", se_position, SE_POSITIONS)
     check_choice("stride_on", stride_on, ("1x1", "3x3"))
-    check_choice("stem", stem, ("7x7", "deep"))
+    check_choice("stem", stem, STEMS)
+    check_positive_int("stem_width", stem_width)
+    for flag, value in (("avg_down", avg_down), ("aa", aa)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag} must be a bool. Received: {flag}={value!r}")
     check_choice("downsample_kernel", downsample_kernel, (1, 3))
     _common.check_top(include_top, pooling, classes)
     stages = _common.check_stages(se_stages, STAGES)
@@ -137,6 +162,17 @@ def resnet_graph(
     if attention == "sk" and se_position != "standard":
         raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
     block, blocks_per_stage = depths[depth]
+    if aa and (stride_on != "3x3" or attention == "sk"):
+        raise ValueError(
+            f"aa pools after a strided 3x3 conv: it needs stride_on='3x3' and no SK. Received: aa=True, stride_on={stride_on!r}, attention={attention!r}"
+        )
+    if blocks is not None:
+        try:
+            blocks_per_stage = tuple(check_positive_int("blocks", b) for b in blocks)
+        except (TypeError, ValueError):
+            blocks_per_stage = ()
+        if len(blocks_per_stage) != 4:
+            raise ValueError(f"blocks must be four positive ints (blocks per stage 2-5). Received: blocks={blocks!r}")
     if not isinstance(basic_last_relu, bool):
         raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
     if basic_last_relu and block != "basic":
@@ -148,12 +184,17 @@ def resnet_graph(
     if stem == "7x7":
         x = _common.conv_bn(layers, x, 64, 7, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
     else:
-        x = _common.conv_bn(layers, x, 64, 3, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
-        x = _common.conv_bn(layers, x, 64, 3, "stem_conv2", bn_name="stem_bn2", act_name="stem_relu2")
-        x = _common.conv_bn(layers, x, 128, 3, "stem_conv3", bn_name="stem_bn3", act_name="stem_relu3")
+        first = 3 * (stem_width // 4) if stem == "deep_tiered" else stem_width
+        for i, width in enumerate((first, stem_width, 2 * stem_width), start=1):
+            x = _common.conv_bn(
+                layers, x, width, 3, f"stem_conv{i}", strides=2 if i == 1 else 1, bn_name=f"stem_bn{i}", act_name=f"stem_relu{i}"
+            )
     if features.done(x):
         return features.head(fl, inputs)
-    x = _common.max_pool(layers, x, "stem_pool", stem_pool)
+    if stem_pool == "avg":
+        x = layers.AveragePooling2D(2, name="stem_pool")(x)
+    else:
+        x = _common.max_pool(layers, x, "stem_pool", stem_pool)
 
     sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction, split_input=sk_split_input)
     for i, num_blocks in enumerate(blocks_per_stage):
@@ -169,6 +210,8 @@ def resnet_graph(
                 se=se if stage in stages else None,
                 se_position=se_position,
                 sk=sk,
+                avg_down=avg_down,
+                aa=aa,
             )
             if block == "basic":
                 x = _basic_block(layers, x, last_relu=basic_last_relu, **unit)
@@ -190,10 +233,22 @@ def resnet_graph(
     return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
 
 
-def _shortcut(layers, x, filters, strides, kernel, name):
+def _shortcut(layers, x, filters, strides, kernel, name, avg_down):
     if strides == 1 and x.shape[-1] == filters:
         return x
+    if avg_down and strides > 1:
+        # PyTorch's AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False):
+        # "same" pads odd sizes at the end and leaves the padding out of the mean.
+        x = layers.AveragePooling2D(2, strides=strides, padding="same", name=f"{name}_proj_pool")(x)
+        strides = 1
     return _common.conv_bn(layers, x, filters, kernel, f"{name}_proj_conv", strides=strides, bn_name=f"{name}_proj_bn", act=None)
+
+
+def _anti_aliased(layers, x, strides, aa, name):
+    """timm's `aa_layer=nn.AvgPool2d`: a 2x2 average pool where the conv before it would stride."""
+    if aa and strides > 1:
+        x = layers.AveragePooling2D(2, strides=strides, name=f"{name}_aa")(x)
+    return x
 
 
 def _finish_block(layers, x, shortcut, name, attention, se, se_position):
@@ -209,15 +264,17 @@ def _finish_block(layers, x, shortcut, name, attention, se, se_position):
     return x
 
 
-def _basic_block(layers, x, planes, strides, name, attention, se, se_position, sk, last_relu):
-    shortcut = _shortcut(layers, x, planes, strides, 1, name)
+def _basic_block(layers, x, planes, strides, name, attention, se, se_position, sk, last_relu, avg_down, aa):
+    shortcut = _shortcut(layers, x, planes, strides, 1, name, avg_down)
     if se is not None and se_position == "pre":
         x = se(layers, x, name)
     if attention == "sk":
         # timm's SelectiveKernelBasic: the SK unit replaces the first 3x3.
         x = apply_sk(make_sk_layers(layers, planes, f"{name}_sk", strides=strides, **sk), x)
     else:
-        x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
+        conv_strides = 1 if aa else strides
+        x = _common.conv_bn(layers, x, planes, 3, f"{name}_conv1", strides=conv_strides, bn_name=f"{name}_bn1", act_name=f"{name}_relu1")
+        x = _anti_aliased(layers, x, strides, aa, name)
     if se is not None and se_position == "after_3x3":
         x = se(layers, x, name)
     x = _common.conv_bn(
@@ -227,11 +284,26 @@ def _basic_block(layers, x, planes, strides, name, attention, se, se_position, s
 
 
 def _bottleneck_block(
-    layers, x, planes, strides, name, attention, se, se_position, groups, base_width, stride_on, downsample_kernel, halve_conv1, sk
+    layers,
+    x,
+    planes,
+    strides,
+    name,
+    attention,
+    se,
+    se_position,
+    groups,
+    base_width,
+    stride_on,
+    downsample_kernel,
+    halve_conv1,
+    sk,
+    avg_down,
+    aa,
 ):
     out_channels = planes * 4
     width = int(math.floor(planes * base_width / 64)) * groups
-    shortcut = _shortcut(layers, x, out_channels, strides, downsample_kernel, name)
+    shortcut = _shortcut(layers, x, out_channels, strides, downsample_kernel, name, avg_down)
     if se is not None and se_position == "pre":
         x = se(layers, x, name)
     stride1, stride3 = (strides, 1) if stride_on == "1x1" else (1, strides)
@@ -250,8 +322,17 @@ def _bottleneck_block(
         x = apply_sk(parts, x)
     else:
         x = _common.conv_bn(
-            layers, x, width, 3, f"{name}_conv2", strides=stride3, groups=groups, bn_name=f"{name}_bn2", act_name=f"{name}_relu2"
+            layers,
+            x,
+            width,
+            3,
+            f"{name}_conv2",
+            strides=1 if aa else stride3,
+            groups=groups,
+            bn_name=f"{name}_bn2",
+            act_name=f"{name}_relu2",
         )
+        x = _anti_aliased(layers, x, stride3, aa, name)
     if se is not None and se_position == "after_3x3":
         x = se(layers, x, name)
     x = _common.conv_bn(layers, x, out_channels, 1, f"{name}_conv3", bn_name=f"{name}_bn3", act=None)

@@ -13,7 +13,7 @@ transpose as a dense one.
 
 import numpy as np
 
-KINDS = ("conv", "depthwise", "dense", "vector")
+KINDS = ("conv", "depthwise", "dense", "vector", "conv1d")
 
 
 def _check_kind(kind):
@@ -27,7 +27,9 @@ def torch_shape(kind, keras_shape):
     Args:
         kind: str. `"conv"` (Conv2D and grouped Conv2D kernels),
             `"depthwise"` (DepthwiseConv2D kernels), `"dense"` (Dense
-            kernels) or `"vector"` (biases and BatchNorm vectors).
+            kernels), `"vector"` (biases and BatchNorm vectors) or
+            `"conv1d"` (a PyTorch Conv1d kernel (out, in, k) held as a
+            (1, k, in, out) Conv2D kernel: ECA's).
         keras_shape: tuple of ints.
 
     Returns:
@@ -49,6 +51,9 @@ def torch_shape(kind, keras_shape):
     if kind == "dense":
         cin, cout = shape
         return (cout, cin)
+    if kind == "conv1d":
+        _, k, cin, cout = shape
+        return (cout, cin, k)
     return shape
 
 
@@ -105,6 +110,8 @@ def to_keras(kind, tensor, keras_shape):
         return np.ascontiguousarray(array.transpose(2, 3, 0, 1))
     if kind == "dense":
         return np.ascontiguousarray(array.reshape(keras_shape[::-1]).T)
+    if kind == "conv1d":
+        return np.ascontiguousarray(array.transpose(2, 1, 0)).reshape(keras_shape)
     return array.reshape(keras_shape)
 
 
@@ -125,4 +132,6 @@ def to_torch(kind, array):
         return np.ascontiguousarray(array.transpose(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw))
     if kind == "dense":
         return np.ascontiguousarray(array.T)
+    if kind == "conv1d":
+        return np.ascontiguousarray(array[0].transpose(2, 1, 0))
     return array

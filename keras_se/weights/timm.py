@@ -7,6 +7,10 @@ Six timm naming schemes cover the SE / SK models timm publishes:
   `layer1.0.se_module.fc1`, `last_linear`.
 - `"resnet"`: timm's `resnet.py` (`seresnet*`, `seresnext*`, `senet154`):
   `conv1`, `layer1.0.se.fc1`, `fc`; a deep stem is `conv1.0/1/3/4/6` + `bn1`.
+- `"resnet_d"`: timm's `resnet.py` with `avg_down` (the -D / -T and "aa"
+  variants: `seresnext26t_32x4d`, `ecaresnet50d`, ...): the shortcut is
+  `downsample.1` (conv) / `downsample.2` (BN) after its average pool; ECA
+  is `layer1.0.se.conv`.
 - `"sknet"`: timm's `sknet.py` bottlenecks (`skresnext50_32x4d`,
   `skresnet50`): the resnet.py stem and head, `ConvNormAct` blocks
   (`layer1.0.conv1.conv`, `layer1.0.conv1.bn`) and `SelectiveKernel`
@@ -47,10 +51,11 @@ from keras_se.weights import layouts
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.timm_variants import MOBILENETV3_ROWS, scheme_of_config
 
-SCHEMES = ("legacy", "resnet", "sknet", "sknet_basic", "vgg", "inception_resnet_v2", *MOBILENETV3_ROWS)
+SCHEMES = ("legacy", "resnet", "resnet_d", "sknet", "sknet_basic", "vgg", "inception_resnet_v2", *MOBILENETV3_ROWS)
 _SCHEME_NAMES = {
     "legacy": "timm senet.py",
     "resnet": "timm resnet.py",
+    "resnet_d": "timm resnet.py (avg_down)",
     "sknet": "timm sknet.py",
     "sknet_basic": "timm sknet.py (basic blocks)",
     "vgg": "timm vgg.py",
@@ -86,7 +91,7 @@ _STEM = {
         "predictions": "fc",
     },
 }
-_STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet"]
+_STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet_d"] = _STEM["resnet"]
 _STEM["vgg"] = {"pre_logits_fc1": "pre_logits.fc1", "pre_logits_fc2": "pre_logits.fc2", "predictions": "head.fc"}
 _STEM["inception_resnet_v2"] = {"predictions": "classif"}
 
@@ -164,9 +169,25 @@ def _sk_rules(conv):
 
 # keras_se block layer (after `stage{s}_block{b}_`) -> timm name (after `layer{i}.{j}.`).
 _PROJ = [(r"proj_conv", "downsample.0"), (r"proj_bn", "downsample.1")]
+_PROJ_AVG = [(r"proj_conv", "downsample.1"), (r"proj_bn", "downsample.2")]  # downsample.0 is the pool
 _BLOCK = {
     "legacy": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ, (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
-    "resnet": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ, (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2")],
+    "resnet": [
+        (r"conv(\d)", r"conv\1"),
+        (r"bn(\d)", r"bn\1"),
+        *_PROJ,
+        (r"se_reduce", "se.fc1"),
+        (r"se_expand", "se.fc2"),
+        (r"eca", "se.conv"),
+    ],
+    "resnet_d": [
+        (r"conv(\d)", r"conv\1"),
+        (r"bn(\d)", r"bn\1"),
+        *_PROJ_AVG,
+        (r"se_reduce", "se.fc1"),
+        (r"se_expand", "se.fc2"),
+        (r"eca", "se.conv"),
+    ],
     "sknet": [
         (r"conv([13])", r"conv\1.conv"),
         (r"bn([13])", r"conv\1.bn"),
@@ -268,6 +289,8 @@ def _weight_roles(layer):
         roles = [("weight", "conv")] + ([("bias", "vector")] if layer.use_bias else [])
     elif "Dense" in classes:
         roles = [("weight", "dense")] + ([("bias", "vector")] if layer.use_bias else [])
+    elif "EfficientChannelAttention" in classes:
+        roles = [("weight", "conv1d")]  # timm's EcaModule.conv
     else:
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has weights with no timm layout.")
     if len(roles) != len(layer.weights):
@@ -374,7 +397,8 @@ def detect_scheme(state):
     if "layer0.conv1.weight" in state or "last_linear.weight" in state:
         return "legacy"
     if "conv1.weight" in state or "conv1.0.weight" in state:
-        return "resnet"
+        # avg_down shortcuts put their BN at downsample.2 (downsample.0 is the pool).
+        return "resnet_d" if any(re.fullmatch(r"layer\d+\.\d+\.downsample\.2\.weight", key) for key in keys) else "resnet"
     return None
 
 
@@ -583,7 +607,12 @@ def _architecture_problems(model, scheme):
     stem = "stem_conv" if "stem_conv" in names else "stem_conv1"
     pad = _layer(model, "stem_pool_pad")
     pool = "pad" if pad is not None and tuple(map(tuple, pad.padding)) == ((1, 1), (1, 1)) else "ceil"
+    if "AveragePooling2D" in _class_names(_layer(model, "stem_pool")):
+        pool = "avg"
     want_pool = "ceil" if scheme == "legacy" else "pad"
+    # timm's "aa" variants pool the stem with nn.AvgPool2d(2): weights cannot tell.
+    if scheme == "resnet_d" and pool == "avg":
+        want_pool = "avg"
     if stem in names and "stem_pool" in names and pool != want_pool:
         problems.append((key(stem), f"timm's stem max pool is {want_pool!r}, the model's is {pool!r} (stem_pool)"))
 

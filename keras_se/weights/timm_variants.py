@@ -99,4 +99,6 @@ def scheme_of_config(registered_name, config):
         return None
     if config["attention"] == "sk":
         return "sknet_basic" if config["depth"] in (18, 34) else "sknet"
+    if config.get("avg_down"):
+        return "resnet_d"
     return "legacy" if config["stem_pool"] == "ceil" else "resnet"
