@@ -42,7 +42,8 @@ def _cfg(tag, interpolation="bicubic", crop_pct=0.875, size=224, mean=IMAGENET_M
 
 # timm model -> its default pretrained tag and input convention. Models of
 # TIMM_VARIANTS missing here have no published weights in timm
-# (seresnet18/34/101/152, skresnet50: "untrained").
+# (seresnet18/34/101/152, skresnet50, seresnet50t, seresnetaa50d,
+# resnet50t: "untrained").
 TIMM_PRETRAINED = {
     "legacy_seresnet18": _cfg("in1k"),
     "legacy_seresnet34": _cfg("in1k", "bilinear"),
@@ -57,6 +58,23 @@ TIMM_PRETRAINED = {
     "seresnext50_32x4d": _cfg("racm_in1k"),
     "seresnext101_32x4d": _cfg("gluon_in1k"),
     "senet154": _cfg("gluon_in1k"),
+    "seresnext26d_32x4d": _cfg("bt_in1k"),
+    "seresnext26t_32x4d": _cfg("bt_in1k"),
+    "seresnet152d": _cfg("ra2_in1k", crop_pct=0.95, size=256),
+    "seresnext101d_32x8d": _cfg("ah_in1k", crop_pct=0.95),
+    "seresnextaa101d_32x8d": _cfg("sw_in12k_ft_in1k_288", crop_pct=0.95, size=288),
+    "ecaresnet26t": _cfg("ra2_in1k", size=256),
+    "ecaresnet50d": _cfg("miil_in1k"),
+    "ecaresnet50t": _cfg("ra2_in1k", size=256),
+    "ecaresnet101d": _cfg("miil_in1k"),
+    "ecaresnetlight": _cfg("miil_in1k"),
+    "resnet26d": _cfg("bt_in1k"),
+    "resnet26t": _cfg("ra2_in1k", crop_pct=0.94, size=256),
+    "resnet50d": _cfg("ra2_in1k"),
+    "resnet101d": _cfg("ra2_in1k", crop_pct=0.95, size=256),
+    "resnet152d": _cfg("ra2_in1k", crop_pct=0.95, size=256),
+    "resnetaa50d": _cfg("sw_in12k_ft_in1k", crop_pct=0.95),
+    "resnext50d_32x4d": _cfg("bt_in1k"),
     "skresnet18": _cfg("ra_in1k"),
     "skresnet34": _cfg("ra_in1k"),
     "skresnext50_32x4d": _cfg("ra_in1k"),

@@ -12,6 +12,13 @@ the SE width to make_divisible(C / 16, 8).
 """
 
 _RESNET_PY = dict(stride_on="3x3", stem_pool="pad", se_divisor=8)
+# timm's resnet.py -D / -T / "aa" variants: deep (tiered) stems of width 32,
+# average-pool shortcuts, and for "aa" average-pool anti-aliasing.
+_AVG_DOWN = dict(_RESNET_PY, stem_width=32, avg_down=True)
+_D = dict(_AVG_DOWN, stem="deep")
+_T = dict(_AVG_DOWN, stem="deep_tiered")
+_AA = dict(_D, aa=True, stem_pool="avg")
+_ECA = dict(attention="eca")
 
 # timm name -> (keras_se model, builder options, timm naming scheme)
 TIMM_VARIANTS = {
@@ -25,6 +32,27 @@ TIMM_VARIANTS = {
     "seresnext50_32x4d": ("se_resnext50_32x4d", _RESNET_PY, "resnet"),
     "seresnext101_32x4d": ("se_resnext101_32x4d", _RESNET_PY, "resnet"),
     "senet154": ("senet154", dict(_RESNET_PY, dropout=0.0), "resnet"),
+    # -D / -T / "aa" SE and ECA ResNets and their plain twins (timm resnet.py).
+    "seresnext26d_32x4d": ("se_resnext50_32x4d", dict(_D, depth=26), "resnet_d"),
+    "seresnext26t_32x4d": ("se_resnext50_32x4d", dict(_T, depth=26), "resnet_d"),
+    "seresnet50t": ("se_resnet50", _T, "resnet_d"),
+    "seresnetaa50d": ("se_resnet50", _AA, "resnet_d"),
+    "seresnet152d": ("se_resnet152", _D, "resnet_d"),
+    "seresnext101d_32x8d": ("se_resnext101_32x4d", dict(_D, base_width=8), "resnet_d"),
+    "seresnextaa101d_32x8d": ("se_resnext101_32x4d", dict(_AA, base_width=8), "resnet_d"),
+    "ecaresnet26t": ("se_resnet50", dict(_T, depth=26, **_ECA), "resnet_d"),
+    "ecaresnet50d": ("se_resnet50", dict(_D, **_ECA), "resnet_d"),
+    "ecaresnet50t": ("se_resnet50", dict(_T, **_ECA), "resnet_d"),
+    "ecaresnet101d": ("se_resnet101", dict(_D, **_ECA), "resnet_d"),
+    "ecaresnetlight": ("se_resnet50", dict(_AVG_DOWN, blocks=(1, 1, 11, 3), **_ECA), "resnet_d"),  # a 7x7 stem
+    "resnet26d": ("resnet50", dict(_D, depth=26), "resnet_d"),
+    "resnet26t": ("resnet50", dict(_T, depth=26), "resnet_d"),
+    "resnet50d": ("resnet50", _D, "resnet_d"),
+    "resnet50t": ("resnet50", _T, "resnet_d"),
+    "resnet101d": ("resnet101", _D, "resnet_d"),
+    "resnet152d": ("resnet152", _D, "resnet_d"),
+    "resnetaa50d": ("resnet50", _AA, "resnet_d"),
+    "resnext50d_32x4d": ("resnext50_32x4d", _D, "resnet_d"),
     "skresnext50_32x4d": ("sknet50", {}, "sknet"),
     # timm's skresnet*: SK paths on channel halves of the input (split_input),
     # groups 1, attention width make_divisible(C / 8, 16) = max(C / 8, 16)
