@@ -62,7 +62,8 @@ class GpuRun:
         signal or exit status);
       - "timeout": no answer within the time limit;
       - "not run": no GPU adapter or no accelerator library (`reason` says
-        how to fix it). Never counted as passed.
+        how to fix it), or `to_tflite(..., verify=False)`. Never counted as
+        passed.
     """
 
     status: str
