@@ -131,7 +131,9 @@ def report(rows, args):
         run = r["gpu_accelerator"]
         parity = run.get("parity") or {}
         ran = "fully accelerated" if run["passed"] else f"{run['status']}: {run['reason'][:120]}"
-        kernel = "" if run.get("kernel_relative_l2") is None else f"{run['kernel_relative_l2']:.1e}"
+        kernel = (
+            f"{run['kernel_relative_l2']:.1e}" if run.get("kernel_relative_l2") is not None else "not run" if run["status"] == "ran" else ""
+        )
         verdict = "pass" if r["verdict"] == "pass" else "fails: " + _why(r["verdict"])
         cpu, gpu = r.get("cpu_ms"), r.get("gpu_ms")
         lines.append(

@@ -266,9 +266,8 @@ def _print_gpu(results, console):
         run = r.get("gpu_accelerator")
         parity = (run or {}).get("parity")
         verdict = "not run (verify off)" if run is None else "fully accelerated" if run["passed"] else run["status"]
-        kernel = run.get("kernel_relative_l2") if run else None
         cells = [
-            "" if kernel is None else f"{kernel:.1e}",
+            _kernel_cell(run),
             *([f"{parity['relative_l2']:.1e}", _top1(parity), f"{parity['top5_agreement']:.0%}"] if parity else ["", "", ""]),
         ]
         table.add_row(os.path.basename(r["path"]), r["gpu_rules"], verdict, *cells)
@@ -287,8 +286,20 @@ def _print_gpu(results, console):
         if (r.get("gpu_accelerator") or {}).get("status") == "not run":
             console.print(f"[bold yellow]GPU not run[/] for {os.path.basename(r['path'])}: {r['gpu_accelerator']['reason']}")
     for r in results:
+        run = r.get("gpu_accelerator") or {}
+        if run.get("status") == "ran" and run.get("kernel_relative_l2") is None:
+            console.print(f"[bold yellow]GPU kernels not checked[/] for {os.path.basename(r['path'])}: {run['kernel_check']}")
+    for r in results:
         for finding in r["gpu_findings"]:
             console.print(f"note: {os.path.basename(r['path'])}: {finding}")
+
+
+def _kernel_cell(run):
+    """The float32 kernel check's cell: the relative L2, "not run" when the file ran without it, else blank."""
+    if not run or run["status"] != "ran":
+        return ""
+    kernel = run.get("kernel_relative_l2")
+    return "not run" if kernel is None else f"{kernel:.1e}"
 
 
 def _cmd_bench(args):

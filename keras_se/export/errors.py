@@ -10,4 +10,4 @@ class VerificationError(ValueError):
 
 
 class GpuNotRunWarning(UserWarning):
-    """`to_tflite(gpu=True)` could not run the file on a GPU (no adapter): only the rules were checked."""
+    """`to_tflite(gpu=True)` did not run the file on a GPU (no adapter, or `verify=False`): only the rules were checked."""

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from keras_se.export.verify import dequantize_output, quantize_input
+from keras_se.export.verify import GPU_KERNEL_RELATIVE_L2, dequantize_output, quantize_input
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gpu_child.py")
 _LIBRARY = "libLiteRtWebGpuAccelerator.so"
@@ -62,7 +62,8 @@ class GpuRun:
         signal or exit status);
       - "timeout": no answer within the time limit;
       - "not run": no GPU adapter or no accelerator library (`reason` says
-        how to fix it). Never counted as passed.
+        how to fix it), or `to_tflite(..., verify=False)`. Never counted as
+        passed.
     """
 
     status: str
@@ -74,8 +75,10 @@ class GpuRun:
     latency_ms: float = None
     runs: int = 0
     # Set by `keras_se.export.verify.compare_on_gpu`: the same file with
-    # float32 kernels on the GPU against LiteRT's CPU runtime.
+    # float32 kernels on the GPU against LiteRT's CPU runtime, or (None)
+    # why that run gave nothing to compare.
     kernel_relative_l2: float = None
+    kernel_reason: str = ""
 
     @property
     def passed(self):
@@ -88,11 +91,23 @@ class GpuRun:
             return "fully accelerated" if self.fully_accelerated else "partly accelerated"
         return f"{self.status}: {self.reason}"
 
+    def kernel_verdict(self):
+        """The float32 kernel check in a few words: "within bound", "wrong: ...", "not run: ...".
+
+        "not run" is never a pass: without the float32 run a wrong kernel
+        cannot be told from float16 rounding.
+        """
+        if self.kernel_relative_l2 is None:
+            return f"not run: {self.kernel_reason or 'the file did not run on the GPU'}"
+        if self.kernel_relative_l2 <= GPU_KERNEL_RELATIVE_L2:
+            return "within bound"
+        return f"wrong: relative L2 {self.kernel_relative_l2:.3g} (bound {GPU_KERNEL_RELATIVE_L2})"
+
     def to_dict(self, parity=None):
         """A JSON-ready record (without the outputs), with `parity` (a `Parity`) when given."""
         record = dataclasses.asdict(self)
         record.pop("outputs")
-        record.update(passed=self.passed, parity=dataclasses.asdict(parity) if parity else None)
+        record.update(passed=self.passed, kernel_check=self.kernel_verdict(), parity=dataclasses.asdict(parity) if parity else None)
         return record
 
 

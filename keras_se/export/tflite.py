@@ -18,6 +18,7 @@ from keras_se.quantization.configs import is_qat_model
 from keras_se.tflite_file import read_tflite
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
+VERIFY_OFF = "verify=False: the file was not run on LiteRT's GPU accelerator (no kernel or float16 check); only the classic rules were"
 
 
 @dataclasses.dataclass
@@ -172,8 +173,9 @@ def to_tflite(
             runtime and float16 outputs within `GPU_RELATIVE_L2` of Keras
             (float files). A refusal by either, a crash, a wrong kernel or a
             float16 parity failure fails the conversion. Where the machine
-            has no GPU adapter the run is "not run" (a `GpuNotRunWarning`),
-            never a pass.
+            has no GPU adapter, or with `verify=False`, the run is "not run"
+            (a `GpuNotRunWarning`, and `gpu_run.status` says so), never a
+            pass.
         overwrite: bool, defaults to False. Replace an existing file.
         verify: bool, defaults to True. Run the file in LiteRT on a few
             inputs and compare with Keras (`Parity`); float32 must agree
@@ -231,6 +233,8 @@ def to_tflite(
         parity.check(quantize)
     if gpu:
         gpu_checks = gpu_verdicts(data, quantize, *((inputs, reference) if verify else ()))
+        if not verify:
+            gpu_checks["gpu_run"] = GpuRun("not run", VERIFY_OFF)
     findings, gpu_run = gpu_checks["gpu_findings"], gpu_checks["gpu_run"]
     refused = [str(f) for f in findings if f.severity == "error"]
     if refused:

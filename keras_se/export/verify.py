@@ -263,7 +263,9 @@ def compare_on_gpu(tflite, samples, reference):
     Two runs: float16 (what phones run), compared with Keras (`Parity`);
     and, for files that ran, float32 kernels compared with LiteRT's CPU
     runtime on the same file (`GpuRun.kernel_relative_l2`), which tells a
-    wrong kernel from float16 rounding.
+    wrong kernel from float16 rounding. When the float32 run gives no fully
+    accelerated outputs, `kernel_relative_l2` stays None and
+    `GpuRun.kernel_reason` says why (`check_gpu_run` fails on it).
 
     Args:
         tflite: the file or its bytes.
@@ -279,7 +281,11 @@ def compare_on_gpu(tflite, samples, reference):
     if run.outputs is None:
         return run, None
     exact = run_on_gpu_accelerator(tflite, samples, precision="float32")
-    if exact.outputs is not None:
+    if exact.outputs is None:
+        run.kernel_reason = exact.verdict()  # "crashed: ...", "timeout: ...", "refused: ...", "not run: ..."
+    elif not exact.passed:
+        run.kernel_reason = "partly accelerated with float32 kernels (some ops ran on the CPU)"
+    else:
         run.kernel_relative_l2 = relative_l2(run_tflite(tflite, samples), exact.outputs)
     where = "software adapter" if run.software else "hardware adapter"
     runtime = f"LiteRT GPU accelerator ({where})"
@@ -289,13 +295,20 @@ def compare_on_gpu(tflite, samples, reference):
 def check_gpu_run(run, parity, quantize=None):
     """Raises `VerificationError` unless a `compare_on_gpu` result passes.
 
-    Fully accelerated; for float files (float32, float16), float32 kernels
-    within `GPU_KERNEL_RELATIVE_L2` of the CPU runtime and float16 outputs
-    within `GPU_RELATIVE_L2` of Keras; the top-1 rule of `Parity.check`.
+    Fully accelerated; for float files (float32, float16), a float32 kernel
+    run that happened (a crash, timeout or refusal of it fails), within
+    `GPU_KERNEL_RELATIVE_L2` of the CPU runtime, and float16 outputs within
+    `GPU_RELATIVE_L2` of Keras; the top-1 rule of `Parity.check`.
     """
     if not run.passed:
         raise VerificationError(f"LiteRT GPU accelerator: {run.verdict()}")
-    if quantize in (None, "float16") and not (run.kernel_relative_l2 or 0.0) <= GPU_KERNEL_RELATIVE_L2:
+    if quantize in (None, "float16") and run.kernel_relative_l2 is None:
+        # Without it a wrong kernel cannot be told from float16 rounding: not checked is not passed.
+        raise VerificationError(
+            f"LiteRT GPU accelerator: the float32 kernel run did not happen ({run.kernel_reason or 'no outputs'}), "
+            "so the GPU kernels are not checked"
+        )
+    if quantize in (None, "float16") and not run.kernel_relative_l2 <= GPU_KERNEL_RELATIVE_L2:
         raise VerificationError(
             f"LiteRT GPU accelerator computes this file wrong: with float32 kernels its outputs differ from "
             f"LiteRT's CPU runtime by relative L2 {run.kernel_relative_l2:.3g} (bound {GPU_KERNEL_RELATIVE_L2})"

@@ -111,7 +111,9 @@ def _markdown(manifest):
         run = row["gpu_accelerator"]
         ran = "fully accelerated" if run["passed"] else f"{run['status']}: {run['reason']}"
         rel = f"{run['parity']['relative_l2']:.1e}" if run.get("parity") else ""
-        kernel = "" if run.get("kernel_relative_l2") is None else f"{run['kernel_relative_l2']:.1e}"
+        kernel = (
+            f"{run['kernel_relative_l2']:.1e}" if run.get("kernel_relative_l2") is not None else "not run" if run["status"] == "ran" else ""
+        )
         gpu_ms = f"{row['gpu_latency_ms']:.1f}" if row.get("gpu_latency_ms") is not None else ""
         lines.append(
             f"| {row['path']} | {row['size_bytes'] / 2**20:.1f} | {sum(row['ops'].values())} | {top} | "

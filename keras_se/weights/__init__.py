@@ -10,7 +10,7 @@ checkpoints for the residual SE / SK networks (`.safetensors` without torch;
 
 import os
 
-from keras_se.weights.hub import WeightsUnavailableError, load_from_hub
+from keras_se.weights.hub import UncheckedWeightsWarning, WeightsUnavailableError, load_from_hub
 from keras_se.weights.imagenet import decode_predictions, imagenet_classes, preprocess_input
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.pretrained import HF_PREFIX, pretrained_config, pretrained_weights
@@ -28,6 +28,7 @@ TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 __all__ = [
     "SCHEMES",
+    "UncheckedWeightsWarning",
     "WeightsUnavailableError",
     "decode_predictions",
     "detect_scheme",

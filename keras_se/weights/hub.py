@@ -5,24 +5,32 @@ the Hugging Face cache shared with timm and transformers (`HF_HOME`,
 default `~/.cache/huggingface`; `HF_HUB_CACHE` for the hub folder alone),
 interrupted downloads resume, a cached file is used without contacting the
 Hub once it is there, and `HF_HUB_OFFLINE=1` never touches the network.
-A cached file is checked against the SHA-256 the cache names it by before
-any weight is set: a truncated or corrupt file is an error, never a
-half-loaded model.
+A cached file is checked against the hash the cache names it by (SHA-256
+for LFS files, the git blob id otherwise) before any weight is set: a
+truncated or corrupt file is an error, never a half-loaded model. A copy
+the cache does not name by its hash cannot be checked that way: an
+`UncheckedWeightsWarning` says so.
 """
 
 import hashlib
 import os
 import re
+import warnings
 
 from keras_se.weights.io import read_state_dict
 from keras_se.weights.pretrained import HF_PREFIX, imagenet_source, parse_hf, repo_id
 
 WEIGHTS_FILE = "model.safetensors"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 class WeightsUnavailableError(ValueError):
     """The weights are neither in the Hugging Face cache nor reachable on the Hub."""
+
+
+class UncheckedWeightsWarning(UserWarning):
+    """A cached weights file could not be checked against its hash (only the safetensors reader checked it)."""
 
 
 def resolve(weights, model_name):
@@ -81,23 +89,36 @@ def download(repo, filename=WEIGHTS_FILE, revision=None):
 
 
 def check_cached_file(path, repo):
-    """Raises `ValueError` unless a cached file's bytes have the SHA-256 its cache blob is named by.
+    """Raises `ValueError` unless a cached file's bytes have the hash its cache blob is named by.
 
-    The Hugging Face cache stores a large (LFS) file as `blobs/<sha256>` and
-    links it from `snapshots/<revision>/`; a copy that is not such a link
-    (a `local_dir` download, a cache on a file system without links) is
-    checked by the safetensors reader alone.
+    The Hugging Face cache stores each file as `blobs/<etag>` and links it
+    from `snapshots/<revision>/`: the etag of a large (LFS) file is its
+    SHA-256, that of a small one its git blob id (SHA-1 of
+    `blob <size>\\0` and the bytes). A copy that is not such a link (a cache
+    on a file system without links keeps plain files) carries no hash to
+    check: an `UncheckedWeightsWarning` says so, and only the safetensors
+    reader's checks (header, sizes) apply.
     """
     blob = os.path.realpath(path)
     expected = os.path.basename(blob)
-    if blob == os.path.abspath(path) or not _SHA256.fullmatch(expected):
+    if os.path.islink(path) and _SHA256.fullmatch(expected):
+        digest, what = hashlib.sha256(), "SHA-256"
+    elif os.path.islink(path) and _GIT_SHA1.fullmatch(expected):
+        digest, what = hashlib.sha1(f"blob {os.path.getsize(blob)}\0".encode()), "git blob id"
+    else:
+        warnings.warn(
+            f"{repo}: the cached {os.path.basename(path)} was not checked against a hash: {path} is not a link to "
+            "a cache blob named by its hash (a cache without symbolic links keeps plain copies); only the "
+            "safetensors reader's checks apply. Delete it and load again where links work to have it checked.",
+            UncheckedWeightsWarning,
+            stacklevel=3,
+        )
         return
-    digest = hashlib.sha256()
     with open(blob, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
     if digest.hexdigest() != expected:
-        raise ValueError(_corrupt(repo, path, f"its SHA-256 is {digest.hexdigest()[:12]}..., the Hub's is {expected[:12]}..."))
+        raise ValueError(_corrupt(repo, path, f"its {what} is {digest.hexdigest()[:12]}..., the Hub's is {expected[:12]}..."))
 
 
 def _corrupt(repo, path, why):

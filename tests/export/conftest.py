@@ -54,3 +54,25 @@ def gpu_adapter(not_run):
         not_run(f"LiteRT GPU accelerator: {run.reason}")
     assert run.passed, run.verdict()
     return run
+
+
+@pytest.fixture
+def float32_gpu_run_fails(monkeypatch):
+    """`float32_gpu_run_fails(status, reason, fully_accelerated=None)`: the GPU accelerator's float16 run
+    gives LiteRT's CPU outputs, fully accelerated; its float32 kernel run gives what it is told (no outputs,
+    or partly accelerated ones). No GPU needed."""
+
+    def patch(status, reason="", fully_accelerated=None):
+        from keras_se.export import gpu_run
+        from keras_se.export.verify import run_tflite
+
+        def fake(tflite, samples=None, runs=0, warmup=2, timeout=gpu_run.DEFAULT_TIMEOUT, precision="float16"):
+            outputs = run_tflite(tflite, samples)
+            if precision == "float16":
+                return gpu_run.GpuRun("ran", fully_accelerated=True, adapter="fake", software=True, outputs=outputs)
+            ran = status == "ran"
+            return gpu_run.GpuRun(status, reason, fully_accelerated=fully_accelerated, outputs=outputs if ran else None)
+
+        monkeypatch.setattr(gpu_run, "run_on_gpu_accelerator", fake)
+
+    return patch

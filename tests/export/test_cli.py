@@ -14,7 +14,7 @@ def keras_file(tmp_path_factory, tiny_se_model):
     return str(path)
 
 
-def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys):
+def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys, not_run):
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32"))
     out = tmp_path / "out"
     argv = [
@@ -39,11 +39,37 @@ def test_convert_keras_file_fp32_and_int8(keras_file, tmp_path, capsys):
     # Both GPU verdicts for each file: the classic rules and LiteRT's accelerator.
     for r in report:
         assert r["gpu_rules"] == "pass"
-        assert r["gpu_accelerator"]["status"] in ("ran", "not run")
         assert r["gpu_accelerator"]["passed"] == (r["gpu_accelerator"]["status"] == "ran")
     # Existing outputs are kept without --force: one line, exit 2.
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+    # Last, so that the rest is checked where no GPU adapter exists: a GPU run
+    # that did not happen is "not run" (a failure under CI=true), never a pass.
+    for r in report:
+        if r["gpu_accelerator"]["status"] == "not run":
+            not_run(f"LiteRT GPU accelerator: {r['gpu_accelerator']['reason']}")
+        assert r["gpu_accelerator"]["passed"], r["gpu_accelerator"]
+
+
+def test_convert_reports_a_float32_kernel_run_that_did_not_happen(keras_file, tmp_path, capsys, float32_gpu_run_fails):
+    float32_gpu_run_fails("crashed", "the accelerator's process died (SIGSEGV (signal 11))")
+    # A float file: the conversion fails, one line, nothing written.
+    out = tmp_path / "f16"
+    assert main(["convert", keras_file, "--quantize", "float16", "--gpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "float32 kernel run did not happen (crashed: the accelerator's process died" in err
+    assert not out.exists() or os.listdir(out) == []
+    # An int8 file (no kernel bound for it): converted, and the table says the kernels were not checked.
+    out = tmp_path / "int8"
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32"))
+    argv = ["convert", keras_file, "--quantize", "int8", "--gpu", "--calib-npy", str(tmp_path / "calib.npy"), "--out", str(out)]
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "GPU kernels not checked for tiny_int8_gpu.tflite: not run: crashed: the accelerator's process died" in printed
+    assert main([*argv, "--format", "json", "--force"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["gpu_accelerator"]["kernel_relative_l2"] is None
+    assert record["gpu_accelerator"]["kernel_check"].startswith("not run: crashed")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Without a GPU these run on Mesa's software Vulkan driver (lavapipe), which
 and failures under CI=true), never passed.
 """
 
+import re
 from pathlib import Path
 
 import keras
@@ -18,7 +19,7 @@ from keras_se.export import check_gpu, to_tflite
 from keras_se.export.bench import measure_latency
 from keras_se.export.errors import GpuNotRunWarning, VerificationError
 from keras_se.export.forms import gpu_accelerator_fault
-from keras_se.export.gpu_run import GpuAccelerator, adapter_of, run_on_gpu_accelerator
+from keras_se.export.gpu_run import GpuAccelerator, GpuRun, adapter_of, run_on_gpu_accelerator
 from keras_se.export.verify import GPU_RELATIVE_L2, parity_of
 from keras_se.layers import GroupConv2D
 
@@ -191,6 +192,47 @@ def test_a_kernel_the_gpu_computes_wrong_fails_the_conversion(gpu_adapter, tmp_p
     monkeypatch.undo()
     result = to_tflite(model, tmp_path / "m.tflite", quantize="float16", gpu=True)
     assert result.gpu_run.kernel_relative_l2 < 1e-5
+
+
+@pytest.mark.parametrize(
+    "status, reason, fully_accelerated, expected",
+    [
+        ("crashed", "the accelerator's process died (SIGSEGV (signal 11))", None, "crashed: the accelerator's process died"),
+        ("timeout", "no answer from the GPU accelerator within 600 s", None, "timeout: no answer"),
+        ("refused", "some ops are not accelerated", None, "refused: some ops are not accelerated"),
+        ("not run", "no GPU adapter", None, "not run: no GPU adapter"),
+        ("ran", "", False, "partly accelerated with float32 kernels"),
+    ],
+)
+def test_a_float32_kernel_run_that_did_not_happen_fails_the_conversion(
+    status, reason, fully_accelerated, expected, float32_gpu_run_fails, tiny_se_model, tmp_path
+):
+    # The float16 run passes (it gives the CPU runtime's own outputs): only the
+    # missing kernel check can fail it, and it must.
+    float32_gpu_run_fails(status, reason, fully_accelerated)
+    with pytest.raises(VerificationError, match=rf"float32 kernel run did not happen \({re.escape(expected)}"):
+        to_tflite(tiny_se_model, tmp_path / "m.tflite", quantize="float16", gpu=True)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_a_missing_kernel_run_is_never_a_pass_in_the_result(float32_gpu_run_fails, tiny_se_model, tmp_path):
+    from keras_se.export.tflite import gpu_verdicts
+    from keras_se.export.verify import check_gpu_run, keras_outputs
+
+    float32_gpu_run_fails("crashed", "the accelerator's process died (exit status 1)")
+    result = to_tflite(tiny_se_model, tmp_path / "m.tflite", quantize="float16", verify=False)
+    x = _x((1, 16, 16, 3), n=2)
+    checks = gpu_verdicts(result.path, "float16", x, keras_outputs(tiny_se_model, x))
+    run = checks["gpu_run"]
+    assert run.kernel_relative_l2 is None
+    assert run.kernel_verdict() == "not run: crashed: the accelerator's process died (exit status 1)"
+    assert run.to_dict(checks["gpu_parity"])["kernel_check"].startswith("not run: crashed")
+    for quantize in (None, "float16"):
+        with pytest.raises(VerificationError, match="float32 kernel run did not happen"):
+            check_gpu_run(run, checks["gpu_parity"], quantize)
+    ran = GpuRun("ran", fully_accelerated=True, kernel_relative_l2=2e-6)
+    assert ran.kernel_verdict() == "within bound" and ran.to_dict()["kernel_check"] == "within bound"
+    assert GpuRun("ran", fully_accelerated=True, kernel_relative_l2=0.3).kernel_verdict().startswith("wrong: relative L2 0.3")
 
 
 def test_gpu_parity_beyond_the_bound_fails_the_conversion(gpu_adapter, tiny_se_model, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_se.export import ConversionError, read_tflite, to_tflite
+from keras_se.export import ConversionError, GpuNotRunWarning, read_tflite, to_tflite
 from keras_se.export.calibration import RandomCalibrationWarning
 from keras_se.export.verify import FLOAT32_MAX_ABS, FLOAT32_MEAN_ABS, run_tflite
 
@@ -28,6 +28,15 @@ def test_float32_matches_keras_within_keras_hub_thresholds(tiny_se_model, tmp_pa
     assert max(len(t.shape) for t in graph.tensors) <= 4
     # Independent check of the written file (not the bytes verified in memory).
     np.testing.assert_allclose(run_tflite(result.path, _samples(2, 9)), tiny_se_model(_samples(2, 9)).numpy(), atol=FLOAT32_MAX_ABS)
+
+
+def test_gpu_preset_without_verify_says_the_accelerator_was_not_run(tiny_se_model, tmp_path):
+    with pytest.warns(GpuNotRunWarning, match="not run: verify=False.*no kernel or float16 check"):
+        result = to_tflite(tiny_se_model, tmp_path / "m.tflite", quantize="float16", gpu=True, verify=False)
+    assert result.gpu_run.status == "not run" and not result.gpu_run.passed and result.gpu_parity is None
+    record = result.to_dict()["gpu_accelerator"]
+    assert record["status"] == "not run" and record["passed"] is False and record["reason"].startswith("verify=False")
+    assert result.to_dict()["gpu_rules"] == "pass"
 
 
 def test_float16_halves_the_file(tmp_path):

@@ -105,6 +105,26 @@ def small_mount(path, size="256k", read_only=False):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+def fill(folder):
+    """Fills the file system of `folder` (a small tmpfs) with one file, so that nothing more fits.
+
+    A tmpfs's size is rounded up to whole pages (4 KiB on x86-64, 16 or 64
+    KiB on some ARM kernels): a small output can fit in what is left, and a
+    test of a full disk would then test nothing.
+    """
+    path = os.path.join(folder, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 512):
+            pass
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+    return path
+
+
 def fail_writes(monkeypatch, code=errno.ENOSPC):
     """Where no tmpfs can be mounted: the atomic writer's commit fails as a full disk would."""
     from keras_se import io_utils

@@ -208,8 +208,45 @@ def test_truncated_file_without_blob_link_is_refused(offline_cache, tmp_path, no
     _needs_fixture(not_run)
     snapshot = write_cache(offline_cache)
     (snapshot / "model.safetensors").write_bytes(CHECKPOINT.read_bytes()[:4096])
-    with pytest.raises(ValueError, match=r"timm/legacy_seresnet18.in1k are truncated or corrupt"):
-        keras_se.create_model("timm:legacy_seresnet18", weights="imagenet", input_shape=(32, 32, 3))
+    # No hash to check it against: said, and the reader still refuses it.
+    with pytest.warns(hub.UncheckedWeightsWarning, match="not checked against a hash"):
+        with pytest.raises(ValueError, match=r"timm/legacy_seresnet18.in1k are truncated or corrupt"):
+            keras_se.create_model("timm:legacy_seresnet18", weights="imagenet", input_shape=(32, 32, 3))
+
+
+def _linked(tmp_path, data, blob_name):
+    """`snapshots/rev/file` linking to `blobs/<blob_name>` holding `data`, as the Hugging Face cache lays it out."""
+    (tmp_path / "blobs").mkdir(exist_ok=True)
+    (tmp_path / "snapshots" / "rev").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "blobs" / blob_name).write_bytes(data)
+    link = tmp_path / "snapshots" / "rev" / "file"
+    link.unlink(missing_ok=True)
+    os.symlink(os.path.join("..", "..", "blobs", blob_name), link)
+    return link
+
+
+def test_cached_file_is_checked_against_its_sha256_or_git_blob_id(tmp_path, recwarn):
+    data = bytes(range(256)) * 40
+    source = tmp_path / "source"
+    source.write_bytes(data)
+    # The git blob id, from git itself: what the Hub names a small (non-LFS) file's blob by.
+    git_id = subprocess.run(["git", "hash-object", str(source)], capture_output=True, text=True, check=True).stdout.strip()
+    for name, what in [(hashlib.sha256(data).hexdigest(), "SHA-256"), (git_id, "git blob id")]:
+        hub.check_cached_file(_linked(tmp_path, data, name), REPO)
+        damaged = bytearray(data)
+        damaged[1000] ^= 0xFF
+        with pytest.raises(ValueError, match=rf"truncated or corrupt \(its {what} is .*Nothing was loaded"):
+            hub.check_cached_file(_linked(tmp_path, bytes(damaged), name), REPO)
+    assert not [w for w in recwarn if issubclass(w.category, hub.UncheckedWeightsWarning)]
+
+
+def test_cached_file_without_a_hash_says_it_was_not_checked(tmp_path):
+    plain = tmp_path / "model.safetensors"
+    plain.write_bytes(b"whatever")
+    with pytest.warns(hub.UncheckedWeightsWarning, match=rf"{REPO}: the cached model.safetensors was not checked.*only the safetensors"):
+        hub.check_cached_file(plain, REPO)
+    with pytest.warns(hub.UncheckedWeightsWarning, match="not checked against a hash"):
+        hub.check_cached_file(_linked(tmp_path, b"whatever", "not-a-hash"), REPO)
 
 
 def test_weights_of_another_architecture_named(seresnet18_cache):

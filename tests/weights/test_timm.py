@@ -57,13 +57,13 @@ MNV3_ATOL = 1e-6
 ALL = [name if name in QUICK else pytest.param(name, marks=pytest.mark.large) for name in timm_reference.ARCHS if name not in MOBILENETV3]
 
 
-def _needs_fixture():
+def _needs_fixture(not_run):
     if not CHECKPOINT.is_file():
-        pytest.skip(f"timm fixture not present at {FIXTURES}")
+        not_run(f"timm fixture not present at {FIXTURES}")
 
 
-def _fixture_io():
-    _needs_fixture()
+def _fixture_io(not_run):
+    _needs_fixture(not_run)
     data = np.load(FIXTURES / "legacy_seresnet18_io.npz")
     return data["input_nchw"].transpose(0, 2, 3, 1), data["logits"]
 
@@ -98,8 +98,8 @@ def _synthetic(name):
 
 
 @pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
-def test_fixture_reproduces_timm_logits(flavour):
-    x, logits = _fixture_io()
+def test_fixture_reproduces_timm_logits(flavour, not_run):
+    x, logits = _fixture_io(not_run)
     # timm returns logits, so no softmax; the fixture's input is 224 x 224.
     model = keras_se.create_model("timm:legacy_seresnet18", classifier_activation=None, weights=CHECKPOINT, flavour=flavour)
     y = model(x, training=False)
@@ -107,16 +107,16 @@ def test_fixture_reproduces_timm_logits(flavour):
     assert np.abs(y - logits).max() <= ATOL
 
 
-def test_fixture_through_load_timm_with_softmax_head():
-    x, logits = _fixture_io()
+def test_fixture_through_load_timm_with_softmax_head(not_run):
+    x, logits = _fixture_io(not_run)
     model = keras_se.create_model("timm:legacy_seresnet18")
     assert load_timm(model, str(CHECKPOINT)) is model
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     np.testing.assert_allclose(_predict(model, x), expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
 
 
-def test_fixture_has_timm_reference_names_and_keras_se_exports_them():
-    _needs_fixture()
+def test_fixture_has_timm_reference_names_and_keras_se_exports_them(not_run):
+    _needs_fixture(not_run)
     from keras_se.weights import read_state_dict
 
     state = read_state_dict(CHECKPOINT)
@@ -125,8 +125,8 @@ def test_fixture_has_timm_reference_names_and_keras_se_exports_them():
     assert _shapes(to_timm_state_dict(_model("timm:legacy_seresnet18"))) == reference
 
 
-def test_fixture_into_include_top_false_backbone():
-    x, _ = _fixture_io()
+def test_fixture_into_include_top_false_backbone(not_run):
+    x, _ = _fixture_io(not_run)
     full = keras_se.create_model("timm:legacy_seresnet18", weights=CHECKPOINT)
     backbone = keras_se.create_model("timm:legacy_seresnet18", include_top=False, pooling="avg", weights=CHECKPOINT)
     features = keras.Model(full.input, full.get_layer("avg_pool").output)
@@ -150,11 +150,11 @@ def test_timm_state_into_include_top_false_backbone(name, size):
             np.testing.assert_array_equal(actual, expected)
 
 
-def test_loaded_model_converts_to_tflite_and_still_matches_timm(tmp_path):
+def test_loaded_model_converts_to_tflite_and_still_matches_timm(tmp_path, not_run):
     from keras_se.export import to_tflite
     from keras_se.export.verify import run_tflite
 
-    x, logits = _fixture_io()
+    x, logits = _fixture_io(not_run)
     model = keras_se.create_model("timm:legacy_seresnet18", classifier_activation=None, weights=CHECKPOINT)
     path = tmp_path / "legacy_seresnet18.tflite"
     to_tflite(model, path, verify=False)
@@ -290,8 +290,8 @@ def _assert_refused(model, checkpoint, pattern):
     return str(info.value)
 
 
-def test_file_of_another_timm_model():
-    _needs_fixture()
+def test_file_of_another_timm_model(not_run):
+    _needs_fixture(not_run)
     message = _assert_refused(
         _model("timm:seresnet18"),
         CHECKPOINT,
@@ -302,8 +302,8 @@ def test_file_of_another_timm_model():
     assert "The checkpoint has timm senet.py names; the model's architecture is that of timm resnet.py" in message
 
 
-def test_file_of_a_deeper_and_a_bottleneck_model():
-    _needs_fixture()
+def test_file_of_a_deeper_and_a_bottleneck_model(not_run):
+    _needs_fixture(not_run)
     _assert_refused(_model("timm:legacy_seresnet34"), CHECKPOINT, r"first offending tensor 'layer1.2.conv1.weight': missing")
     _assert_refused(
         _model("timm:legacy_seresnet50"),
@@ -328,14 +328,14 @@ def test_a_missing_tensor():
     _assert_refused(_model("timm:seresnet50"), state, r"first offending tensor 'layer2.3.bn2.running_var': missing")
 
 
-def test_classifier_of_another_size():
-    _needs_fixture()
+def test_classifier_of_another_size(not_run):
+    _needs_fixture(not_run)
     _assert_refused(
         _model("timm:legacy_seresnet18", classes=10), CHECKPOINT, r"'last_linear.weight': shape \(1000, 512\).*include_top=False"
     )
 
 
-def test_same_tensors_other_architecture():
+def test_same_tensors_other_architecture(not_run):
     # Identical names and shapes; only what weights cannot show differs.
     state = _synthetic("seresnet50")
     _assert_refused(_model("se_resnet50"), state, r"first offending tensor 'conv1.weight': timm's stem max pool is 'pad'")
@@ -344,7 +344,7 @@ def test_same_tensors_other_architecture():
     )
     _assert_refused(_model("timm:seresnet50", se_position="post"), state, r"'layer1.0.se.fc1.weight': timm's SE takes stage2_block1_bn3")
     _assert_refused(_model("timm:seresnet50", se_gate="hard_sigmoid"), state, r"'layer1.0.se.fc1.weight': timm's SE gate is a sigmoid")
-    _needs_fixture()
+    _needs_fixture(not_run)
     _assert_refused(_model("se_resnet18"), CHECKPOINT, r"'layer1.0.conv2.weight': timm's basic block has a ReLU after bn2")
 
 
@@ -366,10 +366,10 @@ def test_unsupported_and_foreign_checkpoints():
     _assert_refused(_model("se_mobilenet"), _synthetic("seresnet18"), r"'se_mobilenet' has layers with no counterpart.*residual")
 
 
-def test_bad_files_through_create_model(tmp_path, monkeypatch):
+def test_bad_files_through_create_model(tmp_path, monkeypatch, not_run):
     with pytest.raises(ValueError, match="weights file not found"):
         keras_se.create_model("timm:seresnet18", input_shape=(64, 64, 3), weights=tmp_path / "missing.safetensors")
-    _needs_fixture()
+    _needs_fixture(not_run)
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(CHECKPOINT.read_bytes()[:100_000])
     with pytest.raises(ValueError, match="truncated or corrupt"):
@@ -465,17 +465,17 @@ def test_to_timm_state_dict_scheme_follows_the_architecture():
 # --- MobileNetV3 (timm's mobilenetv3.py) -------------------------------------------
 
 
-def _mnv3_fixture_io():
+def _mnv3_fixture_io(not_run):
     if not MNV3_CHECKPOINT.is_file():
-        pytest.skip(f"timm fixture not present at {FIXTURES}")
+        not_run(f"timm fixture not present at {FIXTURES}")
     data = np.load(FIXTURES / "mobilenetv3_small_100_io.npz")
     return data["input_nchw"].transpose(0, 2, 3, 1), data["logits"]
 
 
 @pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
-def test_mobilenetv3_fixture_reproduces_timm_logits(flavour):
+def test_mobilenetv3_fixture_reproduces_timm_logits(flavour, not_run):
     # tf_keras spells hard-swish as (x / 6) * relu6(x + 3): the same function.
-    x, logits = _mnv3_fixture_io()
+    x, logits = _mnv3_fixture_io(not_run)
     model = keras_se.create_model("timm:mobilenetv3_small_100", classifier_activation=None, weights=MNV3_CHECKPOINT, flavour=flavour)
     y = model(x, training=False)
     y = y.numpy() if hasattr(y, "numpy") else keras.ops.convert_to_numpy(y)
@@ -483,8 +483,8 @@ def test_mobilenetv3_fixture_reproduces_timm_logits(flavour):
     assert np.abs(logits).max() > 50 * MNV3_ATOL  # the bound is not vacuous
 
 
-def test_mobilenetv3_fixture_has_timm_reference_names():
-    _mnv3_fixture_io()
+def test_mobilenetv3_fixture_has_timm_reference_names(not_run):
+    _mnv3_fixture_io(not_run)
     from keras_se.weights import read_state_dict
 
     assert _shapes(read_state_dict(MNV3_CHECKPOINT)) == timm_reference.state_shapes("mobilenetv3_small_100")
@@ -502,8 +502,8 @@ def test_mobilenetv3_names_shapes_and_round_trip(name):
         np.testing.assert_array_equal(exported[key], value, err_msg=key)
 
 
-def test_mobilenetv3_checkpoints_that_do_not_fit():
-    _mnv3_fixture_io()
+def test_mobilenetv3_checkpoints_that_do_not_fit(not_run):
+    _mnv3_fixture_io(not_run)
     _assert_refused(
         _model("timm:mobilenetv3_large_100"),
         MNV3_CHECKPOINT,
@@ -521,13 +521,13 @@ def test_mobilenetv3_checkpoints_that_do_not_fit():
     )
 
 
-def test_mobilenetv3_fixture_into_features_only_backbones():
+def test_mobilenetv3_fixture_into_features_only_backbones(not_run):
     """timm's features_only: each feature is the full model's stage output, and the last one leads to timm's logits.
 
     The backbone leaves out the head (conv_head, classifier) and every block
     after its last feature; the rest of the checkpoint loads, all or nothing.
     """
-    x, logits = _mnv3_fixture_io()
+    x, logits = _mnv3_fixture_io(not_run)
     x = x[:1]
     full = keras_se.create_model("timm:mobilenetv3_small_100", classifier_activation=None, weights=MNV3_CHECKPOINT)
     backbone = keras_se.create_model("timm:mobilenetv3_small_100", features_only=True, out_indices=(0, 1, 2, 3, 4), weights=MNV3_CHECKPOINT)
@@ -546,8 +546,8 @@ def test_mobilenetv3_fixture_into_features_only_backbones():
     np.testing.assert_allclose(_predict(pooled, x), features[-1].mean(axis=(1, 2)), atol=1e-6)
 
 
-def test_mobilenetv3_backbone_still_refuses_a_checkpoint_without_a_tensor_it_needs():
-    _mnv3_fixture_io()
+def test_mobilenetv3_backbone_still_refuses_a_checkpoint_without_a_tensor_it_needs(not_run):
+    _mnv3_fixture_io(not_run)
     from keras_se.weights import read_state_dict
 
     state = read_state_dict(MNV3_CHECKPOINT)
