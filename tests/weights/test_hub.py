@@ -277,7 +277,15 @@ def test_pretrained_weights_table():
     assert set(table) <= registered
 
 
-@pytest.mark.parametrize("name, repo", [("se_resnet18", REPO), ("mobilenetv3_small", MNV3_REPO)])
+@pytest.mark.parametrize(
+    "name, repo",
+    [
+        ("se_resnet18", REPO),
+        ("mobilenetv3_small", MNV3_REPO),
+        ("timm:ecaresnet26t", "timm/ecaresnet26t.ra2_in1k"),
+        ("timm:seresnext26t_32x4d", "timm/seresnext26t_32x4d.bt_in1k"),
+    ],
+)
 def test_pretrained_config_equals_timm_hub_config(name, repo, not_run):
     import json
 
@@ -345,3 +353,14 @@ def test_convert_command_offline_without_cache_is_one_line(tmp_path, offline_cac
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "timm/legacy_seresnet18.in1k" in err and "hf download" in err
+
+
+def test_ecaresnet26t_imagenet_weights_through_the_cache(offline_cache, not_run):
+    """weights="imagenet" on a timm -T alias loads its default release (the shared fixture as that release)."""
+    checkpoint = FIXTURES / "ecaresnet26t.safetensors"
+    _needs_fixture(not_run, checkpoint)
+    write_cache(offline_cache, "timm/ecaresnet26t.ra2_in1k", {"model.safetensors": checkpoint})
+    data = np.load(FIXTURES / "ecaresnet26t_io.npz")
+    model = keras_se.create_model("timm:ecaresnet26t", weights="imagenet", classifier_activation=None, input_shape=(224, 224, 3))
+    y = _predict(model, data["input_nchw"].transpose(0, 2, 3, 1))
+    assert np.linalg.norm(y - data["logits"]) / np.linalg.norm(data["logits"]) <= 1e-4

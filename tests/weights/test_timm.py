@@ -54,7 +54,15 @@ MNV3_CHECKPOINT = FIXTURES / "mobilenetv3_small_100.safetensors"
 # MobileNetV3's fixture logits are at most 0.087 (random weights); measured
 # differences are <= 6.6e-8 (Keras 3 and tf_keras): 1e-6 is 15 times that.
 MNV3_ATOL = 1e-6
-ALL = [name if name in QUICK else pytest.param(name, marks=pytest.mark.large) for name in timm_reference.ARCHS if name not in MOBILENETV3]
+# timm's -D / -T / "aa" variants: data/timm_logits.npz predates them; their
+# logits are checked on the shared fixtures (real timm models) below.
+RESNET_D = [name for name, (_, args) in timm_reference.ARCHS.items() if args.get("avg_down")]
+RESNET_D_FIXTURES = ("seresnext26t_32x4d", "ecaresnet26t")
+ALL = [
+    name if name in QUICK else pytest.param(name, marks=pytest.mark.large)
+    for name in timm_reference.ARCHS
+    if name not in MOBILENETV3 and name not in RESNET_D
+]
 
 
 def _needs_fixture(not_run):
@@ -175,6 +183,56 @@ def test_every_timm_model_has_a_reference():
     names = sorted([*timm_reference.ARCHS, "vgg16_bn", "inception_resnet_v2"])
     assert timm_models() == names
     assert keras_se.list_models("timm:*") == [f"timm:{n}" for n in names]
+
+
+@pytest.mark.parametrize(
+    "name",
+    # One per stem and block kind by default (the fixtures' two, a plain -D, the 7x7-stem light one);
+    # the deeper ones are the same layers (xlarge).
+    [
+        name
+        if name in (*RESNET_D_FIXTURES, "resnet26d", "ecaresnetlight")
+        else pytest.param(name, marks=[pytest.mark.large, pytest.mark.xlarge])
+        for name in RESNET_D
+    ],
+)
+def test_resnet_d_names_shapes_and_round_trip(name):
+    model = _model(f"timm:{name}")
+    reference = timm_reference.state_shapes(name)
+    assert _shapes(to_timm_state_dict(model)) == reference
+    state = _synthetic(name)
+    load_timm(model, state)
+    exported = to_timm_state_dict(model)
+    for key, value in state.items():
+        np.testing.assert_array_equal(exported[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", RESNET_D_FIXTURES)
+def test_resnet_d_fixtures_reproduce_timm_logits(name, not_run):
+    checkpoint = FIXTURES / f"{name}.safetensors"
+    if not checkpoint.is_file():
+        not_run(f"timm fixture not present at {checkpoint}")
+    from safetensors.numpy import load_file
+
+    # The reference (written from timm's source) names the real model's tensors.
+    assert _shapes(load_file(checkpoint)) == timm_reference.state_shapes(name)
+    data = np.load(FIXTURES / f"{name}_io.npz")
+    model = keras_se.create_model(f"timm:{name}", classifier_activation=None, weights=checkpoint)
+    y = _predict(model, data["input_nchw"].transpose(0, 2, 3, 1))
+    logits = data["logits"]
+    # Measured 4.9e-7 (seresnext26t_32x4d) and 9.3e-7 (ecaresnet26t): float32 summation order.
+    bound = 1e-4
+    assert np.linalg.norm(y - logits) / np.linalg.norm(logits) <= bound
+    # The bound is not vacuous: one block's attention left out moves the logits past it.
+    perturbed = keras_se.create_model(f"timm:{name}", classifier_activation=None, weights=checkpoint)
+    layer = next(
+        layer
+        for layer in perturbed.layers
+        if layer.name.startswith("stage3_block1_") and layer.weights and ("_se_" in layer.name or layer.name.endswith("_eca"))
+    )
+    layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    z = _predict(perturbed, data["input_nchw"].transpose(0, 2, 3, 1))
+    assert np.linalg.norm(z - logits) / np.linalg.norm(logits) > bound
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -82,6 +82,32 @@ ARCHS = {
     ),
     "mobilenetv3_large_100": ("mobilenetv3", dict(variant="large")),
     "mobilenetv3_small_100": ("mobilenetv3", dict(variant="small")),
+    # resnet.py's -D / -T / "aa" variants (aa_layer=nn.AvgPool2d has no weights).
+    **{
+        name: ("resnet", dict(block="Bottleneck", layers=layers, stem_width=32, stem_type=stem, avg_down=True, **extra))
+        for name, layers, stem, extra in (
+            ("resnet26d", (2, 2, 2, 2), "deep", {}),
+            ("resnet26t", (2, 2, 2, 2), "deep_tiered", {}),
+            ("resnet50d", (3, 4, 6, 3), "deep", {}),
+            ("resnet50t", (3, 4, 6, 3), "deep_tiered", {}),
+            ("resnet101d", (3, 4, 23, 3), "deep", {}),
+            ("resnet152d", (3, 8, 36, 3), "deep", {}),
+            ("resnetaa50d", (3, 4, 6, 3), "deep", {}),
+            ("resnext50d_32x4d", (3, 4, 6, 3), "deep", dict(cardinality=32, base_width=4)),
+            ("seresnext26d_32x4d", (2, 2, 2, 2), "deep", dict(cardinality=32, base_width=4, attn="se")),
+            ("seresnext26t_32x4d", (2, 2, 2, 2), "deep_tiered", dict(cardinality=32, base_width=4, attn="se")),
+            ("seresnet50t", (3, 4, 6, 3), "deep_tiered", dict(attn="se")),
+            ("seresnetaa50d", (3, 4, 6, 3), "deep", dict(attn="se")),
+            ("seresnet152d", (3, 8, 36, 3), "deep", dict(attn="se")),
+            ("seresnext101d_32x8d", (3, 4, 23, 3), "deep", dict(cardinality=32, base_width=8, attn="se")),
+            ("seresnextaa101d_32x8d", (3, 4, 23, 3), "deep", dict(cardinality=32, base_width=8, attn="se")),
+            ("ecaresnet26t", (2, 2, 2, 2), "deep_tiered", dict(attn="eca")),
+            ("ecaresnet50d", (3, 4, 6, 3), "deep", dict(attn="eca")),
+            ("ecaresnet50t", (3, 4, 6, 3), "deep_tiered", dict(attn="eca")),
+            ("ecaresnet101d", (3, 4, 23, 3), "deep", dict(attn="eca")),
+            ("ecaresnetlight", (1, 1, 11, 3), "", dict(attn="eca")),
+        )
+    },
 }
 
 # timm's `_gen_mobilenet_v3` arch_def strings, verbatim (non-minimal variants).
@@ -131,6 +157,11 @@ PUBLISHED_PARAMS = {
     # timm's model cards; keras.applications' MobileNetV3Large / Small agree.
     "mobilenetv3_large_100": 5_483_032,
     "mobilenetv3_small_100": 2_542_856,
+    # timm's counts, as the issue that asked for them and the shared fixtures' JSON record them.
+    "seresnextaa101d_32x8d": 93_588_280,
+    "ecaresnet50d": 25_576_350,
+    "seresnext26t_32x4d": 16_806_976,
+    "ecaresnet26t": 16_011_916,
 }
 
 
@@ -204,16 +235,18 @@ def _resnet(
     block_reduce_first=1,
     attn=None,
     sk_kwargs=None,
+    avg_down=False,
 ):
     s = {}
     deep = "deep" in stem_type
     inplanes = stem_width * 2 if deep else 64
     if deep:
-        s["conv1.0.weight"] = (stem_width, 3, 3, 3)
-        s |= _bn("conv1.1", stem_width)
-        s["conv1.3.weight"] = (stem_width, stem_width, 3, 3)
-        s |= _bn("conv1.4", stem_width)
-        s["conv1.6.weight"] = (inplanes, stem_width, 3, 3)
+        stem_chs = (3 * (stem_width // 4), stem_width) if "tiered" in stem_type else (stem_width, stem_width)
+        s["conv1.0.weight"] = (stem_chs[0], 3, 3, 3)
+        s |= _bn("conv1.1", stem_chs[0])
+        s["conv1.3.weight"] = (stem_chs[1], stem_chs[0], 3, 3)
+        s |= _bn("conv1.4", stem_chs[1])
+        s["conv1.6.weight"] = (inplanes, stem_chs[1], 3, 3)
     else:
         s["conv1.weight"] = (inplanes, 3, 7, 7)
     s |= _bn("bn1", inplanes)
@@ -222,7 +255,11 @@ def _resnet(
         stride = 1 if i == 0 else 2
         for b in range(blocks):
             p = f"layer{i + 1}.{b}"
-            if b == 0 and (stride != 1 or inplanes != planes * expansion):
+            if b == 0 and (stride != 1 or inplanes != planes * expansion) and avg_down:
+                # downsample_avg: Sequential(pool or Identity, conv 1x1, norm).
+                s[f"{p}.downsample.1.weight"] = (planes * expansion, inplanes, 1, 1)
+                s |= _bn(f"{p}.downsample.2", planes * expansion)
+            elif b == 0 and (stride != 1 or inplanes != planes * expansion):
                 kernel = 1 if stride == 1 else down_kernel_size  # downsample_conv
                 s[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, kernel, kernel)
                 s |= _bn(f"{p}.downsample.1", planes * expansion)
@@ -260,6 +297,9 @@ def _resnet(
                     f"{p}.se.fc2.weight": (out, rd, 1, 1),
                     f"{p}.se.fc2.bias": (out,),
                 }
+            elif attn == "eca":  # timm.layers.EcaModule(channels): Conv1d(1, 1, k, bias=False)
+                t = int(abs(math.log(out, 2) + 1) / 2)
+                s[f"{p}.se.conv.weight"] = (1, 1, max(t if t % 2 else t + 1, 3))
             inplanes = out
     s |= {"fc.weight": (1000, 512 * expansion), "fc.bias": (1000,)}
     return s
