@@ -65,3 +65,12 @@ def test_the_first_readme_example_runs_as_written():
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["PARAMS", str(stated)]
+
+
+def test_the_attention_plug_in_example_runs_as_written():
+    example = next(code for code in _examples() if "register_attention(" in code)
+    child = example + "\nprint('KINDS', *attention_kinds())\n"
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stated = re.search(r"attention_kinds\(\)  # \(([^)]*)\)", example).group(1).replace("'", "").replace(",", "").split()
+    assert proc.stdout.split()[-len(stated) - 1 :] == ["KINDS", *stated]
