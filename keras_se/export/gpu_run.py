@@ -29,7 +29,14 @@ import time
 
 import numpy as np
 
-from keras_se.export.verify import GPU_KERNEL_RELATIVE_L2, dequantize_output, quantize_input
+from keras_se.export.tensors import dequantize_output, quantize_input
+
+# The same file run on the GPU with float32 kernels (GpuOptions.enforce_f32)
+# against LiteRT's CPU runtime: both compute the file in float32, so what is
+# left is summation order (measured below 1e-5). A wrong kernel gives errors
+# of order 1 (0.27 to 1.0 for the faults keras_se.export.forms avoids),
+# whatever the model's float16 range.
+GPU_KERNEL_RELATIVE_L2 = 1e-3
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gpu_child.py")
 _LIBRARY = "libLiteRtWebGpuAccelerator.so"

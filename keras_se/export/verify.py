@@ -4,7 +4,10 @@ import dataclasses
 
 import numpy as np
 
+from keras_se.export import gpu_run
 from keras_se.export.errors import VerificationError
+from keras_se.export.gpu_run import GPU_KERNEL_RELATIVE_L2
+from keras_se.export.tensors import dequantize_output, quantize_input
 
 # keras-hub's LiteRT export tests: float32 outputs (probabilities) within these.
 FLOAT32_MAX_ABS = 5e-5
@@ -18,12 +21,6 @@ MIN_TOP1_AGREEMENT = 0.5
 # 2e-3 for timm's legacy_seresnet18 with real weights. The bound is about
 # eight times the worst; a wrong kernel gives errors of order 1.
 GPU_RELATIVE_L2 = 5e-2
-# The same file run on the GPU with float32 kernels (GpuOptions.enforce_f32)
-# against LiteRT's CPU runtime: both compute the file in float32, so what is
-# left is summation order (measured below 1e-5). A wrong kernel gives errors
-# of order 1 (0.27 to 1.0 for the faults keras_se.export.forms avoids),
-# whatever the model's float16 range.
-GPU_KERNEL_RELATIVE_L2 = 1e-3
 
 
 @dataclasses.dataclass
@@ -145,25 +142,6 @@ def make_interpreter(data, num_threads=1):
         return interpreter, "reference"
 
 
-def quantize_input(x, dtype, quantization):
-    """Float inputs as a file's input tensor takes them (int8/uint8 through its scale and zero point)."""
-    dtype = np.dtype(dtype)
-    if dtype in (np.int8, np.uint8):
-        scale, zero = quantization
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-    return np.asarray(x).astype(dtype)
-
-
-def dequantize_output(y, dtype, quantization):
-    """A file's output tensor as float32 (int8/uint8 through its scale and zero point)."""
-    y = np.asarray(y).astype("float32")
-    if np.dtype(dtype) in (np.int8, np.uint8):
-        scale, zero = quantization
-        y = (y - zero) * scale
-    return y
-
-
 def run_tflite(data, samples, num_threads=1):
     """Runs a TFLite model (bytes or path) on each sample, batch 1.
 
@@ -275,12 +253,11 @@ def compare_on_gpu(tflite, samples, reference):
     Returns:
         (`GpuRun`, `Parity`), the parity None when the file did not run.
     """
-    from keras_se.export.gpu_run import run_on_gpu_accelerator
 
-    run = run_on_gpu_accelerator(tflite, samples)
+    run = gpu_run.run_on_gpu_accelerator(tflite, samples)
     if run.outputs is None:
         return run, None
-    exact = run_on_gpu_accelerator(tflite, samples, precision="float32")
+    exact = gpu_run.run_on_gpu_accelerator(tflite, samples, precision="float32")
     if exact.outputs is None:
         run.kernel_reason = exact.verdict()  # "crashed: ...", "timeout: ...", "refused: ...", "not run: ..."
     elif not exact.passed:
