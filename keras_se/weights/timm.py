@@ -170,24 +170,12 @@ def _sk_rules(conv):
 # keras_se block layer (after `stage{s}_block{b}_`) -> timm name (after `layer{i}.{j}.`).
 _PROJ = [(r"proj_conv", "downsample.0"), (r"proj_bn", "downsample.1")]
 _PROJ_AVG = [(r"proj_conv", "downsample.1"), (r"proj_bn", "downsample.2")]  # downsample.0 is the pool
+# resnet.py's Bottleneck / BasicBlock; its attention module is `se` whatever the kind (create_attn).
+_RESNET_PY_BLOCK = [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), (r"se_reduce", "se.fc1"), (r"se_expand", "se.fc2"), (r"eca", "se.conv")]
 _BLOCK = {
     "legacy": [(r"conv(\d)", r"conv\1"), (r"bn(\d)", r"bn\1"), *_PROJ, (r"se_reduce", "se_module.fc1"), (r"se_expand", "se_module.fc2")],
-    "resnet": [
-        (r"conv(\d)", r"conv\1"),
-        (r"bn(\d)", r"bn\1"),
-        *_PROJ,
-        (r"se_reduce", "se.fc1"),
-        (r"se_expand", "se.fc2"),
-        (r"eca", "se.conv"),
-    ],
-    "resnet_d": [
-        (r"conv(\d)", r"conv\1"),
-        (r"bn(\d)", r"bn\1"),
-        *_PROJ_AVG,
-        (r"se_reduce", "se.fc1"),
-        (r"se_expand", "se.fc2"),
-        (r"eca", "se.conv"),
-    ],
+    "resnet": [*_PROJ, *_RESNET_PY_BLOCK],
+    "resnet_d": [*_PROJ_AVG, *_RESNET_PY_BLOCK],
     "sknet": [
         (r"conv([13])", r"conv\1.conv"),
         (r"bn([13])", r"conv\1.bn"),
