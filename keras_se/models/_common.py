@@ -1,8 +1,13 @@
-"""Pieces every builder shares: inputs, conv-BN-act, attention and the head."""
+"""Pieces every builder shares: one spec of the shared arguments, inputs, conv-BN-act, attention and the head."""
+
+import contextlib
+import functools
+import inspect
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
 from keras_se.layers.attention import check_attention, create_attention
+from keras_se.layers.namespace import as_flavour
 from keras_se.layers.squeeze_excite import GATES, apply_se, make_se_layers
 
 POOLINGS = (None, "avg", "max")
@@ -245,3 +250,121 @@ class Features:
             outputs say which level each is.
         """
         return inputs, [fl.layers.Identity(name=level_name(i))(self.tensors[i]) for i in self.out_indices]
+
+
+# The arguments every family shares (keras.applications' and keras-hub's,
+# attention, features), with their defaults; a family may change a default
+# (`builder(..., reduction=4)`), never the meaning.
+SHARED = dict(
+    attention="se",
+    attention_options=None,
+    include_top=True,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    reduction=16,
+    se_bias=True,
+    se_gate="sigmoid",
+    se_divisor=1,
+    se_stages=None,
+    dropout=0.0,
+    features_only=False,
+    out_indices=DEFAULT_OUT_INDICES,
+    dtype=None,
+)
+
+
+class Spec:
+    """The shared arguments of one graph, validated once: what a family's graph function builds from.
+
+    Attributes: `fl` (the flavour), `inputs` (the model input), `attention`
+    (an `Attention` or None), `features` (`Features`), and the arguments as
+    given (`include_top`, `classes`, `dropout`, ...). `attention_at(stage)`
+    is the attention of a stage's blocks, `head(x)` keras.applications' top.
+    """
+
+    def __init__(self, flavour, stages, min_size, default_size, arguments):
+        self.fl = as_flavour(flavour)
+        self.__dict__.update(arguments)
+        check_top(self.include_top, self.pooling, self.classes)
+        self.stages = check_stages(self.se_stages, stages)
+        self.attention = Attention.of(
+            self.attention, self.attention_options, self.reduction, self.se_bias, self.se_gate, self.se_divisor, self.fl.name
+        )
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+        self.features = Features(self.features_only, self.out_indices)
+        self.inputs, self.input_shape = model_inputs(self.fl, self.input_shape, self.input_tensor, min_size, default_size)
+
+    def attention_at(self, stage):
+        return self.attention if stage in self.stages else None
+
+    def head(self, x, include_top=None):
+        """keras.applications' top (`include_top` overrides the argument's): `(inputs, outputs)`."""
+        top = self.include_top if include_top is None else include_top
+        return head(self.fl, x, self.inputs, top, self.pooling, self.classes, self.classifier_activation, self.dropout)
+
+
+@contextlib.contextmanager
+def _dtype_policy(fl, dtype):
+    """Builds under `dtype` (a dtype policy name, keras-hub's `dtype=`), restoring the global policy after."""
+    if dtype is None:
+        yield
+        return
+    mixed_precision = fl.module.mixed_precision
+    previous = mixed_precision.global_policy()
+    try:
+        policy = mixed_precision.Policy(dtype) if fl.name == "tf_keras" else fl.module.dtype_policies.get(dtype)
+    except (ValueError, TypeError):
+        policy = None
+    if policy is None or not isinstance(dtype, str):
+        raise ValueError(
+            "dtype must be a dtype policy name ('float32', 'bfloat16', 'mixed_float16', 'mixed_bfloat16', 'float64', ...) "
+            f"or None for the global policy. Received: dtype={dtype!r}"
+        )
+    mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        mixed_precision.set_global_policy(previous)
+
+
+def builder(stages, min_size=32, default_size=224, **defaults):
+    """Declares a family's graph function: `graph(spec, *, family arguments)` becomes
+    `graph(flavour="keras", **arguments)` taking the shared arguments too.
+
+    The returned function's signature lists every argument with its default
+    (the shared ones, then the family's), which is what `SEModel` stores as
+    the model's config.
+
+    Args:
+        stages: the stage numbers `se_stages` may name.
+        min_size, default_size: the input's smallest and default height and width.
+        **defaults: the family's defaults for shared arguments.
+    """
+    unknown = sorted(set(defaults) - set(SHARED))
+    if unknown:
+        raise ValueError(f"defaults must name shared arguments ({', '.join(SHARED)}). Received: {unknown}")
+    shared = {**SHARED, **defaults}
+
+    def wrap(graph):
+        own = [p for name, p in inspect.signature(graph).parameters.items() if name != "spec"]
+
+        @functools.wraps(graph)
+        def full(flavour="keras", **arguments):
+            common = {name: arguments.pop(name, default) for name, default in shared.items()}
+            fl = as_flavour(flavour)
+            with _dtype_policy(fl, common["dtype"]):
+                spec = Spec(fl, stages, min_size, default_size, common)
+                return graph(spec, **arguments)
+
+        parameters = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in shared.items()]
+        parameters += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        parameters.append(inspect.Parameter("flavour", inspect.Parameter.KEYWORD_ONLY, default="keras"))
+        full.__signature__ = inspect.Signature(parameters)
+        return full
+
+    return wrap

@@ -3,7 +3,6 @@
 import keras
 
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -17,25 +16,8 @@ HEAD_KERNEL = 7
 HEAD_WIDTH = 4096
 
 
-def vgg_graph(
-    attention="se",
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
-    attention_options=None,
-    dropout=0.0,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES)
+def vgg_graph(spec):
     """The graph of VGG-16 with batch norm, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     Each convolution is 3x3 conv (with bias) -> BN -> ReLU, and SE sits after
@@ -86,41 +68,32 @@ def vgg_graph(
         - [Simonyan and Zisserman, Very Deep Convolutional Networks](https://arxiv.org/abs/1409.1556)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
-    layers = fl.layers
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    features = _common.Features(features_only, out_indices)
-
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
-    x = inputs
+    fl, layers, features = spec.fl, spec.fl.layers, spec.features
+    x = inputs = spec.inputs
     for stage, widths in zip(STAGES, VGG16):
         for b, filters in enumerate(widths, start=1):
             prefix = f"stage{stage}_block{b}"
             x = layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_conv")(x)
             x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
             x = layers.ReLU(name=f"{prefix}_relu")(x)
-            if se is not None and stage in stages:
-                x = se(layers, x, prefix)
+            if spec.attention_at(stage) is not None:
+                x = spec.attention(layers, x, prefix)
         if stage > 0:  # stage 0 works at stride 1, below feature 0
             if features.done(x):
                 return features.head(fl, inputs)
         x = layers.MaxPooling2D(2, strides=2, name=f"stage{stage}_pool")(x)
     if features.done(x):  # the last feature
         return features.head(fl, inputs)
-    if not include_top:
-        return _common.head(fl, x, inputs, False, pooling, classes, classifier_activation)
+    if not spec.include_top:
+        return spec.head(x)
     x = _adaptive_pool_up(layers, x, HEAD_KERNEL, "pre_logits_pool")
     x = layers.Conv2D(HEAD_WIDTH, HEAD_KERNEL, name="pre_logits_fc1")(x)
     x = layers.ReLU(name="pre_logits_relu1")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="pre_logits_dropout")(x)
+    if spec.dropout:
+        x = layers.Dropout(spec.dropout, name="pre_logits_dropout")(x)
     x = layers.Conv2D(HEAD_WIDTH, 1, name="pre_logits_fc2")(x)
     x = layers.ReLU(name="pre_logits_relu2")(x)
-    return _common.head(fl, x, inputs, True, pooling, classes, classifier_activation, dropout)
+    return spec.head(x)
 
 
 def adaptive_bins(size, out):
