@@ -351,9 +351,19 @@ def _accuracy(net, dataset):
 
 
 def check_model_kwargs(model, model_kwargs):
-    """Unknown builder arguments fail before any data is read, naming the argument."""
+    """Unknown builder arguments fail before any data is read, naming the argument.
+
+    `train` fits a classifier: a `features_only` backbone (a list of
+    feature maps) or a model without its top has no class scores to fit.
+    """
     import keras_se
 
+    for key, refused in (("features_only", True), ("include_top", False)):
+        if key in model_kwargs and bool(model_kwargs[key]) is refused:
+            raise ValueError(
+                f"train fits a classifier, and {key}={model_kwargs[key]!r} builds a model without one "
+                f"(fine-tune a classifier, then build the backbone from its weights). Received: {key}={model_kwargs[key]!r}"
+            )
     arguments = {key: value for key, value in model_kwargs.items() if key != "name"}
     keras_se.models.registry.get_entry(model).cls.architecture(**arguments)
 

@@ -59,6 +59,8 @@ def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
         ({"model": 3}, "model must be a registry name"),
         ({"model": "se_mobilenett"}, "Did you mean: se_mobilenet"),
         ({"model_kwargs": {"classes": 3}}, "model_kwargs must not set classes"),
+        ({"model_kwargs": {**TINY, "features_only": True}}, r"train fits a classifier.*Received: features_only=True"),
+        ({"model_kwargs": {**TINY, "include_top": False}}, r"train fits a classifier.*Received: include_top=False"),
         ({"epochs": -1}, "epochs must be an int >= 0"),
         ({"epochs": 0, "qat_epochs": 0}, "Nothing to train"),
         ({"batch_size": 0}, "batch_size must be a positive int"),
