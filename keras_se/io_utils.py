@@ -211,6 +211,15 @@ def _write_error(error, path):
     return None
 
 
+def _names_no_other_file(error, *folders):
+    """Whether an OSError names no file (a full disk) or one inside `folders`."""
+    filename = getattr(error, "filename", None)
+    if filename is None:
+        return True
+    filename = os.path.abspath(os.fsdecode(filename))
+    return any(filename == folder or filename.startswith(folder + os.sep) for folder in map(os.path.abspath, folders))
+
+
 @contextlib.contextmanager
 def atomic_output(path, overwrite=False, mode="wb"):
     """Yields a file handle whose contents replace `path` only on success.
@@ -321,7 +330,8 @@ def staged_directory(path, overwrite=False, allowed=None):
             os.unlink(os.path.join(target, _LOCK))
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        replacement = _write_error(error, path)
+        # An error about another file (an input read inside the block) is not the output's.
+        replacement = _write_error(error, path) if _names_no_other_file(error, staging, target) else None
         if replacement is not None:
             raise replacement from None
         raise

@@ -145,3 +145,82 @@ def test_nan_checkpoint_through_the_cli(tmp_path, timm_state, keras_se_cli):
     )
     assert_one_line(done.stderr, done.returncode, 2, key, "non-finite", "bad.safetensors")
     assert not os.path.exists(tmp_path / "o") or os.listdir(tmp_path / "o") == []
+
+
+# -- a damaged Hugging Face cache --------------------------------------------
+
+REPO = "timm/legacy_seresnet18.in1k"
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _damaged_cache(root, damage):
+    """A hub cache of REPO whose model.safetensors blob (or refs/main) is damaged; returns the damaged path."""
+    folder = root / ("models--" + REPO.replace("/", "--"))
+    (folder / "blobs").mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_bytes(b"\xff\xfe\x00main" if damage == "ref" else REVISION.encode())
+    snapshot = folder / "snapshots" / REVISION
+    snapshot.mkdir(parents=True)
+    blob = folder / "blobs" / ("ab" * 32)
+    if damage == "folder":
+        blob.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(blob)
+    else:
+        blob.write_bytes(b"never read")
+    os.symlink(os.path.relpath(blob, snapshot), snapshot / "model.safetensors")
+    return folder / "refs" / "main" if damage == "ref" else blob
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+@pytest.mark.parametrize("damage, what", [("folder", "is a folder"), ("fifo", "is a FIFO"), ("ref", "not UTF-8")])
+def test_damaged_cache_entry_is_named(offline_cache, damage, what):
+    import threading
+
+    damaged = _damaged_cache(offline_cache, damage)
+    opened = []
+    if damage == "fifo":
+        # A writer that returns only if the loader opens the FIFO for reading
+        # (which would otherwise wait for ever); the test then fails on `opened`.
+        def writer():
+            fd = os.open(damaged, os.O_WRONLY)
+            opened.append(True)
+            os.close(fd)
+
+        threading.Thread(target=writer, daemon=True).start()
+    model = keras_se.create_model("se_resnet18", input_shape=SIZE)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="damaged") as raised:
+        load_weights(model, "imagenet")
+    message = str(raised.value)
+    assert str(damaged) in message and what in message and "Nothing was loaded" in message and "\n" not in message
+    assert _same(model, before)
+    if damage == "fifo":
+        assert opened == []
+        os.close(os.open(damaged, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer thread end
+
+
+def test_damaged_cache_blob_inside_train_is_named(tmp_path, not_run):
+    import subprocess
+
+    from .conftest import cli_env, console_script
+
+    cache = tmp_path / "hub"
+    blob = _damaged_cache(cache, "folder")
+    argv = ["train", "se_resnet18", "--digits", "--epochs", "1", "--weights", "imagenet", "--output-dir", tmp_path / "run"]
+    env = {**cli_env(), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([console_script(not_run), *map(str, argv)], capture_output=True, text=True, timeout=300, env=env)
+    line = assert_one_line(done.stderr, done.returncode, 2, str(blob), "is a folder")
+    assert "cannot write" not in line
+    assert not (tmp_path / "run").exists()
