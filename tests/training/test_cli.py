@@ -51,6 +51,8 @@ def _error_line(capsys, argv):
         (["--digits", "--model-arg", "classes=3"], "--model-arg classes is set by keras-se train itself"),
         (["--digits", "--model-arg", "alpha=-1"], "alpha must be a positive number"),
         (["--digits", "--model-arg", "features_only=True"], "train fits a classifier, and features_only=True"),
+        (["--digits", "--cluster-timeout", "inf"], "--cluster-timeout must be a positive, finite number of seconds, got inf"),
+        (["--digits", "--cluster-timeout", "nan"], "--cluster-timeout must be a positive, finite number of seconds, got nan"),
     ],
 )
 def test_user_errors_are_one_line(capsys, tmp_path, argv, message):
