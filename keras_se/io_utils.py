@@ -204,6 +204,33 @@ def _default_mode():
     return 0o666 & ~umask
 
 
+def check_keras_archive(path):
+    """Raises `ValueError` naming `path` unless it is a whole `.keras` archive with a config.json.
+
+    Checked before Keras opens it, so that a truncated or damaged file is
+    called that, rather than whatever Keras' loader guesses ("File not found").
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file "
+            f"(not a .keras archive, or a truncated or damaged one: {error})"
+        ) from None
+    if damaged is not None:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file (the archive is damaged: {damaged} fails its CRC check)"
+        )
+    if "config.json" not in names:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file (the archive has no config.json: not Keras 3's format)"
+        )
+
+
 def _write_error(error, path):
     """An OSError from writing, as one that names the output (ENOSPC has no file name)."""
     if isinstance(error, OSError) and not isinstance(error, (FileExistsError, FileNotFoundError)) and error.errno:

@@ -90,22 +90,16 @@ def load_keras_file(path):
     The archive is checked first (a truncated or damaged zip), so that the
     message says what is wrong with the file rather than Keras' guess.
     """
-    import zipfile
-
     import keras
+
+    from keras_se.io_utils import check_keras_archive
 
     if not os.path.isfile(path):
         raise UserError(f"model file not found: {path}")
     try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
-        raise UserError(f"cannot load a Keras model from {path}: not a .keras archive, or a truncated or damaged one ({error})") from None
-    if damaged is not None:
-        raise UserError(f"cannot load a Keras model from {path}: the archive is damaged ({damaged} fails its CRC check)")
-    if "config.json" not in names:
-        raise UserError(f"cannot load a Keras model from {path}: the archive has no config.json (not a Keras 3 .keras file)")
+        check_keras_archive(path)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:

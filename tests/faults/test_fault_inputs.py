@@ -181,6 +181,15 @@ def test_truncated_keras_archive_is_one_line(tmp_path, tiny_model_files, capsys)
     assert_one_line(err, code, 2, "no config.json")
 
 
+def test_report_on_a_truncated_keras_file_says_what_it_is(tmp_path, tiny_model_files, keras_se_cli):
+    data = open(tiny_model_files["keras"], "rb").read()
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(data[: len(data) // 2])
+    done = keras_se_cli("report", cut)
+    line = assert_one_line(done.stderr, done.returncode, 2, "cut.keras", "not a readable .keras file", "truncated or damaged")
+    assert "not found" not in line
+
+
 @pytest.mark.parametrize(
     "array, message",
     [
