@@ -1,5 +1,6 @@
 """`keras-se convert`: a model to TFLite (and ONNX) files a phone can run, checked."""
 
+import errno
 import json
 import os
 
@@ -109,11 +110,15 @@ def load_keras_file(path):
 
 def _prepare_out(args, names):
     out = args.out
+    # OS errors keep their errno: keras_se.cli gives a read-only or full disk
+    # exit status 1 in every command, another OS error 2.
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create output directory {out}: {error.strerror}") from None
+        raise OSError(error.errno, f"cannot create output directory {out}: {error.strerror}") from None
     if not os.access(out, os.W_OK):
+        if os.statvfs(out).f_flag & os.ST_RDONLY:
+            raise OSError(errno.EROFS, f"output directory is not writable: {out}: {os.strerror(errno.EROFS)}")
         raise UserError(f"output directory is not writable: {out}")
     from keras_se.io_utils import refuse_overwrite
 

@@ -154,6 +154,10 @@ def test_read_only_outputs(tmp_path, tiny_model_files, capsys, monkeypatch, imag
         argv = ["train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--epochs", "1", "--model-arg", "alpha=0.25"]
         code, err = call_main(capsys, argv + ["--output-dir", mount / "run"])
         assert_one_line(err, code, 1, "Read-only file system")
+        code, err = call_main(capsys, ["convert", tiny_model_files["keras"], "--out", mount / "out", "--format", "json"])
+        assert_one_line(err, code, 1, "Read-only file system", "out")
+        code, err = call_main(capsys, ["convert", tiny_model_files["keras"], "--out", mount, "--format", "json"])
+        assert_one_line(err, code, 1, "Read-only file system")
         assert snapshot(mount) == {}
 
 
