@@ -199,6 +199,15 @@ def test_bench_names_a_file_that_litert_refuses(tmp_path, tiny_model_files, kera
             measure_latency(paths, runs=1, warmup=0)
 
 
+@pytest.mark.parametrize("which", ["file", "class folder"])
+def test_train_names_an_image_whose_name_is_not_utf8(tmp_path, image_folder, keras_se_cli, which):
+    old, new = (image_folder / "a" / "0.png", b"a/\xff0.png") if which == "file" else (image_folder / "b", b"b\xff")
+    os.rename(os.fsencode(old), os.fsencode(image_folder) + b"/" + new)
+    done = keras_se_cli("train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--output-dir", tmp_path / "run")
+    assert_one_line(done.stderr, done.returncode, 2, str(image_folder), repr(new), "not UTF-8")
+    assert not (tmp_path / "run").exists()
+
+
 def test_report_on_a_truncated_keras_file_says_what_it_is(tmp_path, tiny_model_files, keras_se_cli):
     data = open(tiny_model_files["keras"], "rb").read()
     cut = tmp_path / "cut.keras"
