@@ -577,4 +577,6 @@ def train(
             with open(os.path.join(output_dir, "train.json"), "w") as handle:  # staged: swapped in as a whole
                 handle.write(json.dumps(result.to_dict(), indent=2) + "\n")
     _distribute.remove_backups(backups)
+    if not chief:
+        result.files = {}  # its files were in a temporary folder, now deleted: the chief's are the run's
     return result

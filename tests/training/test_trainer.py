@@ -53,6 +53,14 @@ def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
         train("se_mobilenet", digits[0], epochs=1, model_kwargs=TINY, output_dir=tmp_path)
 
 
+def test_a_worker_other_than_the_chief_reports_no_files(digits, tmp_path, monkeypatch):
+    from keras_se.training import trainer
+
+    monkeypatch.setattr(trainer, "_is_chief", lambda strategy: False)  # as a multi_worker worker 1 is
+    result = train("se_mobilenet", digits[0], epochs=1, model_kwargs=TINY, output_dir=tmp_path / "run")
+    assert result.files == {} and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
 def test_checkpoint_bytes_load_as_save_weights_files(tmp_path, flavour):
     import importlib
