@@ -105,7 +105,11 @@ def build_parser():
     return parser
 
 
-# OS errors that are the machine's state rather than a mistake in the command.
+# OS errors that are the machine's state rather than a mistake in the command:
+# exit status 1 from every command (a read-only or full disk, an I/O error);
+# any other OS error (a missing folder, no permission) names the path the
+# command was given, exit status 2. Subcommands re-raise OS errors with
+# their errno, never as UserError, so that this one table decides.
 _ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.ENOMEM}
 
 

@@ -204,11 +204,47 @@ def _default_mode():
     return 0o666 & ~umask
 
 
+def check_keras_archive(path):
+    """Raises `ValueError` naming `path` unless it is a whole `.keras` archive with a config.json.
+
+    Checked before Keras opens it, so that a truncated or damaged file is
+    called that, rather than whatever Keras' loader guesses ("File not found").
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file "
+            f"(not a .keras archive, or a truncated or damaged one: {error})"
+        ) from None
+    if damaged is not None:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file (the archive is damaged: {damaged} fails its CRC check)"
+        )
+    if "config.json" not in names:
+        raise ValueError(
+            f"cannot load a Keras model from {path}: it is not a readable .keras file (the archive has no config.json: not Keras 3's format)"
+        )
+
+
 def _write_error(error, path):
     """An OSError from writing, as one that names the output (ENOSPC has no file name)."""
     if isinstance(error, OSError) and not isinstance(error, (FileExistsError, FileNotFoundError)) and error.errno:
         return OSError(error.errno, f"cannot write {path}: {error.strerror or error}")
     return None
+
+
+def _names_no_other_file(error, *folders):
+    """Whether an OSError names no file (a full disk) or one inside `folders`."""
+    filename = getattr(error, "filename", None)
+    if filename is None:
+        return True
+    filename = os.path.abspath(os.fsdecode(filename))
+    return any(filename == folder or filename.startswith(folder + os.sep) for folder in map(os.path.abspath, folders))
 
 
 @contextlib.contextmanager
@@ -321,7 +357,8 @@ def staged_directory(path, overwrite=False, allowed=None):
             os.unlink(os.path.join(target, _LOCK))
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        replacement = _write_error(error, path)
+        # An error about another file (an input read inside the block) is not the output's.
+        replacement = _write_error(error, path) if _names_no_other_file(error, staging, target) else None
         if replacement is not None:
             raise replacement from None
         raise

@@ -31,3 +31,18 @@ def test_atomic_write_uses_the_default_file_mode(tmp_path):
 def test_missing_directory_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_atomic(tmp_path / "missing" / "x.txt", "x")
+
+
+def test_staged_directory_blames_only_its_own_files(tmp_path):
+    from keras_se.io_utils import staged_directory
+
+    other = tmp_path / "cache" / "blob"
+    other.mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as raised:
+        with staged_directory(tmp_path / "run"):
+            open(other, "rb")  # an input read inside the block: its error names the input
+    assert raised.value.filename == str(other) and "cannot write" not in str(raised.value)
+    with pytest.raises(OSError, match=r"cannot write .*run: No space left on device"):
+        with staged_directory(tmp_path / "run"):
+            raise OSError(28, "No space left on device")  # no file named: the output's
+    assert sorted(os.listdir(tmp_path)) == ["cache"]

@@ -89,6 +89,10 @@ def load_keras_file(path):
     """Loads a `.keras` file for counting, with one-line errors."""
     import keras  # importing Keras registers keras_se's classes (keras_se/__init__.py)
 
+    from keras_se.io_utils import check_keras_archive
+
+    if _file_kind(path) == "keras":
+        check_keras_archive(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive

@@ -34,14 +34,26 @@ def _input(shape, dtype):
     return rng.uniform(0, 1, shape).astype(dtype)
 
 
+def _refused(path, error):
+    """LiteRT's error (a ValueError or RuntimeError that names no file) as one naming `path`."""
+    lines = str(error).strip().splitlines()
+    return ValueError(f"LiteRT cannot run {path}: {lines[0] if lines else type(error).__name__}")
+
+
 def _cpu_timer(path, threads):
-    interpreter, kernels = make_interpreter(str(path), threads)
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], _input(detail["shape"], detail["dtype"]))
+    try:
+        interpreter, kernels = make_interpreter(str(path), threads)
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], _input(detail["shape"], detail["dtype"]))
+    except (RuntimeError, ValueError) as error:  # e.g. an op version this LiteRT does not have
+        raise _refused(path, error) from None
 
     def invoke():
         start = time.perf_counter()
-        interpreter.invoke()
+        try:
+            interpreter.invoke()
+        except RuntimeError as error:
+            raise _refused(path, error) from None
         return (time.perf_counter() - start) * 1e3
 
     return invoke, kernels, None

@@ -1,5 +1,6 @@
 """`keras-se convert`: a model to TFLite (and ONNX) files a phone can run, checked."""
 
+import errno
 import json
 import os
 
@@ -90,22 +91,16 @@ def load_keras_file(path):
     The archive is checked first (a truncated or damaged zip), so that the
     message says what is wrong with the file rather than Keras' guess.
     """
-    import zipfile
-
     import keras
+
+    from keras_se.io_utils import check_keras_archive
 
     if not os.path.isfile(path):
         raise UserError(f"model file not found: {path}")
     try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
-        raise UserError(f"cannot load a Keras model from {path}: not a .keras archive, or a truncated or damaged one ({error})") from None
-    if damaged is not None:
-        raise UserError(f"cannot load a Keras model from {path}: the archive is damaged ({damaged} fails its CRC check)")
-    if "config.json" not in names:
-        raise UserError(f"cannot load a Keras model from {path}: the archive has no config.json (not a Keras 3 .keras file)")
+        check_keras_archive(path)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:
@@ -115,11 +110,15 @@ def load_keras_file(path):
 
 def _prepare_out(args, names):
     out = args.out
+    # OS errors keep their errno: keras_se.cli gives a read-only or full disk
+    # exit status 1 in every command, another OS error 2.
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create output directory {out}: {error.strerror}") from None
+        raise OSError(error.errno, f"cannot create output directory {out}: {error.strerror}") from None
     if not os.access(out, os.W_OK):
+        if os.statvfs(out).f_flag & os.ST_RDONLY:
+            raise OSError(errno.EROFS, f"output directory is not writable: {out}: {os.strerror(errno.EROFS)}")
         raise UserError(f"output directory is not writable: {out}")
     from keras_se.io_utils import refuse_overwrite
 

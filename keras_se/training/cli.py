@@ -89,8 +89,8 @@ def _cmd_train(args):
         value = getattr(args, name)
         if value < (1 if name == "batch_size" else 0):
             raise UserError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch_size' else '>= 0'}, got {value}")
-    if not args.cluster_timeout > 0:
-        raise UserError(f"--cluster-timeout must be positive, got {args.cluster_timeout}")
+    if not 0 < args.cluster_timeout < float("inf"):  # inf would wait for ever, nan compares false
+        raise UserError(f"--cluster-timeout must be a positive, finite number of seconds, got {args.cluster_timeout}")
     image_size = args.image_size or (32 if args.digits else 224)
     if image_size < 32:
         raise UserError(f"--image-size must be at least 32, got {image_size}")

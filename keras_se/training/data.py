@@ -53,6 +53,28 @@ def load_digits(image_size=32, test_size=DIGITS_TEST_SIZE, seed=DIGITS_SEED):
     return (x_train, y_train), (x_test, y_test)
 
 
+# The image files Keras' image_dataset_from_directory reads.
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def _check_names(directory, classes):
+    """Class folders and image files must have UTF-8 names: TensorFlow takes
+    paths as UTF-8 strings, and its error would name no file."""
+    for name in classes:
+        candidates = [name] + [
+            os.path.join(name, f) for f in os.listdir(os.path.join(directory, name)) if f.lower().endswith(IMAGE_SUFFIXES)
+        ]
+        for relative in candidates:
+            try:
+                relative.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(relative).decode("utf-8", "replace")
+                raise ValueError(
+                    f"cannot read images from {directory!r}: {shown!r} ({os.fsencode(relative)!r}) has a name that is not UTF-8, "
+                    "which TensorFlow cannot open; rename it"
+                ) from None
+
+
 def image_directory(directory, image_size, batch_size=32, validation_split=0.2, seed=0):
     """An image folder (one sub-folder per class) as training and validation sets.
 
@@ -92,6 +114,7 @@ def image_directory(directory, image_size, batch_size=32, validation_split=0.2, 
         )
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1). Received: validation_split={validation_split}")
+    _check_names(directory, classes)
     options = dict(
         labels="inferred",
         label_mode="int",

@@ -236,8 +236,8 @@ def multi_worker_strategy(timeout=CONNECT_TIMEOUT):
     import tensorflow as tf
     from tensorflow.python.eager import context
 
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds. Received: timeout={timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be a positive, finite number of seconds. Received: timeout={timeout!r}")
     cluster = parse_tf_config()
     if cluster is not None and context.context()._context_handle is not None:
         raise ClusterError(

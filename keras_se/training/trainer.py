@@ -325,6 +325,49 @@ def _compiled(module, build, strategy, sync_batchnorm, optimizer, learning_rate,
     return net
 
 
+def weights_bytes(module, model):
+    """The `.weights.h5` file `model.save_weights` would write, built in memory.
+
+    `module` is keras or tf_keras; both write the file through their
+    `saving_lib` (pinned versions, see setup.cfg), here into a buffer.
+    """
+    import importlib
+    import io
+
+    saving_lib = importlib.import_module(f"{module.__name__}.src.saving.saving_lib")
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(model, store, None, "", set())
+    store.close()
+    return buffer.getvalue()
+
+
+def checkpoint_callback(module, path):
+    """A `module.callbacks.Callback` that writes the weights to `path`
+    (formatted with `epoch`, from 1) after every epoch, as
+    `ModelCheckpoint(path, save_weights_only=True)` does.
+
+    ModelCheckpoint lets h5py write the file: on a full disk h5py raises a
+    multi-line error with the errno inside its text, prints "Exception
+    ignored" tracebacks as it frees the failed file, and can crash the
+    process at exit. The file is built in memory instead and written with
+    plain file I/O, whose failure is one `OSError` with its errno.
+    """
+
+    class Checkpoint(module.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            data = weights_bytes(module, self.model)
+            target = path.format(epoch=epoch + 1)
+            try:
+                with open(target, "wb") as handle:
+                    handle.write(data)
+            except OSError as error:
+                where = os.path.join(*target.split(os.sep)[-2:])  # checkpoints/<file>: the staging folder is hidden
+                raise OSError(error.errno, f"{error.strerror} (writing {where})") from None
+
+    return Checkpoint()
+
+
 def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress, backups=None):
     """Fits with per-epoch weight checkpoints and progress; returns the history as floats.
 
@@ -334,7 +377,7 @@ def _fit(module, net, label, epochs, train_ds, val_ds, output_dir, progress, bac
     callbacks = []
     if output_dir:
         checkpoint = os.path.join(output_dir, "checkpoints", f"{label.lower()}-epoch{{epoch:03d}}.weights.h5")
-        callbacks.append(module.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True))
+        callbacks.append(checkpoint_callback(module, checkpoint))
     if progress:
         callbacks.append(progress_callback(module.callbacks, label))
     if _distribute.is_multi_worker(net.distribute_strategy):  # Keras 3 fit fails there (see distribute)
@@ -351,9 +394,19 @@ def _accuracy(net, dataset):
 
 
 def check_model_kwargs(model, model_kwargs):
-    """Unknown builder arguments fail before any data is read, naming the argument."""
+    """Unknown builder arguments fail before any data is read, naming the argument.
+
+    `train` fits a classifier: a `features_only` backbone (a list of
+    feature maps) or a model without its top has no class scores to fit.
+    """
     import keras_se
 
+    for key, refused in (("features_only", True), ("include_top", False)):
+        if key in model_kwargs and bool(model_kwargs[key]) is refused:
+            raise ValueError(
+                f"train fits a classifier, and {key}={model_kwargs[key]!r} builds a model without one "
+                f"(fine-tune a classifier, then build the backbone from its weights). Received: {key}={model_kwargs[key]!r}"
+            )
     arguments = {key: value for key, value in model_kwargs.items() if key != "name"}
     keras_se.models.registry.get_entry(model).cls.architecture(**arguments)
 
@@ -524,4 +577,6 @@ def train(
             with open(os.path.join(output_dir, "train.json"), "w") as handle:  # staged: swapped in as a whole
                 handle.write(json.dumps(result.to_dict(), indent=2) + "\n")
     _distribute.remove_backups(backups)
+    if not chief:
+        result.files = {}  # its files were in a temporary folder, now deleted: the chief's are the run's
     return result

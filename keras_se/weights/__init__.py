@@ -12,7 +12,7 @@ import os
 
 from keras_se.weights.hub import UncheckedWeightsWarning, WeightsUnavailableError, load_from_hub
 from keras_se.weights.imagenet import decode_predictions, imagenet_classes, preprocess_input
-from keras_se.weights.io import read_state_dict
+from keras_se.weights.io import check_keras_weights_file, read_state_dict
 from keras_se.weights.pretrained import HF_PREFIX, pretrained_config, pretrained_weights
 from keras_se.weights.timm import (
     SCHEMES,
@@ -92,6 +92,8 @@ def load_weights(model, weights, model_name=None):
         raise ValueError(f"weights file not found (weights takes None, 'imagenet', 'hf://...' or a file). Received: weights={path!r}")
     if path.endswith(TIMM_SUFFIXES):
         return load_timm(model, path)
+    # Keras sets whatever the file holds, NaN and integers included: check it whole first.
+    check_keras_weights_file(path, integers_allowed=any(not _is_float(w.dtype) for w in model.weights))
     try:
         model.load_weights(path)
     except (ValueError, KeyError) as error:
@@ -101,3 +103,7 @@ def load_weights(model, weights, model_name=None):
             hint = f" The file may hold a 1000-class classifier. Received: classes={config['classes']}."
         raise ValueError(f"weights file {path!r} does not fit this model ({error}).{hint}") from None
     return model
+
+
+def _is_float(dtype):
+    return "float" in str(getattr(dtype, "name", dtype))

@@ -15,6 +15,7 @@ the cache does not name by its hash cannot be checked that way: an
 import hashlib
 import os
 import re
+import stat
 import warnings
 
 from keras_se.weights.io import read_state_dict
@@ -68,7 +69,16 @@ def download(repo, filename=WEIGHTS_FILE, revision=None):
     from huggingface_hub import constants, errors, hf_hub_download
 
     try:
-        return hf_hub_download(repo, filename, revision=revision)
+        path = hf_hub_download(repo, filename, revision=revision)
+    except UnicodeDecodeError:
+        # huggingface_hub reads refs/<revision> as UTF-8 text and names no file.
+        ref = os.path.join(constants.HF_HUB_CACHE, "models--" + repo.replace("/", "--"), "refs", revision or "main")
+        if _is_utf8(ref):
+            raise
+        raise ValueError(
+            f"the Hugging Face cache of {repo} is damaged: {ref} is not a revision name (not UTF-8 text); "
+            f"delete it (or run `hf cache delete`) and load again. Nothing was loaded."
+        ) from None
     except errors.LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached"
         raise WeightsUnavailableError(
@@ -86,6 +96,38 @@ def download(repo, filename=WEIGHTS_FILE, revision=None):
         raise WeightsUnavailableError(
             f"{repo}: downloading {filename} failed ({str(error).splitlines()[0]}); {_fetch_hint(repo, filename)}."
         ) from None
+    _check_regular_file(path, repo)
+    return path
+
+
+def _check_regular_file(path, repo):
+    """A cached file that is not a regular file is refused without opening it:
+    reading a FIFO would wait for a writer for ever, a folder cannot be read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ValueError(_damaged(repo, path, f"not readable ({error.strerror or error})")) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+        raise ValueError(_damaged(repo, path, f"{kind}, not a regular file"))
+
+
+def _is_utf8(path):
+    try:
+        with open(path, "rb") as handle:
+            handle.read().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _damaged(repo, path, why):
+    return (
+        f"the cached weights of {repo} are damaged: {os.path.realpath(path)} is {why}; delete it "
+        f"(or run `hf cache delete`) and load again to download them anew. Nothing was loaded."
+    )
 
 
 def check_cached_file(path, repo):

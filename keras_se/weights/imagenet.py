@@ -51,6 +51,8 @@ def decode_predictions(preds, top=5):
     >>> wordnet_id, name, score = keras_se.decode_predictions(model.predict(x[None]))[0][0]
     """
     preds = np.asarray(preds)
+    if preds.dtype.kind not in "fiu":
+        raise ValueError(f"preds must hold numeric scores (float or int). Received: preds.dtype={preds.dtype}")
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError(f"preds must be a batch of 1000-class ImageNet predictions (N, 1000). Received: preds.shape={preds.shape}")
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 1000:
@@ -94,13 +96,18 @@ def preprocess_input(x, model=None, weights="imagenet", resize=True):
     """
     if model is None:
         config = _DEFAULT
-    else:
+    elif isinstance(model, str) or callable(getattr(model, "get_config", None)):
         name = model if isinstance(model, str) else model.get_config().get("name")
         config = pretrained_config(name, weights)
+    else:
+        raise ValueError(f"model must be a registered model name, a keras_se model or None. Received: model={model!r}")
     x = np.asarray(x)
     single = x.ndim == 3
     if x.ndim not in (3, 4) or x.shape[-1] != 3:
         raise ValueError(f"x must be RGB images (H, W, 3) or (N, H, W, 3). Received: x.shape={x.shape}")
+    if 0 in x.shape[-3:-1]:
+        raise ValueError(f"x must have a height and width of at least 1. Received: x.shape={x.shape}")
+    _check_pixels(x)
     x = x[None] if single else x
     x = x.astype("float32")
     height, width = config["input_size"][:2]
@@ -108,6 +115,20 @@ def preprocess_input(x, model=None, weights="imagenet", resize=True):
         x = _resize_and_crop(x, height, width, config["crop_pct"], config["interpolation"])
     x = (x / 255.0 - np.asarray(config["mean"], "float32")) / np.asarray(config["std"], "float32")
     return x[0] if single else x
+
+
+def _check_pixels(x):
+    """Values 0-255: uint8 or float images, or integers in that range; never 16-bit images."""
+    if x.dtype.kind == "f" or x.dtype == np.uint8:
+        return
+    if x.dtype == np.uint16:
+        raise ValueError(
+            "x must be 8-bit RGB (0-255, uint8 or float); 16-bit images need scaling first (x / 257). Received: x.dtype=uint16"
+        )
+    if x.dtype.kind not in "iu":
+        raise ValueError(f"x must hold pixel values 0-255 (uint8 or float). Received: x.dtype={x.dtype}")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise ValueError(f"x must hold pixel values 0-255 (uint8 or float). Received: x.dtype={x.dtype} with values {x.min()} to {x.max()}")
 
 
 def _resize_and_crop(x, height, width, crop_pct, interpolation):

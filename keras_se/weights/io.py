@@ -107,3 +107,65 @@ def _strip_module_prefix(state):
     if all(name.startswith("module.") for name in state):
         return {name[len("module.") :]: tensor for name, tensor in state.items()}
     return state
+
+
+def check_tensor_values(name, tensor):
+    """Raises `ValueError` naming tensor `name` unless it holds finite floats.
+
+    A float weight stored with an integer dtype (a file written by a
+    quantising or broken exporter) would load as whole numbers, and a NaN
+    or infinity would make every output NaN: both are refused before any
+    weight is set.
+    """
+    dtype = np.asarray(tensor).dtype
+    if dtype.name == "bfloat16":
+        tensor = np.asarray(tensor, np.float32)
+    elif dtype.kind != "f":
+        raise ValueError(f"tensor {name!r} is stored as {dtype.name}, not as floats: the file is not a float model's weights.")
+    finite = np.isfinite(tensor)
+    if not finite.all():
+        bad = np.asarray(tensor).reshape(-1)[np.argmin(finite.reshape(-1))]
+        raise ValueError(f"tensor {name!r} holds {int(finite.size - np.count_nonzero(finite))} non-finite values ({bad}).")
+
+
+def check_keras_weights_file(path, integers_allowed=False):
+    """Checks every tensor of a Keras `.weights.h5` file, or of the weights in a `.keras` file.
+
+    Raises `ValueError` (see `check_tensor_values`) naming the file and the
+    first offending tensor; `integers_allowed` skips the dtype check (for a
+    model that has integer variables of its own).
+    """
+    import io
+    import zipfile
+
+    import h5py
+
+    def check(handle):
+        def visit(name, item):
+            if not isinstance(item, h5py.Dataset):
+                return None
+            if integers_allowed and item.dtype.kind in "iub":
+                return None
+            try:
+                check_tensor_values(name, item[()])
+            except ValueError as error:
+                return str(error)
+            return None
+
+        problem = handle.visititems(visit)
+        if problem:
+            raise ValueError(f"{problem} Nothing was loaded. Received: weights={path!r}")
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                return
+            data = io.BytesIO(archive.read("model.weights.h5"))
+    else:
+        data = path
+    try:
+        handle = h5py.File(data, "r")
+    except OSError:
+        return  # not HDF5: Keras' own loader names what the file is not
+    with handle:
+        check(handle)

@@ -48,7 +48,7 @@ import numpy as np
 from keras_se.keras_graph import producer_layer
 from keras_se.naming import parse_layer_name
 from keras_se.weights import layouts
-from keras_se.weights.io import read_state_dict
+from keras_se.weights.io import check_tensor_values, read_state_dict
 from keras_se.weights.timm_variants import MOBILENETV3_ROWS, scheme_of_config
 
 SCHEMES = ("legacy", "resnet", "resnet_d", "sknet", "sknet_basic", "vgg", "inception_resnet_v2", *MOBILENETV3_ROWS)
@@ -484,6 +484,11 @@ def load_timm(model, checkpoint):
         problems.append((order.get(key, -1), key, "architecture", message))
     if problems:
         raise ValueError(_report(problems, source, model, scheme, model_timm))
+    for slot in slots:
+        try:
+            check_tensor_values(slot.key, state[slot.key])
+        except ValueError as error:
+            raise ValueError(f"{source}: {error} Nothing was loaded.") from None
 
     # Layer by layer, each checkpoint tensor dropped once set: the peak
     # memory is the checkpoint and one layer, not the checkpoint and the

@@ -389,7 +389,7 @@ def test_unknown_model_name():
     "content, match",
     [
         (b"plain text, not a model\n", "is not a Keras .* or TFLite .* model file"),
-        (None, "cannot read .* as a Keras model"),
+        (None, r"bad.keras: it is not a readable .keras file \(the archive has no config.json"),
     ],
 )
 def test_non_model_files(tmp_path, content, match):

@@ -181,6 +181,42 @@ def test_truncated_keras_archive_is_one_line(tmp_path, tiny_model_files, capsys)
     assert_one_line(err, code, 2, "no config.json")
 
 
+def test_bench_names_a_file_that_litert_refuses(tmp_path, tiny_model_files, keras_se_cli):
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(tiny_model_files["float32"])
+    (code,) = [c for c in model.operatorCodes if c.builtinCode == schema.BuiltinOperator.FULLY_CONNECTED]
+    code.version = 63  # well-formed, but no LiteRT has this version of the op
+    path = tmp_path / "future.tflite"
+    flatbuffer_utils.write_model(model, str(path))
+    done = keras_se_cli("bench", path, "--runs", "1", "--warmup", "0")
+    assert_one_line(done.stderr, done.returncode, 2, "future.tflite", "FULLY_CONNECTED")
+    from keras_se.export.bench import measure_latency
+
+    for paths in ([path], [tiny_model_files["float32"], path]):  # named alone, also as the --vs file
+        with pytest.raises(ValueError, match=r"^LiteRT cannot run \S*future.tflite: Didn't find op"):
+            measure_latency(paths, runs=1, warmup=0)
+
+
+@pytest.mark.parametrize("which", ["file", "class folder"])
+def test_train_names_an_image_whose_name_is_not_utf8(tmp_path, image_folder, keras_se_cli, which):
+    old, new = (image_folder / "a" / "0.png", b"a/\xff0.png") if which == "file" else (image_folder / "b", b"b\xff")
+    os.rename(os.fsencode(old), os.fsencode(image_folder) + b"/" + new)
+    done = keras_se_cli("train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--output-dir", tmp_path / "run")
+    assert_one_line(done.stderr, done.returncode, 2, str(image_folder), repr(new), "not UTF-8")
+    assert not (tmp_path / "run").exists()
+
+
+def test_report_on_a_truncated_keras_file_says_what_it_is(tmp_path, tiny_model_files, keras_se_cli):
+    data = open(tiny_model_files["keras"], "rb").read()
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(data[: len(data) // 2])
+    done = keras_se_cli("report", cut)
+    line = assert_one_line(done.stderr, done.returncode, 2, "cut.keras", "not a readable .keras file", "truncated or damaged")
+    assert "not found" not in line
+
+
 @pytest.mark.parametrize(
     "array, message",
     [

@@ -129,6 +129,25 @@ def test_full_disk_convert(tmp_path, tiny_model_files, capsys, monkeypatch):
         assert snapshot(mount) == before
 
 
+def test_full_disk_while_train_writes_a_checkpoint(tmp_path, capsys, monkeypatch, image_folder, keras_se_cli):
+    mount = tmp_path / "small"
+    argv = ["train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--epochs", "1", "--model-arg", "alpha=0.25"]
+    argv += ["--no-progress", "--output-dir", mount / "run"]
+    with small_mount(mount, size="256k") as mounted:  # the float checkpoint is about 850 kB
+        if mounted:  # the installed script: h5py's clean-up at exit would show there
+            done = keras_se_cli(*argv)
+            # Keras' "Found 12 files ..." / "Using 10 files ..." lines come first, by design.
+            code, err = done.returncode, "\n".join(x for x in done.stderr.splitlines() if not x.startswith(("Found ", "Using ")))
+        else:
+            from keras_se.training import trainer
+
+            monkeypatch.setattr(trainer, "open", _raise(errno.ENOSPC), raising=False)
+            code, err = call_main(capsys, argv)
+        assert_one_line(err, code, 1, "No space left on device", "run", "checkpoints/float-epoch001.weights.h5")
+        assert "Exception ignored" not in err
+        assert snapshot(mount) == {}
+
+
 def test_read_only_outputs(tmp_path, tiny_model_files, capsys, monkeypatch, image_folder):
     mount = tmp_path / "ro"
     with small_mount(mount, read_only=True) as mounted:
@@ -140,6 +159,10 @@ def test_read_only_outputs(tmp_path, tiny_model_files, capsys, monkeypatch, imag
         assert_one_line(err, code, 1, "Read-only file system")
         argv = ["train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--epochs", "1", "--model-arg", "alpha=0.25"]
         code, err = call_main(capsys, argv + ["--output-dir", mount / "run"])
+        assert_one_line(err, code, 1, "Read-only file system")
+        code, err = call_main(capsys, ["convert", tiny_model_files["keras"], "--out", mount / "out", "--format", "json"])
+        assert_one_line(err, code, 1, "Read-only file system", "out")
+        code, err = call_main(capsys, ["convert", tiny_model_files["keras"], "--out", mount, "--format", "json"])
         assert_one_line(err, code, 1, "Read-only file system")
         assert snapshot(mount) == {}
 

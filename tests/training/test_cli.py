@@ -50,6 +50,9 @@ def _error_line(capsys, argv):
         (["--digits", "--model-arg", "alpha"], "--model-arg must be KEY=VALUE, got 'alpha'"),
         (["--digits", "--model-arg", "classes=3"], "--model-arg classes is set by keras-se train itself"),
         (["--digits", "--model-arg", "alpha=-1"], "alpha must be a positive number"),
+        (["--digits", "--model-arg", "features_only=True"], "train fits a classifier, and features_only=True"),
+        (["--digits", "--cluster-timeout", "inf"], "--cluster-timeout must be a positive, finite number of seconds, got inf"),
+        (["--digits", "--cluster-timeout", "nan"], "--cluster-timeout must be a positive, finite number of seconds, got nan"),
     ],
 )
 def test_user_errors_are_one_line(capsys, tmp_path, argv, message):
@@ -90,3 +93,12 @@ def test_tools_train_is_the_same_command():
     assert run.returncode == 0
     assert run.stdout.startswith("usage: keras-se train")
     assert "--strategy {default,mirrored,multi_worker}" in run.stdout
+
+
+def test_features_only_is_refused_by_the_console_script(tmp_path, not_run):
+    from tests.faults.conftest import assert_one_line, cli_env, console_script
+
+    argv = ["train", "se_mobilenet", "--digits", "--output-dir", str(tmp_path / "run"), "--model-arg", "features_only=True"]
+    done = subprocess.run([console_script(not_run), *argv], capture_output=True, text=True, timeout=300, env=cli_env())
+    assert_one_line(done.stderr, done.returncode, 2, "features_only=True")
+    assert not (tmp_path / "run").exists()

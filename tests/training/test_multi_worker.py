@@ -155,8 +155,9 @@ def test_strategy_after_tensorflow_started_is_refused(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", tf_config(free_ports(2), 0))
     with pytest.raises(distribute.ClusterError, match="must be created before TensorFlow runs anything"):
         distribute.multi_worker_strategy(timeout=1)
-    with pytest.raises(ValueError, match="timeout must be a positive number"):
-        distribute.multi_worker_strategy(timeout=0)
+    for timeout in (0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=f"timeout must be a positive, finite number of seconds. Received: timeout={timeout}"):
+            distribute.multi_worker_strategy(timeout=timeout)
 
 
 def test_cli_unreachable_peer_is_one_line(processes, tmp_path):

@@ -53,12 +53,40 @@ def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
         train("se_mobilenet", digits[0], epochs=1, model_kwargs=TINY, output_dir=tmp_path)
 
 
+def test_a_worker_other_than_the_chief_reports_no_files(digits, tmp_path, monkeypatch):
+    from keras_se.training import trainer
+
+    monkeypatch.setattr(trainer, "_is_chief", lambda strategy: False)  # as a multi_worker worker 1 is
+    result = train("se_mobilenet", digits[0], epochs=1, model_kwargs=TINY, output_dir=tmp_path / "run")
+    assert result.files == {} and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
+def test_checkpoint_bytes_load_as_save_weights_files(tmp_path, flavour):
+    import importlib
+
+    from keras_se.training.trainer import checkpoint_callback
+
+    module = importlib.import_module(flavour)
+    inputs = module.Input((4,))
+    model = module.Model(inputs, module.layers.Dense(3)(module.layers.BatchNormalization()(inputs)))
+    callback = checkpoint_callback(module, str(tmp_path / "w-{epoch:03d}.weights.h5"))
+    callback.set_model(model)
+    callback.on_epoch_end(1)
+    twin = module.models.clone_model(model)
+    twin.load_weights(tmp_path / "w-002.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), twin.get_weights()))
+    assert any(np.any(w != 0) for w in twin.get_weights())
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"model": 3}, "model must be a registry name"),
         ({"model": "se_mobilenett"}, "Did you mean: se_mobilenet"),
         ({"model_kwargs": {"classes": 3}}, "model_kwargs must not set classes"),
+        ({"model_kwargs": {**TINY, "features_only": True}}, r"train fits a classifier.*Received: features_only=True"),
+        ({"model_kwargs": {**TINY, "include_top": False}}, r"train fits a classifier.*Received: include_top=False"),
         ({"epochs": -1}, "epochs must be an int >= 0"),
         ({"epochs": 0, "qat_epochs": 0}, "Nothing to train"),
         ({"batch_size": 0}, "batch_size must be a positive int"),

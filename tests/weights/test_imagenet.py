@@ -84,3 +84,35 @@ def test_preprocess_without_resize_keeps_the_size_and_refuses_non_rgb():
         preprocess_input(np.zeros((32, 32)))
     with pytest.raises(ValueError, match="no published ImageNet weights"):
         preprocess_input(image, "se_mobilenet")
+
+
+@pytest.mark.parametrize(
+    "preds",
+    [np.full((1, 1000), "a"), np.zeros((1, 1000), bool), np.array([[None] * 1000]), np.zeros((1, 1000), complex)],
+    ids=["str", "bool", "object", "complex"],
+)
+def test_decode_predictions_refuses_non_numeric_scores(preds):
+    with pytest.raises(ValueError, match=rf"preds must hold numeric scores.*Received: preds.dtype={preds.dtype}"):
+        decode_predictions(preds)
+
+
+@pytest.mark.parametrize(
+    "x, model, message",
+    [
+        (np.zeros((0, 0, 3)), None, r"height and width of at least 1. Received: x.shape=\(0, 0, 3\)"),
+        (np.zeros((2, 5, 0, 3)), None, r"height and width of at least 1. Received: x.shape=\(2, 5, 0, 3\)"),
+        (np.zeros((8, 8, 3)), 5, r"model must be a registered model name.*Received: model=5"),
+        (np.zeros((8, 8, 3), "uint16"), None, r"16-bit images.*Received: x.dtype=uint16"),
+        (np.full((8, 8, 3), 300), None, r"pixel values 0-255.*Received: x.dtype=int64 with values 300 to 300"),
+        (np.zeros((8, 8, 3), bool), None, r"pixel values 0-255.*Received: x.dtype=bool"),
+        (np.full((8, 8, 3), "a"), None, r"pixel values 0-255.*Received: x.dtype=<U1"),
+    ],
+)
+def test_preprocess_refuses_bad_arguments_naming_them(x, model, message):
+    with pytest.raises(ValueError, match=message):
+        preprocess_input(x, model)
+
+
+def test_preprocess_takes_integer_images_in_range():
+    image = np.full((8, 8, 3), 255)  # int64, as np.full makes it
+    np.testing.assert_allclose(preprocess_input(image, resize=False), preprocess_input(image.astype("uint8"), resize=False))
