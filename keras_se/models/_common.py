@@ -53,12 +53,9 @@ class Attention:
                 f"attention_options must be a dict of option names to values, or None. Received: attention_options={options!r}"
             )
         self.options = dict(options or {})
+        self.flavour = flavour
         if kind == "se":
             self.se = SEOptions(reduction, se_bias, se_gate, se_divisor)
-        elif flavour != "keras" and kind is not None:
-            raise ValueError(
-                f"quantisation-aware training (the tf_keras flavour) supports attention='se' or None. Received: attention={kind!r}"
-            )
 
     @classmethod
     def of(cls, kind, options=None, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, flavour="keras"):
@@ -75,6 +72,10 @@ class Attention:
         if self.kind == "se":
             kwargs = {**self.se.kwargs, **se_overrides, **self.options}
             return apply_se(make_se_layers(layers, x.shape[-1], f"{prefix}_se", **kwargs), x)
+        if self.flavour != "keras":
+            raise ValueError(
+                f"quantisation-aware training (the tf_keras flavour) supports attention='se' or None. Received: attention={self.kind!r}"
+            )
         layer = create_attention(self.kind, x.shape[-1], name=f"{prefix}_{self.kind}", **self.options)
         y = layer(x)
         if tuple(y.shape[1:]) != tuple(x.shape[1:]):
@@ -173,14 +174,19 @@ def head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dr
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
-        mixed = fl.module.mixed_precision.global_policy().compute_dtype != "float32"
-        dense = dict(dtype="float32") if mixed else {}
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions", **dense)(x)
+        x = classifier(fl, x, classes, classifier_activation)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     return inputs, x
+
+
+def classifier(fl, x, classes, classifier_activation):
+    """The `predictions` Dense layer; float32 under a mixed precision policy (see `head`)."""
+    mixed = fl.module.mixed_precision.global_policy().name.startswith("mixed")
+    dense = dict(dtype="float32") if mixed else {}
+    return fl.layers.Dense(classes, activation=classifier_activation, name="predictions", **dense)(x)
 
 
 def check_top(include_top, pooling, classes):
@@ -301,6 +307,9 @@ class Spec:
 
     def attention_at(self, stage):
         return self.attention if stage in self.stages else None
+
+    def classifier(self, x):
+        return classifier(self.fl, x, self.classes, self.classifier_activation)
 
     def head(self, x, include_top=None):
         """keras.applications' top (`include_top` overrides the argument's): `(inputs, outputs)`."""

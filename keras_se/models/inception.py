@@ -2,7 +2,6 @@
 
 import keras
 
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -33,25 +32,8 @@ MODULES = {
 STAGES = tuple(MODULES)
 
 
-def inception_graph(
-    attention="se",
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
-    attention_options=None,
-    dropout=0.0,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES)
+def inception_graph(spec):
     """The graph of BN-Inception, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     Built from the official SE-BN-Inception prototxt (hujie-frank/SENet): stem
@@ -97,16 +79,13 @@ def inception_graph(
         - [Ioffe and Szegedy, Batch Normalization](https://arxiv.org/abs/1502.03167)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    features = _common.Features(features_only, out_indices)
+    stages = spec.stages
+    se = spec.attention
+    features = spec.features
 
-    inputs, shape = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    inputs, shape = spec.inputs, spec.input_shape
     x = _common.conv_bn(layers, inputs, 64, 7, "stem_conv1", strides=2, bn_name="stem_bn1", act_name="stem_relu1")
     if features.done(x):
         return features.head(fl, inputs)
@@ -124,7 +103,7 @@ def inception_graph(
                 x = se(layers, x, prefix)
         if features.done(x):
             return features.head(fl, inputs)
-    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
+    return spec.head(x)
 
 
 def _module(layers, x, name, strides, c1x1, c3x3, cdouble, pool, input_shape):

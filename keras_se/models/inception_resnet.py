@@ -2,7 +2,6 @@
 
 import keras
 
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -16,25 +15,8 @@ REPEATS = {3: 10, 4: 20, 5: 10}
 SCALES = {3: 0.17, 4: 0.10, 5: 0.20}
 
 
-def inception_resnet_graph(
-    attention="se",
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
-    attention_options=None,
-    dropout=0.0,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES, min_size=75, default_size=299)
+def inception_resnet_graph(spec):
     """The graph of Inception-ResNet-v2, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     The plain twin computes exactly timm's `inception_resnet_v2` (55,843,464
@@ -91,16 +73,13 @@ def inception_resnet_graph(
         - [Szegedy et al., Inception-v4, Inception-ResNet](https://arxiv.org/abs/1602.07261)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    features = _common.Features(features_only, out_indices)
+    stages = spec.stages
+    se = spec.attention
+    features = spec.features
 
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=75, default_size=299)
+    inputs = spec.inputs
 
     def conv(x, filters, kernel, name, strides=1, padding="same", bn=None, relu=None):
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)(x)
@@ -199,7 +178,7 @@ def inception_resnet_graph(
     )
     if features.done(x):
         return features.head(fl, inputs)
-    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
+    return spec.head(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_se")

@@ -2,7 +2,6 @@
 
 import keras
 
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -12,27 +11,8 @@ BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1)
 STAGES = (1, 2, 3, 4, 5)
 
 
-def mobilenet_graph(
-    attention="se",
-    alpha=1.0,
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
-    attention_options=None,
-    activation="relu6",
-    dropout=1e-3,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES, dropout=1e-3)
+def mobilenet_graph(spec, alpha=1.0, activation="relu6"):
     """The graph of MobileNet v1, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     SE (r = 16, FCs with bias) sits on the output of each of the 13
@@ -66,19 +46,18 @@ def mobilenet_graph(
         - [Howard et al., MobileNets](https://arxiv.org/abs/1704.04861)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
     _common.check_positive_number("alpha", alpha)
     if int(32 * alpha) < 1:
         raise ValueError(f"alpha must leave every layer at least one channel (the stem has int(32 * alpha)). Received: alpha={alpha!r}")
     if activation not in ("relu", "relu6"):
         raise ValueError(f"activation must be 'relu' or 'relu6'. Received: activation={activation!r}")
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    features = _common.Features(features_only, out_indices)
+    stages = spec.stages
+    se = spec.attention
+    features = spec.features
 
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    inputs = spec.inputs
     x = _common.conv_bn(layers, inputs, int(32 * alpha), 3, "stem_conv", strides=2, act=activation, bn_name="stem_bn", act_name="stem_relu")
     stage, block = 1, 0
     for filters, strides in BLOCKS:
@@ -107,7 +86,7 @@ def mobilenet_graph(
             x = se(layers, x, prefix)
     if features.done(x):  # the last feature
         return features.head(fl, inputs)
-    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
+    return spec.head(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_se")

@@ -11,7 +11,6 @@ weights=...)`).
 import keras
 
 from keras_se.layers._utils import check_choice, make_divisible
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -125,28 +124,8 @@ def se_width(channels, reduction=4, divisor=8):
     return make_divisible(channels / reduction, divisor)
 
 
-def mobilenet_v3_graph(
-    variant="large",
-    attention="se",
-    alpha=1.0,
-    minimalistic=False,
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=4,
-    se_bias=True,
-    se_gate="hard_sigmoid",
-    se_divisor=8,
-    se_stages=None,
-    attention_options=None,
-    dropout=0.2,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES, reduction=4, se_gate="hard_sigmoid", se_divisor=8, dropout=0.2)
+def mobilenet_v3_graph(spec, variant="large", alpha=1.0, minimalistic=False):
     """The graph of MobileNetV3, with SE (`attention="se"`) or plain (None): `(inputs, outputs)`.
 
     SE sits in the blocks the architecture gives it (MobileNetV3-Large: 8 of
@@ -208,52 +187,44 @@ def mobilenet_v3_graph(
         - [Howard et al., Searching for MobileNetV3](https://arxiv.org/abs/1905.02244)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
     check_choice("variant", variant, VARIANTS)
     _common.check_positive_number("alpha", alpha)
     if not isinstance(minimalistic, bool):
         raise ValueError(f"minimalistic must be a bool. Received: minimalistic={minimalistic!r}")
-    if minimalistic and attention is not None:
+    if minimalistic and spec.attention is not None:
         raise ValueError(
             "minimalistic MobileNetV3 has no SE: build it with attention=None "
-            f"(e.g. {variant}'s plain twin mobilenetv3_{variant}_plain). Received: attention={attention!r}"
+            f"(e.g. {variant}'s plain twin mobilenetv3_{variant}_plain). Received: attention={spec.attention.kind!r}"
         )
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    features = _common.Features(features_only, out_indices)
-
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    features = spec.features
+    inputs = spec.inputs
     stem_act = "relu" if minimalistic else "hard_swish"
     x = _conv_bn_act(layers, inputs, _stem_channels(alpha), 3, "stem_conv", strides=2, act=stem_act, bn_name="stem_bn", act_name="stem_act")
     stage = 1
-    for spec in block_specs(variant, alpha, minimalistic):
-        if spec["stage"] > stage:
+    for block in block_specs(variant, alpha, minimalistic):
+        if block["stage"] > stage:
             if features.done(x):  # the output of the stage that ends here (Small: the stem)
                 return features.head(fl, inputs)
-            stage = spec["stage"]
-        prefix = f"stage{spec['stage']}_block{spec['block']}"
-        use_se = se is not None and spec["se"] and spec["stage"] in stages
+            stage = block["stage"]
+        prefix = f"stage{block['stage']}_block{block['block']}"
         # MobileNetV3's SE width is of the expanded channels' own rounding.
-        se_reduced = se_width(spec["mid_channels"], reduction, se_divisor)
-        x = _block(layers, x, spec, prefix, se if use_se else None, se_reduced)
+        se_reduced = se_width(block["mid_channels"], spec.reduction, spec.se_divisor)
+        x = _block(layers, x, block, prefix, spec.attention_at(stage) if block["se"] else None, se_reduced)
 
     if features.done(x):  # the last feature
         return features.head(fl, inputs)
-    if not include_top:
-        return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
+    if not spec.include_top:
+        return spec.head(x)
     # MobileNetV3's "efficient head": pool first, then a 1x1 conv with bias.
     x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
     x = layers.Conv2D(HEAD_CHANNELS[variant], 1, use_bias=True, name="head_conv")(x)
     x = _activation(layers, "relu" if minimalistic else "hard_swish", "head_act")(x)
     x = layers.Flatten(name="flatten")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    mixed = fl.module.mixed_precision.global_policy().compute_dtype != "float32"
-    dense = dict(dtype="float32") if mixed else {}  # as `_common.head`
-    outputs = layers.Dense(classes, activation=classifier_activation, name="predictions", **dense)(x)
-    return inputs, outputs
+    if spec.dropout:
+        x = layers.Dropout(spec.dropout, name="dropout")(x)
+    return inputs, spec.classifier(x)
 
 
 def _block(layers, x, spec, prefix, se, se_reduced):

@@ -6,7 +6,6 @@ import math
 import keras
 
 from keras_se.layers._utils import check_choice, check_positive_int
-from keras_se.layers.namespace import as_flavour
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
 from keras_se.models.base import SEModel
@@ -38,22 +37,11 @@ SENET154 = dict(RESNET, groups=64, base_width=4, stride_on="3x3", stem="deep", d
 SKNET = dict(RESNEXT, stem_pool="pad")
 
 
+@_common.builder(STAGES)
 def resnet_graph(
+    spec,
     depth=50,
-    attention="se",
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
     se_position="standard",
-    attention_options=None,
     sk_paths=2,
     sk_min_channels=32,
     sk_split_input=False,
@@ -68,11 +56,7 @@ def resnet_graph(
     aa=False,
     blocks=None,
     halve_conv1=False,
-    dropout=0.0,
     basic_last_relu=False,
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
 ):
     """The graph of a residual network with SE, SK or no attention: `(inputs, outputs)`.
 
@@ -142,7 +126,7 @@ def resnet_graph(
         flavour: `"keras"` (default) or `"tf_keras"`; the same graph in
             tf_keras (layer names and weight order identical) for tfmot.
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
     depths = {**DEPTHS, **EXTRA_DEPTHS}
     if depth not in depths:
@@ -155,10 +139,10 @@ def resnet_graph(
         if not isinstance(value, bool):
             raise ValueError(f"{flag} must be a bool. Received: {flag}={value!r}")
     check_choice("downsample_kernel", downsample_kernel, (1, 3))
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
+    stages = spec.stages
+    attention = spec.attention.kind if spec.attention else None
     # SK is the block's 3x3 convolution (SKNet), not an attention placed after one.
-    se = _common.Attention.of(None if attention == "sk" else attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
+    se = None if attention == "sk" else spec.attention
     if attention == "sk" and se_position != "standard":
         raise ValueError(f"se_position applies to SE only. Received: se_position={se_position!r} with attention='sk'")
     block, blocks_per_stage = depths[depth]
@@ -177,9 +161,9 @@ def resnet_graph(
         raise ValueError(f"basic_last_relu must be a bool. Received: basic_last_relu={basic_last_relu!r}")
     if basic_last_relu and block != "basic":
         raise ValueError(f"basic_last_relu applies to basic blocks (depth 18, 34). Received: depth={depth}")
-    features = _common.Features(features_only, out_indices)
+    features = spec.features
 
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    inputs = spec.inputs
     x = inputs
     if stem == "7x7":
         x = _common.conv_bn(layers, x, 64, 7, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
@@ -196,7 +180,7 @@ def resnet_graph(
     else:
         x = _common.max_pool(layers, x, "stem_pool", stem_pool)
 
-    sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=reduction, split_input=sk_split_input)
+    sk = dict(num_paths=sk_paths, min_channels=sk_min_channels, reduction=spec.reduction, split_input=sk_split_input)
     for i, num_blocks in enumerate(blocks_per_stage):
         stage = i + 2
         planes = 64 * 2**i
@@ -230,7 +214,7 @@ def resnet_graph(
                 )
         if features.done(x):
             return features.head(fl, inputs)
-    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation, dropout)
+    return spec.head(x)
 
 
 def _shortcut(layers, x, filters, strides, kernel, name, avg_down):

@@ -3,7 +3,6 @@
 import keras
 
 from keras_se.layers._utils import check_choice, make_divisible
-from keras_se.layers.namespace import as_flavour
 from keras_se.models import _common
 from keras_se.models.base import SEModel
 from keras_se.models.registry import register
@@ -17,27 +16,8 @@ SCALES = (0.5, 1.0, 1.5, 2.0)
 STEM_CHANNELS = 24
 
 
-def shufflenet_graph(
-    attention="se",
-    groups=3,
-    scale=1.0,
-    include_top=True,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    reduction=16,
-    se_bias=True,
-    se_gate="sigmoid",
-    se_divisor=1,
-    se_stages=None,
-    attention_options=None,
-    se_position="standard",
-    features_only=False,
-    out_indices=_common.DEFAULT_OUT_INDICES,
-    flavour="keras",
-):
+@_common.builder(STAGES)
+def shufflenet_graph(spec, groups=3, scale=1.0, se_position="standard"):
     """The graph of ShuffleNet v1 (g groups, width `scale`), with SE or plain: `(inputs, outputs)`.
 
     Unit: 1x1 group conv -> BN -> ReLU -> channel shuffle -> 3x3 depthwise
@@ -75,17 +55,16 @@ def shufflenet_graph(
         - [Zhang et al., ShuffleNet](https://arxiv.org/abs/1707.01083)
         - [Hu et al., Squeeze-and-Excitation Networks](https://arxiv.org/abs/1709.01507)
     """
-    fl = as_flavour(flavour)
+    fl = spec.fl
     layers = fl.layers
     check_choice("groups", groups, tuple(STAGE2_CHANNELS))
     check_choice("scale", scale, SCALES)
     check_choice("se_position", se_position, ("standard", "post"))
-    _common.check_top(include_top, pooling, classes)
-    stages = _common.check_stages(se_stages, STAGES)
-    se = _common.Attention.of(attention, attention_options, reduction, se_bias, se_gate, se_divisor, flavour)
-    features = _common.Features(features_only, out_indices)
+    stages = spec.stages
+    se = spec.attention
+    features = spec.features
 
-    inputs, _ = _common.model_inputs(fl, input_shape, input_tensor, min_size=32)
+    inputs = spec.inputs
     x = _common.conv_bn(layers, inputs, STEM_CHANNELS, 3, "stem_conv", strides=2, bn_name="stem_bn", act_name="stem_relu")
     if features.done(x):
         return features.head(fl, inputs)
@@ -109,7 +88,7 @@ def shufflenet_graph(
         out_channels *= 2
         if features.done(x):
             return features.head(fl, inputs)
-    return _common.head(fl, x, inputs, include_top, pooling, classes, classifier_activation)
+    return spec.head(x)
 
 
 def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name, se, se_position):
