@@ -58,28 +58,6 @@ def _respell(model, spelling):
     return _rewritten(model, is_builtin_hard_swish, replace)
 
 
-def trained_like_statistics(model, samples):
-    """Sets every BN's moving mean and variance to its input's statistics on `samples`.
-
-    Keras' initial weights make activations shrink layer after layer: by
-    stage 4 of an untrained MobileNetV3 they are ~1e-7, and an int8 ADD of
-    such a tensor and the constant 3 has a scale ratio XNNPACK refuses (the
-    op then runs on LiteRT's kernel between XNNPACK partitions). A trained
-    network's BNs output unit-scale activations; one forward pass in
-    training mode with momentum 0 gives the same here.
-    """
-    import keras
-
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(samples, training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
-    return model
-
-
 def variants():
     """(label, stem, build, path): path "keras_se" is `keras_se.export.to_tflite`,
     "tflite" the TFLite converter as keras.applications users call it."""
@@ -161,6 +139,7 @@ def main():
     args = parser.parse_args()
 
     from keras_se.export.bench import measure_latency
+    from keras_se.export.calibration import trained_like_statistics
     from keras_se.tflite_file import read_tflite
 
     os.makedirs(args.out, exist_ok=True)

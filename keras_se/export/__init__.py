@@ -2,7 +2,7 @@
 against Keras; the classic GPU delegate's rules, and runs on LiteRT's real
 GPU accelerator."""
 
-from keras_se.export.errors import ConversionError, GpuNotRunWarning, VerificationError
+from keras_se.export.errors import ConversionError, GpuNotRunWarning, LogitsNotCheckedWarning, VerificationError
 from keras_se.export.gpu import GpuFinding, check_gpu
 from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
 from keras_se.export.onnx import to_onnx
@@ -14,6 +14,7 @@ __all__ = [
     "ConversionError",
     "GpuFinding",
     "GpuNotRunWarning",
+    "LogitsNotCheckedWarning",
     "GpuRun",
     "Parity",
     "VerificationError",

@@ -132,3 +132,47 @@ def random_samples(input_shape, count=8, seed=0):
         stacklevel=3,
     )
     return np.random.default_rng(seed).uniform(0, 1, (count, *input_shape)).astype("float32")
+
+
+def trained_like_statistics(model, samples):
+    """Sets every BN's moving mean and variance to its input's statistics on `samples`, in place.
+
+    Keras' initial weights make activations shrink layer after layer (SE
+    gates of 0.5, Glorot kernels): by the last stage of an untrained
+    MobileNet they are ~1e-20, every sigmoid and hard-swish sits at its
+    value at zero, and an int8 ADD of such a tensor and the constant 3 has
+    a scale ratio XNNPACK refuses. A trained network's BNs output
+    unit-scale activations; one forward pass in training mode with
+    momentum 0 gives the same here.
+
+    Args:
+        model: a Keras 3 model.
+        samples: float inputs (N, H, W, C), e.g. the calibration data.
+
+    Returns:
+        `model`.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        model(np.asarray(samples, "float32"), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    return model
+
+
+def trained_like_copy(model, samples):
+    """A copy of a Keras 3 `model` (its own weights) with `trained_like_statistics`; `model` is untouched."""
+    import keras
+
+    try:
+        copy = type(model).from_config(model.get_config())
+    except (NotImplementedError, TypeError, ValueError):
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return trained_like_statistics(copy, samples)

@@ -11,3 +11,7 @@ class VerificationError(ValueError):
 
 class GpuNotRunWarning(UserWarning):
     """`to_tflite(gpu=True)` did not run the file on a GPU (no adapter, or `verify=False`): only the rules were checked."""
+
+
+class LogitsNotCheckedWarning(UserWarning):
+    """`to_tflite` could not bound the file's logits error (Keras' own logits vanish: untrained weights)."""

@@ -21,6 +21,44 @@ MIN_TOP1_AGREEMENT = 0.5
 # 2e-3 for timm's legacy_seresnet18 with real weights. The bound is about
 # eight times the worst; a wrong kernel gives errors of order 1.
 GPU_RELATIVE_L2 = 5e-2
+# Every mode's bound on what a file computes: the relative L2 error of its
+# logits (the input of its final softmax, less the per-sample mean a softmax
+# does not see; the outputs themselves for a file without one), the largest
+# over the verification inputs. Measured on se_mobilenet (alpha 0.25, 32 px),
+# se_resnet18 (32 px), mobilenetv3_small (alpha 0.5, 64 px) and
+# se_shufflenet_g3 (32 px), Keras' initial weights with BN statistics set
+# from 16 calibration inputs (`calibration.trained_like_copy`), 8 other
+# inputs. A wrong graph, measured the same way: one middle BN's scale off by
+# 25 % gives 0.28 to 0.84 in float32; a constant output gives exactly 1.0
+# (what the int8 file of an untrained MobileNet computes); an output that
+# ignores its input (samples shifted by one) 1.15 to 2.7. Random networks
+# with data statistics amplify rounding far more than trained ones (one
+# rounded weight in every layer, 28 layers deep: se_mobilenet's float16
+# error is 20 times se_resnet18's), so the quantised bounds are wide.
+LOGITS_RELATIVE_L2 = {
+    # worst 1.0e-4 (se_mobilenet; 5.5e-6 se_resnet18, 4.4e-6 mobilenetv3_small,
+    # 2.0e-5 se_shufflenet_g3): float32 summation order, ten times that.
+    "float32": 1e-3,
+    # worst 0.077 (se_mobilenet; 0.004 se_resnet18, 0.017 mobilenetv3_small,
+    # 0.049 se_shufflenet_g3): float16 weights (unit roundoff 4.9e-4)
+    # compounded over depth; 2.6 times the worst, below the smallest
+    # wrong-BN error (0.28).
+    "float16": 0.2,
+    # worst 0.50 (se_mobilenet; 0.057 se_resnet18, 0.081 mobilenetv3_small,
+    # 0.35 se_shufflenet_g3): int8 weights and activations quantised per
+    # tensor on the fly. 1.8 times the worst, below a constant output (1.0).
+    "dynamic": 0.9,
+    # worst 0.54 among files that keep top-1 (mobilenetv3_small; 0.36
+    # se_resnet18); se_mobilenet (1.14, top-1 29 %) and se_shufflenet_g3
+    # (0.70, top-1 38 %) in int8 fail MIN_TOP1_AGREEMENT with these random
+    # weights. Below a constant output (1.0) and an input-blind one (>= 1.15).
+    "int8": 0.9,
+}
+# Keras' centred logits with an RMS under this are not a trained network's
+# (those are of order 1): untrained MobileNets give 9e-21 (se_mobilenet) and
+# 7e-9 (mobilenetv3_small) as every SE gate halves the activations; their
+# int8 files compute a constant. The logits bound is then "n/a", said so.
+VANISHING_LOGITS = 1e-6
 
 
 @dataclasses.dataclass
@@ -36,6 +74,9 @@ class Parity:
     relative_l2: float = None  # the largest per-sample ||actual - keras|| / ||keras||
     top5_agreement: float = None  # mean overlap of the top-5 classes, over all samples
     outputs: list = None  # a model with several outputs: the Parity of each, in output order (the fields above: all of them together)
+    logits_relative_l2: float = None  # the largest per-sample relative L2 error of `compared` (centred logits); `relative_l2` when None
+    compared: str = "outputs"  # "logits" (the input of the file's final softmax) or "outputs" (a file that ends otherwise)
+    logits_not_checked: str = None  # why the `LOGITS_RELATIVE_L2` bound could not be applied (never a pass)
 
     def check(self, quantize=None):
         """Raises `VerificationError` if the bounds for `quantize` fail."""
@@ -46,6 +87,14 @@ class Parity:
                 f"{quantize or 'float32'} {self.runtime} output is not finite (max abs error {self.max_abs_error}): "
                 "NaN or inf is never verified"
             )
+        if not self.logits_not_checked:
+            error = self.relative_l2 if self.logits_relative_l2 is None else self.logits_relative_l2
+            bound = LOGITS_RELATIVE_L2[quantize or "float32"]
+            if not error <= bound:
+                raise VerificationError(
+                    f"{quantize or 'float32'} {self.runtime} {self.compared} differ from Keras: relative L2 error "
+                    f"{error:.3g} (bound {bound})"
+                )
         if quantize is None and not (self.max_abs_error <= FLOAT32_MAX_ABS and self.mean_abs_error <= FLOAT32_MEAN_ABS):
             raise VerificationError(
                 f"float32 {self.runtime} output differs from Keras: max abs error "
@@ -81,7 +130,11 @@ class Parity:
             top1 = "top-1 not comparable (no input where Keras' top-1 leads by more than the output step)"
         else:
             top1 = f"top-1 agreement {self.top1_agreement:.0%} on {self.decisive}"
-        return f"{self.runtime}: max |err| {self.max_abs_error:.2e}, mean {self.mean_abs_error:.2e}, {top1} of {self.samples} inputs"
+        error = self.relative_l2 if self.logits_relative_l2 is None else self.logits_relative_l2
+        logits = self.logits_not_checked or f"{self.compared} relative L2 {error:.2e}"
+        return (
+            f"{self.runtime}: max |err| {self.max_abs_error:.2e}, mean {self.mean_abs_error:.2e}, {logits}, {top1} of {self.samples} inputs"
+        )
 
 
 def _for_output(index, check, quantize):
@@ -217,11 +270,130 @@ def parity_of_outputs(reference, actual, runtime, output_step=0.0, relative_l2_b
 def compare_outputs(model, tflite, samples, reference=None):
     """`Parity` of a TFLite model (bytes or path) on LiteRT's CPU runtime against Keras.
 
+    Besides the outputs, the logits: where the file ends with a softmax,
+    the softmax's input against `keras_logits`; otherwise the outputs
+    themselves (`Parity.logits_relative_l2`).
+
     `reference`: Keras' outputs for `samples`, when the caller has them.
     """
     _, kernels = make_interpreter(tflite)
     reference = keras_outputs(model, samples) if reference is None else reference
-    return parity_of_outputs(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
+    parity = parity_of_outputs(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
+    logits = tflite_logits(tflite, samples)
+    if logits is not None:
+        expected = _centered(keras_logits(model, samples, reference))
+        parity.logits_relative_l2 = relative_l2(expected, _centered(logits))
+        parity.compared = "logits"
+        scale = float(np.sqrt(np.mean(expected**2)))
+        if not scale >= VANISHING_LOGITS:
+            parity.logits_not_checked = (
+                f"n/a: Keras' logits are ~{scale:.0e} (untrained weights: activations shrink layer by layer), so no error "
+                "bound on them means anything; verify a copy with BN statistics from data "
+                "(keras_se.export.calibration.trained_like_copy)"
+            )
+    return parity
+
+
+def _centered(logits):
+    """Logits less their per-sample mean: a softmax does not see the shift (and log-probabilities differ from logits by one)."""
+    logits = np.asarray(logits, "float32").reshape(len(logits), -1)
+    return logits - logits.mean(axis=1, keepdims=True)
+
+
+def logits_model(model):
+    """`model` without its final softmax, with the same weights; None when it has none to drop.
+
+    A keras_se model is rebuilt from its config with
+    `classifier_activation=None`; another Keras 3 model ending in a softmax
+    `Activation`/`Softmax` layer is cut before it, one ending in a layer
+    with `activation="softmax"` is cloned with a linear activation there.
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        return None
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        config = {}
+    if config.get("classifier_activation") not in (None, "linear"):
+        twin = type(model).from_config({**config, "classifier_activation": None})
+        twin.set_weights(model.get_weights())
+        return twin
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax) or (
+        isinstance(last, keras.layers.Activation) and getattr(last.activation, "__name__", "") == "softmax"
+    ):
+        return keras.Model(model.inputs, last.input)
+    if getattr(getattr(last, "activation", None), "__name__", "") != "softmax" or len(model.outputs) != 1:
+        return None
+
+    def linear_last(layer):
+        config = layer.get_config()
+        return type(layer).from_config({**config, "activation": "linear"} if layer is last else config)
+
+    twin = keras.models.clone_model(model, clone_function=linear_last)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def keras_logits(model, samples, reference=None):
+    """Keras' logits for `samples` (`logits_model`); without a twin (a tf_keras QAT model),
+    the log of its softmax outputs `reference`, which differ from the logits by a per-sample constant."""
+    twin = logits_model(model)
+    if twin is not None:
+        return keras_outputs(twin, samples)
+    reference = keras_outputs(model, samples) if reference is None else reference
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(reference, "float32"))  # a zero probability gives -inf: compared, it fails
+
+
+def _softmax_input(model_object):
+    """The tensor that feeds the softmax producing a one-output file's output (through (de)quantise ops), or None."""
+    from ai_edge_litert.tools.flatbuffer_utils import get_builtin_code_from_operator_code, schema_fb
+
+    ops = schema_fb.BuiltinOperator
+    graph = model_object.subgraphs[0]
+    if len(graph.outputs) != 1:
+        return None
+    producer = {int(t): op for op in graph.operators for t in op.outputs}
+    tensor = int(graph.outputs[0])
+    while tensor in producer:
+        op = producer[tensor]
+        code = get_builtin_code_from_operator_code(model_object.operatorCodes[op.opcodeIndex])
+        if code == ops.SOFTMAX:
+            return int(op.inputs[0])
+        if code not in (ops.QUANTIZE, ops.DEQUANTIZE):
+            return None
+        tensor = int(op.inputs[0])
+    return None
+
+
+def tflite_logits(tflite, samples, num_threads=1):
+    """The input of the softmax that ends a file (bytes or path), dequantised, per sample; None if it ends otherwise.
+
+    The tensor is added to the file's outputs, so XNNPACK writes it out
+    (inside a delegated partition an intermediate tensor is never written):
+    the same kernels compute it as in the file itself.
+    """
+    from ai_edge_litert.tools.flatbuffer_utils import convert_bytearray_to_object, convert_object_to_bytearray
+
+    data = tflite if isinstance(tflite, (bytes, bytearray)) else open(tflite, "rb").read()
+    model_object = convert_bytearray_to_object(bytearray(data))
+    index = _softmax_input(model_object)
+    if index is None:
+        return None
+    graph = model_object.subgraphs[0]
+    graph.outputs = np.append(np.asarray(graph.outputs, "int32"), np.int32(index))
+    interpreter, _ = make_interpreter(bytes(convert_object_to_bytearray(model_object)), num_threads)
+    inp = interpreter.get_input_details()[0]
+    out = next(d for d in interpreter.get_output_details() if d["index"] == index)
+    logits = []
+    for sample in np.asarray(samples, "float32"):
+        interpreter.set_tensor(inp["index"], quantize_input(sample[None], inp["dtype"], inp["quantization"]))
+        interpreter.invoke()
+        logits.append(dequantize_output(interpreter.get_tensor(out["index"]), out["dtype"], out["quantization"])[0])
+    return np.stack(logits)
 
 
 def relative_l2(reference, actual):
