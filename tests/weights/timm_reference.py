@@ -157,11 +157,28 @@ PUBLISHED_PARAMS = {
     # timm's model cards; keras.applications' MobileNetV3Large / Small agree.
     "mobilenetv3_large_100": 5_483_032,
     "mobilenetv3_small_100": 2_542_856,
-    # timm's counts, as the issue that asked for them and the shared fixtures' JSON record them.
-    "seresnextaa101d_32x8d": 93_588_280,
-    "ecaresnet50d": 25_576_350,
+    # resnet.py's -D / -T / "aa" variants: timm.create_model(name).parameters(), timm 1.0.31
+    # (BENCHMARKS.md, "timm's ResNet-D / -T families"); the shared fixtures' JSON agree.
+    "seresnext26d_32x4d": 16_809_512,
     "seresnext26t_32x4d": 16_806_976,
+    "seresnet50t": 28_104_720,
+    "seresnetaa50d": 28_107_256,
+    "seresnet152d": 66_841_080,
+    "seresnext101d_32x8d": 93_588_280,
+    "seresnextaa101d_32x8d": 93_588_280,
     "ecaresnet26t": 16_011_916,
+    "ecaresnet50d": 25_576_350,
+    "ecaresnet50t": 25_573_814,
+    "ecaresnet101d": 44_568_563,
+    "ecaresnetlight": 30_162_046,
+    "resnet26d": 16_014_408,
+    "resnet26t": 16_011_872,
+    "resnet50d": 25_576_264,
+    "resnet50t": 25_573_728,
+    "resnet101d": 44_568_392,
+    "resnet152d": 60_212_040,
+    "resnetaa50d": 25_576_264,
+    "resnext50d_32x4d": 25_048_136,
 }
 
 
