@@ -51,8 +51,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import timm
-
     from _markdown import machine_summary, update_section
+
     from keras_se.weights.timm_variants import TIMM_VARIANTS
 
     names = [n for n, (_, options, scheme) in TIMM_VARIANTS.items() if scheme == "resnet_d"]
