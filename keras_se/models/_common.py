@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import inspect
+import numbers
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
@@ -209,7 +210,8 @@ def check_features(features_only, out_indices):
     if not isinstance(features_only, bool):
         raise ValueError(f"features_only must be a bool. Received: features_only={features_only!r}")
     try:
-        indices = tuple(sorted(set(out_indices)))
+        # numpy integers too, as `classes` takes them.
+        indices = tuple(sorted({int(i) if isinstance(i, numbers.Integral) and not isinstance(i, bool) else i for i in out_indices}))
     except TypeError:
         indices = ()
     if not indices or any(not isinstance(i, int) or isinstance(i, bool) or i not in FEATURE_INDICES for i in indices):
@@ -217,7 +219,28 @@ def check_features(features_only, out_indices):
             f"out_indices must be a non-empty collection of feature indices from {FEATURE_INDICES} "
             f"(index i is the output at stride 2**(i + 1)). Received: out_indices={out_indices!r}"
         )
+    if not features_only and indices != DEFAULT_OUT_INDICES:
+        raise ValueError(
+            "out_indices chooses the outputs of a features_only=True backbone; this model is built with "
+            f"features_only=False, so it would be ignored. Received: out_indices={out_indices!r}"
+        )
     return indices
+
+
+# The widest width multiplier a builder takes: 4x MobileNet already has 16x
+# its parameters (67 M); beyond, a typo (alpha=1e6) would allocate tens of GB
+# before anything could say so.
+MAX_WIDTH_MULTIPLIER = 4.0
+
+
+def check_width_multiplier(name, value):
+    check_positive_number(name, value)
+    if value > MAX_WIDTH_MULTIPLIER:
+        raise ValueError(
+            f"{name} must be at most {MAX_WIDTH_MULTIPLIER:g} (wider than any published model; each doubling "
+            f"quadruples the parameters). Received: {name}={value!r}"
+        )
+    return value
 
 
 def level_name(index):

@@ -139,8 +139,12 @@ class SEModel(keras.Model):
 
 
 def _plain(value):
-    """numpy scalars as Python numbers, so that a config is JSON (`.keras` files)."""
-    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+    """numpy scalars and arrays as Python numbers and tuples, so that a config is JSON (`.keras` files)."""
+    if hasattr(value, "tolist") and hasattr(value, "ndim"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def model_config(model):

@@ -48,7 +48,7 @@ def mobilenet_graph(spec, alpha=1.0, activation="relu6"):
     """
     fl = spec.fl
     layers = fl.layers
-    _common.check_positive_number("alpha", alpha)
+    _common.check_width_multiplier("alpha", alpha)
     if int(32 * alpha) < 1:
         raise ValueError(f"alpha must leave every layer at least one channel (the stem has int(32 * alpha)). Received: alpha={alpha!r}")
     if activation not in ("relu", "relu6"):

@@ -190,7 +190,7 @@ def mobilenet_v3_graph(spec, variant="large", alpha=1.0, minimalistic=False):
     fl = spec.fl
     layers = fl.layers
     check_choice("variant", variant, VARIANTS)
-    _common.check_positive_number("alpha", alpha)
+    _common.check_width_multiplier("alpha", alpha)
     if not isinstance(minimalistic, bool):
         raise ValueError(f"minimalistic must be a bool. Received: minimalistic={minimalistic!r}")
     if minimalistic and spec.attention is not None:

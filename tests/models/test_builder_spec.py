@@ -68,3 +68,17 @@ def test_dtype_builds_under_that_policy_and_leaves_the_global_one(name, tmp_path
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert loaded.get_config()["dtype"] == "bfloat16"
     assert {layer.dtype_policy.name for layer in loaded.layers if layer.weights} == {"bfloat16"}
+
+
+def test_out_indices_without_features_only_is_refused_and_numpy_ints_are_taken():
+    with pytest.raises(ValueError, match="out_indices chooses the outputs of a features_only=True backbone.*out_indices=\\(2, 3\\)"):
+        keras_se.create_model("se_resnet18", out_indices=(2, 3), input_shape=(32, 32, 3))
+    backbone = keras_se.create_model("se_resnet18", features_only=True, out_indices=np.array([2, 3]), input_shape=(32, 32, 3))
+    assert backbone.output_names == ["P3", "P4"] and backbone.get_config()["out_indices"] == (2, 3)
+
+
+@pytest.mark.parametrize("name, argument", [("se_mobilenet", "alpha"), ("mobilenetv3_small", "alpha")])
+def test_a_huge_width_multiplier_is_refused_before_anything_is_allocated(name, argument):
+    # alpha=1e6 used to allocate over 10 GB before failing.
+    with pytest.raises(ValueError, match=f"{argument} must be at most 4.*Received: {argument}=1000000.0"):
+        keras_se.create_model(name, **{argument: 1e6}, input_shape=(32, 32, 3))
