@@ -98,3 +98,39 @@ def test_convert_timm_alias_names_files_after_the_timm_model(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert os.listdir(out) == ["seresnet18_float32.tflite"]
     assert report[0]["parity"]["max_abs_error"] < 5e-5
+
+
+def _result(quantize, relative_l2):
+    parity = dict(max_abs_error=1e-3, mean_abs_error=1e-4, top1_agreement=None, decisive=0, relative_l2=relative_l2, top5_agreement=0.95)
+    run = dict(
+        passed=True, status="ran", parity=parity, kernel_relative_l2=2e-7, adapter="llvmpipe", software=True, reason="", kernel_check=""
+    )
+    return dict(
+        path=f"out/se_shufflenet_g3_{quantize or 'float32'}_gpu.tflite",
+        quantize=quantize,
+        gpu=True,
+        size_bytes=2**20,
+        ops={"CONV_2D": 3},
+        parity=parity,
+        gpu_findings=[],
+        gpu_rules="pass",
+        gpu_accelerator=run,
+        seconds=8.0,
+    )
+
+
+def test_both_tables_tell_rows_apart_at_80_columns(monkeypatch, capsys):
+    from keras_se.export.cli import _print
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _print([_result(None, 5.5e-4), _result("float16", 5.6e-4), _result("int8", 1.0)], "table")
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    # Each table's rows are labelled by what differs (mode and preset), whole.
+    for label in ("float32 gpu", "float16 gpu", "int8 gpu"):
+        assert sum(line.startswith(f"│ {label} ") for line in rows) == 2, out
+    # The int8 row does not show a float16 error against Keras as if it were a verdict; the note says what is compared.
+    int8_gpu = [line for line in rows if line.startswith("│ int8 gpu") and "pass" in line][0]
+    assert "1.0e+00" not in int8_gpu and "int8 / dynamic rows: kernels compares" in out.replace("\n", " ")
+    assert "se_shufflenet_g3_int8_gpu.tflite" in out.replace("\n", "")
