@@ -265,8 +265,15 @@ class GpuAccelerator:
         Quantised files are fed and read through their own scale and zero
         point, as `keras_se.export.verify.run_tflite` does on the CPU.
         """
+        samples = np.asarray(samples, "float32")
+        expected = tuple(self.input["shape"][1:])
+        if samples.ndim != len(expected) + 1 or tuple(samples.shape[1:]) != expected:
+            raise ValueError(
+                f"samples must be (N, {', '.join(map(str, expected))}), the file's input for batch N. "
+                f"Received: samples.shape={tuple(samples.shape)}"
+            )
         x_path, y_path = os.path.join(self._workdir, "x.npy"), os.path.join(self._workdir, "y.npz")
-        np.save(x_path, quantize_input(np.asarray(samples, "float32"), self.input["dtype"], self.input["quantization"]))
+        np.save(x_path, quantize_input(samples, self.input["dtype"], self.input["quantization"]))
         self._command("ran", cmd="run", inputs=x_path, outputs=y_path)
         with np.load(y_path) as arrays:
             results = [arrays[f"arr_{i}"] for i in self._order]

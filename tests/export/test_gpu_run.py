@@ -42,6 +42,13 @@ def test_outputs_are_the_models_outputs(gpu_adapter, convert_function):
     assert run.adapter and run.software == ("software" in run.adapter.lower())
 
 
+def test_wrongly_shaped_samples_are_a_value_error_naming_both_shapes(gpu_adapter, convert_function):
+    # They used to reach the child process, which died: "crashed", with no reason.
+    data = convert_function(lambda x: tf.nn.relu(x), SPEC)
+    with pytest.raises(ValueError, match=r"samples must be \(N, 4, 4, 8\).*Received: samples.shape=\(2, 4, 4, 3\)"):
+        run_on_gpu_accelerator(data, _x((1, 4, 4, 3)))
+
+
 def test_the_adapter_is_read_from_the_accelerators_log():
     line = "I0000 environment.cc:532] Selected adapter: llvmpipe (LLVM 15.0.6, 256 bits), arch=software, vendor=mesa"
     assert adapter_of(line) == ("llvmpipe (LLVM 15.0.6, 256 bits), arch=software, vendor=mesa", True)
