@@ -215,6 +215,25 @@ def wait_for_peers(cluster, timeout=CONNECT_TIMEOUT):
         listener.close()
 
 
+def _configure_coordination(cluster, timeout_ms):
+    """TensorFlow's coordination service as `MultiWorkerMirroredStrategy`
+    configures it, plus a registration deadline: without one, a peer whose
+    port answers TCP but that never replies (no TensorFlow worker behind it)
+    keeps `MultiWorkerMirroredStrategy()` waiting for an hour, holding the
+    interpreter (no signal handler runs meanwhile)."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster.jobs[job])) for job in _JOBS if job in cluster.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster.jobs),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=max(1, int(timeout_ms)),
+    )
+
+
 def multi_worker_strategy(timeout=CONNECT_TIMEOUT):
     """`tf.distribute.MultiWorkerMirroredStrategy` for the `TF_CONFIG` cluster.
 
@@ -223,30 +242,42 @@ def multi_worker_strategy(timeout=CONNECT_TIMEOUT):
     pipeline runs). Without `TF_CONFIG` the strategy runs this process alone.
 
     Args:
-        timeout: float, defaults to `CONNECT_TIMEOUT` (300 s). How long to
-            wait for every peer to answer before failing.
+        timeout: float, defaults to `CONNECT_TIMEOUT` (300 s). How long the
+            whole start-up may take: every peer answering, then TensorFlow
+            forming the cluster.
 
     Returns:
         The strategy.
 
     Raises:
         ClusterError: a bad `TF_CONFIG` (`parse_tf_config`), TensorFlow
-            already initialised, or unreachable peers.
+            already initialised, unreachable peers, or a cluster that did not
+            form in time.
     """
     import tensorflow as tf
     from tensorflow.python.eager import context
 
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
         raise ValueError(f"timeout must be a positive, finite number of seconds. Received: timeout={timeout!r}")
+    deadline = time.monotonic() + timeout
     cluster = parse_tf_config()
     if cluster is not None and context.context()._context_handle is not None:
         raise ClusterError(
             "the multi_worker strategy must be created before TensorFlow runs anything "
             "(collective ops are configured at start-up): create it before loading data or building models"
         )
-    if cluster is not None and cluster.num_workers > 1:
-        wait_for_peers(cluster, timeout)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if cluster is None or cluster.num_workers < 2:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    wait_for_peers(cluster, timeout)
+    _configure_coordination(cluster, (deadline - time.monotonic()) * 1000)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.DeadlineExceededError:
+        raise ClusterError(
+            f"{cluster.describe()}: the cluster did not form within {timeout:g} s: every peer "
+            f"({', '.join(cluster.peers)}) answers on its port, but TensorFlow got no reply from one of them; "
+            "check that each address of TF_CONFIG is a keras-se worker of this cluster, then restart every worker"
+        ) from None
 
 
 def backup_root(output_dir):
