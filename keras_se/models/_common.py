@@ -7,9 +7,9 @@ import numbers
 
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
-from keras_se.layers.attention import check_attention, create_attention
+from keras_se.layers.attention import EfficientChannelAttention, check_attention, create_attention, eca_kernel_size
 from keras_se.layers.namespace import as_flavour
-from keras_se.layers.squeeze_excite import GATES, apply_se, make_se_layers
+from keras_se.layers.squeeze_excite import GATES, apply_gate, apply_se, make_gate, make_se_layers
 
 POOLINGS = (None, "avg", "max")
 
@@ -44,7 +44,7 @@ class Attention:
         options: dict or None. Options for the kind's factory (SE: those of
             `SqueezeExcite`, over the builder's `se_*` arguments).
         reduction, se_bias, se_gate, se_divisor: the builders' SE arguments.
-        flavour: the graph's flavour. tf_keras (QAT) has SE only.
+        flavour: the graph's flavour. tf_keras (QAT) has SE and ECA.
     """
 
     def __init__(self, kind, options=None, reduction=16, se_bias=True, se_gate="sigmoid", se_divisor=1, flavour="keras"):
@@ -74,8 +74,11 @@ class Attention:
             kwargs = {**self.se.kwargs, **se_overrides, **self.options}
             return apply_se(make_se_layers(layers, x.shape[-1], f"{prefix}_se", **kwargs), x)
         if self.flavour != "keras":
+            if self.kind == "eca":
+                return eca_as_layers(layers, x, f"{prefix}_eca", **self.options)
             raise ValueError(
-                f"quantisation-aware training (the tf_keras flavour) supports attention='se' or None. Received: attention={self.kind!r}"
+                "quantisation-aware training (the tf_keras flavour) supports attention='se', 'eca' or None. "
+                f"Received: attention={self.kind!r}"
             )
         layer = create_attention(self.kind, x.shape[-1], name=f"{prefix}_{self.kind}", **self.options)
         y = layer(x)
@@ -85,6 +88,25 @@ class Attention:
                 f"Received: {tuple(x.shape)} -> {tuple(y.shape)} at {prefix}"
             )
         return y
+
+
+def eca_as_layers(layers, x, name, kernel_size=None, gamma=2, beta=1, gate="sigmoid"):
+    """`EfficientChannelAttention` spelt as standard layers, for tfmot (the tf_keras flavour).
+
+    Mean -> Reshape (N, 1, C, 1) -> the (1, k) Conv2D named `name` (the
+    layer's one weight, so weights copy by name) -> Reshape -> gate ->
+    Multiply: the same function, every tensor a layer output tfmot can
+    give a range.
+    """
+    EfficientChannelAttention(kernel_size=kernel_size, gamma=gamma, beta=beta, gate=gate)  # the layer's checks
+    channels = x.shape[-1]
+    k = kernel_size or eca_kernel_size(channels, gamma, beta)
+    y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    y = layers.Reshape((1, channels, 1), name=f"{name}_to_row")(y)
+    y = layers.Conv2D(1, (1, k), padding="same", use_bias=False, name=name)(y)
+    y = layers.Reshape((1, 1, channels), name=f"{name}_to_channels")(y)
+    y = apply_gate(make_gate(layers, gate, f"{name}_gate"), y)
+    return layers.Multiply(name=f"{name}_scale")([x, y])
 
 
 def check_stages(se_stages, valid):

@@ -92,6 +92,6 @@ def test_attention_options_reach_the_layer_and_bad_ones_are_refused():
 def test_qat_flavour_refuses_kinds_it_cannot_quantise():
     from keras_se.models.resnet import ResNetModel
 
-    model = keras_se.create_model("se_resnet18", attention="eca", input_shape=(32, 32, 3))
-    with pytest.raises(ValueError, match="supports attention='se' or None. Received: attention='eca'"):
+    model = keras_se.create_model("se_resnet18", attention="cbam", input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="supports attention='se', 'eca' or None. Received: attention='cbam'"):
         ResNetModel.tf_keras_model(model.get_config())

@@ -207,6 +207,14 @@ def _benchmark_module():
     return module
 
 
+def test_eca_model_is_quantised_and_int8_only(tmp_path):
+    # ECA spelt as standard layers in the tf_keras flavour: its (1, k) kernel copies by name.
+    model, qat, result = _quantize_fit_convert("se_resnet18", {"attention": "eca"}, tmp_path / "eca.tflite")
+    _assert_int8_only(result.path)
+    assert sum(layer.name.endswith("_eca") for layer in model.layers) == 8
+    assert "LOGISTIC" in result.ops and "MEAN" in result.ops
+
+
 @pytest.mark.large
 def test_digits_quick(tmp_path):
     # The quick version of benchmarks/qat_digits.py (same code, fewer epochs):
