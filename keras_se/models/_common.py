@@ -26,9 +26,6 @@ class SEOptions:
             raise ValueError(f"se_bias must be a bool. Received: se_bias={se_bias!r}")
         check_choice("se_gate", se_gate, GATES)
 
-    def __call__(self, layers, x, name):
-        return apply_se(make_se_layers(layers, x.shape[-1], name, **self.kwargs), x)
-
 
 class Attention:
     """The attention of a model's blocks: a registered kind and its options, validated once.
@@ -356,10 +353,9 @@ class Spec:
     def classifier(self, x):
         return classifier(self.fl, x, self.classes, self.classifier_activation)
 
-    def head(self, x, include_top=None):
-        """keras.applications' top (`include_top` overrides the argument's): `(inputs, outputs)`."""
-        top = self.include_top if include_top is None else include_top
-        return head(self.fl, x, self.inputs, top, self.pooling, self.classes, self.classifier_activation, self.dropout)
+    def head(self, x):
+        """keras.applications' top: `(inputs, outputs)`."""
+        return head(self.fl, x, self.inputs, self.include_top, self.pooling, self.classes, self.classifier_activation, self.dropout)
 
 
 @contextlib.contextmanager
