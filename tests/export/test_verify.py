@@ -56,6 +56,17 @@ def test_float32_absolute_bounds(fields, pattern):
         _parity(**fields).check(None)
 
 
+def test_float32_absolute_bounds_grow_with_outputs_past_one():
+    # Logits of order 10 (a model with BN statistics from data, SE-MobileNet at 32 px) hold
+    # float32 rounding of 4.9e-5 / 1.1e-5, over keras-hub's bounds for probabilities.
+    logits = dict(max_abs_error=4.9e-5, mean_abs_error=1.1e-5)
+    _parity(**logits, scale=8.0).check(None)
+    with pytest.raises(VerificationError, match="mean 1.1e-05 \\(bound 1e-05\\)"):
+        _parity(**logits, scale=0.9).check(None)  # probabilities: the bounds as they are
+    with pytest.raises(VerificationError, match="max abs error 0.0008 \\(bound 0.0004\\)"):
+        _parity(max_abs_error=8e-4, mean_abs_error=1e-6, scale=8.0).check(None)
+
+
 def test_top1_agreement_collapse_is_refused():
     _parity(top1_agreement=0.5).check("int8")
     with pytest.raises(VerificationError, match="top-1 agreement with Keras collapsed to 29%"):
