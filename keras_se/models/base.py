@@ -141,9 +141,9 @@ class SEModel(keras.Model):
 def _plain(value):
     """numpy scalars and arrays as Python numbers and tuples, so that a config is JSON (`.keras` files)."""
     if hasattr(value, "tolist") and hasattr(value, "ndim"):
-        value = value.tolist()
+        return value.tolist()  # a scalar's is a Python number, an array's a list
     if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
+        return type(value)(_plain(v) for v in value)  # as given, so that messages quote it
     return value
 
 
