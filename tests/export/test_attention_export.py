@@ -22,7 +22,7 @@ def _data():
     return np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("kind", ["eca", "cbam"])
+@pytest.mark.parametrize("kind", ["eca", pytest.param("cbam", marks=pytest.mark.large)])
 def test_attention_kinds_convert_to_fully_int8_and_onnx(kind, tmp_path):
     model = _model(kind)
     int8 = to_tflite(model, tmp_path / f"{kind}_int8.tflite", quantize="int8", representative_data=_data())

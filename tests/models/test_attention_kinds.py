@@ -48,7 +48,8 @@ def _attention_blocks(model, suffix):
     return [layer for layer in model.layers if layer.name.endswith(suffix)]
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+# The two Inception families (the largest graphs) in the large run.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) if "inception" in n else n for n in FAMILIES])
 def test_a_kind_registered_here_goes_where_se_goes_in_every_family(name, channel_scale):
     se = keras_se.create_model(name, classes=5, **FAMILIES[name])
     model = keras_se.create_model(name, classes=5, attention=channel_scale, **FAMILIES[name])
