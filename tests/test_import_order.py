@@ -73,7 +73,7 @@ def test_import_keras_se_layers_alone_works_in_a_fresh_interpreter():
     assert proc.stdout.split() == ["SqueezeExcite", "GroupConv2D"], proc.stderr[-2000:]
 
 
-def test_the_console_script_reports_and_converts_a_saved_model(saved_model, tmp_path, not_run):
+def test_the_console_script_reports_a_saved_model(saved_model, not_run):
     # The console script imports TensorFlow before Keras: the train -> convert workflow.
     script = _console_script(not_run)
     report = subprocess.run(
@@ -81,6 +81,11 @@ def test_the_console_script_reports_and_converts_a_saved_model(saved_model, tmp_
     )
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["model"] == "model.keras"
+
+
+@pytest.mark.large
+def test_the_console_script_converts_a_saved_model(saved_model, tmp_path, not_run):
+    script = _console_script(not_run)
     out = tmp_path / "out"
     convert = subprocess.run(
         [script, "convert", str(saved_model), "--out", str(out), "--format", "json"],

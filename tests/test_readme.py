@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -55,6 +57,7 @@ def test_every_name_in_readme_examples_is_reachable_after_import_keras_se():
     assert proc.stdout.split() == ["MISSING"], f"README names what `import keras_se` does not reach: {proc.stdout}"
 
 
+@pytest.mark.large  # three full-size models
 def test_the_first_readme_example_runs_as_written():
     first = _examples()[0]
     assert first.startswith("import keras_se")
