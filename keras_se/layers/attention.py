@@ -25,7 +25,7 @@ import keras
 
 from keras_se.layers._utils import BN_EPSILON, check_choice, check_positive_int, check_rank4
 from keras_se.layers.selective_kernel import SelectiveKernel
-from keras_se.layers.squeeze_excite import GATES, SqueezeExcite, check_se_options, se_reduced_channels
+from keras_se.layers.squeeze_excite import GATES, MLP_OPTIONS, SqueezeExcite, check_se_options, se_reduced_channels
 
 _KINDS = {}
 _CLASS_KINDS = {}  # layer class -> kind, for readers of a built model (the complexity report)
@@ -256,18 +256,7 @@ class CBAM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "reduction": self.reduction,
-                "reduced_channels": self.reduced_channels,
-                "divisor": self.divisor,
-                "min_channels": self.min_channels,
-                "use_bias": self.use_bias,
-                "activation": self.activation,
-                "gate": self.gate,
-                "spatial_kernel_size": self.spatial_kernel_size,
-            }
-        )
+        config.update({key: getattr(self, key) for key in (*MLP_OPTIONS, "spatial_kernel_size")})
         return config
 
 

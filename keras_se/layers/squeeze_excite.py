@@ -16,6 +16,8 @@ from keras_se.layers._utils import (
 from keras_se.layers.namespace import as_flavour
 
 GATES = ("sigmoid", "hard_sigmoid")
+# The options of a reduce-expand channel MLP and its gate: SqueezeExcite's and CBAM's.
+MLP_OPTIONS = ("reduction", "reduced_channels", "divisor", "min_channels", "use_bias", "activation", "gate")
 SQUEEZES = ("avg", "max", "avgmax")
 
 
@@ -243,16 +245,5 @@ class SqueezeExcite(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "reduction": self.reduction,
-                "reduced_channels": self.reduced_channels,
-                "divisor": self.divisor,
-                "min_channels": self.min_channels,
-                "use_bias": self.use_bias,
-                "activation": self.activation,
-                "gate": self.gate,
-                "squeeze": self.squeeze,
-            }
-        )
+        config.update({key: getattr(self, key) for key in (*MLP_OPTIONS, "squeeze")})
         return config
