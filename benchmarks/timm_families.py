@@ -53,9 +53,9 @@ def main(argv=None):
     import timm
     from _markdown import machine_summary, update_section
 
-    from keras_se.weights.timm_variants import TIMM_VARIANTS
+    from keras_se.weights import timm_models, timm_scheme
 
-    names = [n for n, (_, options, scheme) in TIMM_VARIANTS.items() if scheme == "resnet_d"]
+    names = [n for n in timm_models() if timm_scheme(n) == "resnet_d"]
     start = time.time()
     rows = []
     for name in names:

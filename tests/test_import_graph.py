@@ -71,3 +71,40 @@ def test_no_import_circles_among_the_export_modules():
         name: {m for m in edges if m.startswith("keras_se.export.")} for name, edges in graph.items() if name.startswith("keras_se.export.")
     }
     assert _cycle(export) is None, f"import circle: {' -> '.join(_cycle(export))}"
+
+
+def _architecture_layers():
+    """README's Architecture list, top first: each entry's modules (a folder or a file)."""
+    text = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Architecture", 1)[1].split("Where things go", 1)[0]
+    layers = []
+    for line in section.splitlines():
+        if line.startswith("- `"):
+            layers.append(line[3:].split("`", 1)[0].removeprefix("keras_se/").removesuffix(".py").rstrip("/"))
+    return layers
+
+
+def _layer_of(module, layers):
+    parts = module.split(".")[1:]
+    if parts and parts[-1] == "cli":
+        return 0  # the command line, `cli.py` and `*/cli.py`, is the top
+    return layers.index(parts[0]) if parts and parts[0] in layers else None
+
+
+def test_dependencies_point_down_as_the_readme_says():
+    layers = _architecture_layers()
+    assert layers[:2] == ["cli", "training"] and layers[-2:] == ["models", "layers"], layers
+    wrong = []
+    for module, edges in _graph().items():
+        mine = _layer_of(module, layers)
+        for imported in edges:
+            theirs = _layer_of(imported, layers)
+            if mine is not None and theirs is not None and theirs < mine:
+                wrong.append(f"{module} imports {imported}")
+    assert wrong == [], wrong
+
+
+def test_the_layer_rule_would_see_a_model_module_importing_weights():
+    layers = _architecture_layers()
+    assert _layer_of("keras_se.weights.timm", layers) < _layer_of("keras_se.models.resnet", layers)
+    assert _layer_of("keras_se.export.cli", layers) == 0

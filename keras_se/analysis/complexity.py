@@ -186,7 +186,8 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             model = load_keras_file(value)
             name = os.path.basename(value)
         else:
-            from keras_se.models.registry import create_model, get_entry
+            from keras_se.models.registry import build_model as create_model
+            from keras_se.models.registry import get_entry
 
             kwargs = dict(build_kwargs)
             if input_shape is not None:

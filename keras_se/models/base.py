@@ -27,13 +27,20 @@ _NOT_CONFIG = ("flavour", "input_tensor")
 class SEModel(keras.Model):
     """Base class of the keras_se model families.
 
-    Subclasses set `graph` (a function returning `(inputs, outputs)`) and
-    `default_name`; they are registered for `.keras` loading with
-    `keras.saving.register_keras_serializable(package="keras_se")`.
+    A family is declared as `class VGGModel(SEModel, graph=vgg_graph,
+    default_name="vgg")`: `graph` returns `(inputs, outputs)`; the class is
+    registered for `.keras` loading as `keras_se>VGGModel`.
     """
 
     graph = None
     default_name = "keras_se_model"
+
+    def __init_subclass__(cls, graph=None, default_name=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if graph is not None:
+            cls.graph = staticmethod(graph)
+            cls.default_name = default_name or cls.default_name
+            keras.saving.register_keras_serializable(package="keras_se")(cls)
 
     def __init__(self, *, name=None, trainable=True, input_tensor=None, **arguments):
         architecture = self.architecture(**arguments)

@@ -1,10 +1,8 @@
 """SE-BN-Inception: BN-Inception with an SE block on the output of every Inception module."""
 
-import keras
-
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import register_twins
 
 # The ten Inception modules of the official SE-BN-Inception prototxt
 # (hujie-frank/SENet, models/SE-BN-Inception.prototxt), grouped by the stage
@@ -148,8 +146,7 @@ def _module(layers, x, name, strides, c1x1, c3x3, cdouble, pool, input_shape):
     return layers.Concatenate(name=f"{name}_concat")(branches)
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class InceptionModel(SEModel):
+class InceptionModel(SEModel, graph=inception_graph, default_name="bn_inception"):
     """SE-BN-Inception and BN-Inception; the arguments are those of `inception_graph`.
 
     Example:
@@ -157,9 +154,5 @@ class InceptionModel(SEModel):
     >>> model = InceptionModel(attention="se", input_shape=(64, 64, 3), classes=10)
     """
 
-    graph = staticmethod(inception_graph)
-    default_name = "bn_inception"
 
-
-register("bn_inception", InceptionModel, dict(attention=None), family="inception", paper="BN-Inception")
-register("se_bn_inception", InceptionModel, dict(attention="se"), twin="bn_inception", family="inception", paper="SE-BN-Inception")
+register_twins("bn_inception", "se_bn_inception", InceptionModel, {}, "inception", papers=("BN-Inception", "SE-BN-Inception"))

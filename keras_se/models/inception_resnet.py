@@ -1,10 +1,8 @@
 """SE-Inception-ResNet-v2: Inception-ResNet-v2 with SE on the residual branch of every Inception-ResNet module."""
 
-import keras
-
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import INCEPTION_MEAN, INCEPTION_STD, Preset, Release, register_presets, register_twins
 
 # timm's (and TensorFlow-Slim's) BatchNorm epsilon for this network.
 BN_EPSILON = 1e-3
@@ -181,8 +179,7 @@ def inception_resnet_graph(spec):
     return spec.head(x)
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class InceptionResNetModel(SEModel):
+class InceptionResNetModel(SEModel, graph=inception_resnet_graph, default_name="inception_resnet_v2"):
     """SE-Inception-ResNet-v2 and Inception-ResNet-v2; the arguments are those of `inception_resnet_graph`.
 
     Example:
@@ -190,16 +187,20 @@ class InceptionResNetModel(SEModel):
     >>> model = InceptionResNetModel(attention="se", input_shape=(75, 75, 3), classes=10)
     """
 
-    graph = staticmethod(inception_resnet_graph)
-    default_name = "inception_resnet_v2"
 
-
-register("inception_resnet_v2", InceptionResNetModel, dict(attention=None), family="inception_resnet", paper="Inception-ResNet-v2")
-register(
+# timm has no SE variant: the plain twin has timm's port of TensorFlow's release (inputs on [-1, 1]).
+TIMM_PRESETS = {
+    "inception_resnet_v2": Preset(
+        "inception_resnet_v2", {}, Release("tf_in1k", crop_pct=0.8975, size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD)
+    )
+}
+register_twins(
+    "inception_resnet_v2",
     "se_inception_resnet_v2",
     InceptionResNetModel,
-    dict(attention="se"),
-    twin="inception_resnet_v2",
-    family="inception_resnet",
-    paper="SE-Inception-ResNet-v2",
+    {},
+    "inception_resnet",
+    papers=("Inception-ResNet-v2", "SE-Inception-ResNet-v2"),
+    imagenet=("timm:inception_resnet_v2", None),
 )
+register_presets("timm", TIMM_PRESETS)

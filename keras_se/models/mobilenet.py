@@ -1,10 +1,8 @@
 """SE-MobileNet: MobileNet v1 with an SE block after every depthwise-separable block."""
 
-import keras
-
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import register_twins
 
 # (pointwise filters, depthwise stride) of MobileNet v1's 13 blocks.
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
@@ -89,8 +87,7 @@ def mobilenet_graph(spec, alpha=1.0, activation="relu6"):
     return spec.head(x)
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class MobileNetModel(SEModel):
+class MobileNetModel(SEModel, graph=mobilenet_graph, default_name="mobilenet"):
     """SE-MobileNet and MobileNet v1; the arguments are those of `mobilenet_graph`.
 
     Example:
@@ -98,9 +95,5 @@ class MobileNetModel(SEModel):
     >>> model = MobileNetModel(attention="se", alpha=0.5, input_shape=(128, 128, 3))
     """
 
-    graph = staticmethod(mobilenet_graph)
-    default_name = "mobilenet"
 
-
-register("mobilenet", MobileNetModel, dict(attention=None), family="mobilenet", paper="MobileNet 1.0-224")
-register("se_mobilenet", MobileNetModel, dict(attention="se"), twin="mobilenet", family="mobilenet", paper="SE-MobileNet")
+register_twins("mobilenet", "se_mobilenet", MobileNetModel, {}, "mobilenet", papers=("MobileNet 1.0-224", "SE-MobileNet"))

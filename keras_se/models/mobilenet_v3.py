@@ -8,12 +8,10 @@ their checkpoints (`keras_se.create_model("timm:mobilenetv3_small_100",
 weights=...)`).
 """
 
-import keras
-
 from keras_se.layers._utils import check_choice, make_divisible
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import Preset, Release, register_presets, register_twins
 
 # timm's arch_def rows, in order (a row is timm's `blocks.{i}`). A block:
 # (kind, repeats, kernel, stride, expansion, channels, SE, activation).
@@ -243,8 +241,7 @@ def _block(layers, x, spec, prefix, se, se_reduced):
     return x
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class MobileNetV3Model(SEModel):
+class MobileNetV3Model(SEModel, graph=mobilenet_v3_graph, default_name="mobilenetv3"):
     """MobileNetV3-Large / -Small and their plain twins; the arguments are those of `mobilenet_v3_graph`.
 
     Example:
@@ -252,18 +249,21 @@ class MobileNetV3Model(SEModel):
     >>> model = MobileNetV3Model(variant="small", alpha=0.75, input_shape=(224, 224, 3))
     """
 
-    graph = staticmethod(mobilenet_v3_graph)
-    default_name = "mobilenetv3"
 
-
+# timm's mobilenetv3.py at width 1.0: keras_se's defaults without dropout;
+# weights="imagenet" loads their releases.
+TIMM_PRESETS = {
+    "mobilenetv3_large_100": Preset("mobilenetv3_large", dict(dropout=0.0), Release("ra_in1k")),
+    "mobilenetv3_small_100": Preset("mobilenetv3_small", dict(dropout=0.0), Release("lamb_in1k")),
+}
 for _variant in VARIANTS:
-    _label = f"MobileNetV3-{_variant.capitalize()} 1.0"
-    register(f"mobilenetv3_{_variant}_plain", MobileNetV3Model, dict(variant=_variant, attention=None), family="mobilenetv3")
-    register(
+    register_twins(
+        f"mobilenetv3_{_variant}_plain",
         f"mobilenetv3_{_variant}",
         MobileNetV3Model,
-        dict(variant=_variant, attention="se"),
-        twin=f"mobilenetv3_{_variant}_plain",
-        family="mobilenetv3",
-        paper=_label,
+        dict(variant=_variant),
+        "mobilenetv3",
+        papers=(None, f"MobileNetV3-{_variant.capitalize()} 1.0"),
+        imagenet=(None, f"timm:mobilenetv3_{_variant}_100"),
     )
+register_presets("timm", TIMM_PRESETS)

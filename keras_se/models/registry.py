@@ -1,40 +1,91 @@
-"""One registry of model builders: `list_models` and `create_model`."""
+"""One registry of model architectures: `list_models`, `build_model` and the presets.
+
+The registry knows architectures only. `weights=` is handled at the front
+door, `keras_se.create_model` (`keras_se/applications.py`), which builds
+through this registry and then loads weights with `keras_se.weights`.
+
+Each family module registers its models (`register`, `register_twins`) and
+its presets table (`register_presets`): the timm models it reproduces, each
+the registered model with options, and the release `weights="imagenet"`
+loads (timm's default pretrained tag and input convention).
+"""
 
 import difflib
 import fnmatch
+from typing import NamedTuple
 
 from keras_se.layers.namespace import as_flavour
-from keras_se.weights import load_weights
-from keras_se.weights.pretrained import weights_options
 
 _REGISTRY = {}
 # Namespaced aliases ("timm:seresnet50"): a registered model with options.
 _ALIASES = {}
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)  # timm's IMAGENET_INCEPTION_MEAN / _STD: inputs on [-1, 1]
+INCEPTION_STD = (0.5, 0.5, 0.5)
+
+
+class Release(NamedTuple):
+    """A published checkpoint: timm's pretrained tag and its input convention (timm's `pretrained_cfg`)."""
+
+    tag: str
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    size: int = 224
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def input_convention(self):
+        """`input_size` (H, W, C), `interpolation`, `crop_pct`, `mean`, `std` (RGB, on [0, 1] inputs), `classes`."""
+        return dict(
+            input_size=(self.size, self.size, 3),
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            mean=self.mean,
+            std=self.std,
+            classes=1000,
+        )
+
+
+class Preset(NamedTuple):
+    """A model of another zoo keras_se reproduces: a registered model with builder options.
+
+    `release` is the default published checkpoint (None: the zoo publishes
+    no weights for it).
+    """
+
+    model: str
+    options: dict
+    release: Release = None
+
 
 class ModelEntry:
-    """A registered model: its class, default arguments and plain twin."""
+    """A registered model: its class, default arguments and plain twin.
 
-    def __init__(self, name, cls, kwargs, twin, family, paper):
+    `imagenet` names the preset whose release `weights="imagenet"` loads
+    (`"timm:legacy_seresnet50"`); `preset` is the alias's own `Preset`.
+    """
+
+    def __init__(self, name, cls, kwargs, twin, family, paper, imagenet=None, preset=None):
         self.name = name
         self.cls = cls
         self.kwargs = kwargs
         self.twin = twin
         self.family = family
         self.paper = paper
+        self.imagenet = imagenet
+        self.preset = preset
 
-    def __call__(self, weights=None, flavour="keras", **kwargs):
-        # Options the weights need (timm's legacy_seresnet18 has a ReLU
-        # before SE); a model without such weights is refused before building.
-        arguments = {"name": self.name, **self.kwargs, **weights_options(self.name, weights), **kwargs}
+    def __call__(self, flavour="keras", **kwargs):
+        """Builds the architecture: the entry's defaults, then `kwargs`; no weights."""
+        arguments = {"name": self.name, **self.kwargs, **kwargs}
         if as_flavour(flavour).name == "tf_keras":
-            model = self.cls.tf_keras_model(arguments)
-        else:
-            model = self.cls(**arguments)
-        return load_weights(model, weights, model_name=self.name)
+            return self.cls.tf_keras_model(arguments)
+        return self.cls(**arguments)
 
 
-def register(name, cls, defaults, twin=None, family=None, paper=None):
+def register(name, cls, defaults, twin=None, family=None, paper=None, imagenet=None):
     """Registers `cls(**defaults)` under `name`.
 
     Args:
@@ -44,11 +95,42 @@ def register(name, cls, defaults, twin=None, family=None, paper=None):
         twin: str or None. Name of the same architecture without attention.
         family: str. Model family, for listing.
         paper: str or None. The model's name in the paper's tables.
+        imagenet: str or None. The preset (`"timm:legacy_seresnet50"`)
+            whose release `weights="imagenet"` loads.
     """
     if name in _REGISTRY:
         raise ValueError(f"Model {name!r} is already registered.")
-    _REGISTRY[name] = ModelEntry(name, cls, dict(defaults), twin, family, paper)
+    _REGISTRY[name] = ModelEntry(name, cls, dict(defaults), twin, family, paper, imagenet)
     return _REGISTRY[name]
+
+
+def register_twins(plain, name, cls, defaults, family, papers=(None, None), imagenet=(None, None)):
+    """Registers a model with SE (`name`, `attention="se"`) and its plain twin (`plain`, `attention=None`).
+
+    `papers` and `imagenet` give the plain model's value, then the SE model's.
+    """
+    register(plain, cls, dict(defaults, attention=None), family=family, paper=papers[0], imagenet=imagenet[0])
+    register(name, cls, dict(defaults, attention="se"), twin=plain, family=family, paper=papers[1], imagenet=imagenet[1])
+
+
+def register_presets(namespace, presets):
+    """Registers each preset of a family's table as the alias `namespace:name`.
+
+    Args:
+        namespace: str. The zoo (`"timm"`).
+        presets: dict from the zoo's model name to its `Preset`.
+    """
+    for name, preset in presets.items():
+        entry = register_alias(f"{namespace}:{name}", preset.model, dict(preset.options, name=name))
+        entry.preset = preset
+        if preset.release is not None:
+            entry.imagenet = entry.name
+
+
+def presets(namespace="timm"):
+    """`{name: Preset}` of every registered preset of `namespace`, sorted by name."""
+    prefix = f"{namespace}:"
+    return {n[len(prefix) :]: e.preset for n, e in sorted(_ALIASES.items()) if n.startswith(prefix)}
 
 
 def register_alias(name, target, overrides=None):
@@ -101,20 +183,14 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def create_model(name, weights=None, flavour="keras", **kwargs):
-    """Builds a registered model.
+def build_model(name, flavour="keras", **kwargs):
+    """Builds a registered architecture, without weights (`keras_se.create_model` loads them).
 
     Args:
         name: str. A name from `list_models()`, e.g. `"se_resnet50"`, or
             an alias from `list_models("timm:*")`, e.g.
             `"timm:legacy_seresnet50"`: the configuration that reproduces
-            that timm model, whose checkpoint `weights=` then loads.
-        weights: None; `"imagenet"` (the model's ImageNet release on the
-            Hugging Face Hub, see `keras_se.weights.pretrained_weights()`);
-            `"hf://timm/<name>.<tag>"`; or a weights file: a `.keras` /
-            `.weights.h5` file saved from the same model, or a timm
-            checkpoint (`.safetensors`, `.pth`); see
-            `keras_se.weights.load_weights`.
+            that timm model.
         flavour: `"keras"` (default), or `"tf_keras"` for the same model
             in tf_keras (for tfmot).
         **kwargs: architecture arguments (`input_shape`, `classes`,
@@ -127,8 +203,6 @@ def create_model(name, weights=None, flavour="keras", **kwargs):
 
     Example:
 
-    >>> model = keras_se.create_model("se_resnet50", input_shape=(128, 128, 3))
-    >>> model = keras_se.create_model("timm:seresnet50", weights="seresnet50.safetensors")
-    >>> model = keras_se.create_model("se_resnet50", weights="imagenet", include_top=False)
+    >>> model = keras_se.models.build_model("se_resnet50", input_shape=(128, 128, 3))
     """
-    return get_entry(name)(weights=weights, flavour=flavour, **kwargs)
+    return get_entry(name)(flavour=flavour, **kwargs)

@@ -3,13 +3,11 @@ their plain twins, from one table and one builder."""
 
 import math
 
-import keras
-
 from keras_se.layers._utils import check_choice, check_positive_int
 from keras_se.layers.selective_kernel import apply_sk, make_sk_layers
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import Preset, Release, register, register_presets
 
 STEMS = ("7x7", "deep", "deep_tiered")
 SE_POSITIONS = ("standard", "pre", "post", "identity", "after_3x3")
@@ -323,8 +321,7 @@ def _bottleneck_block(
     return _finish_block(layers, x, shortcut, name, attention, se, se_position)
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class ResNetModel(SEModel):
+class ResNetModel(SEModel, graph=resnet_graph, default_name="resnet"):
     """SE-ResNet, SE-ResNeXt, SENet-154, SKNet and their plain twins.
 
     The arguments are those of `resnet_graph`; `get_config()` returns them.
@@ -335,20 +332,110 @@ class ResNetModel(SEModel):
     >>> ResNetModel.from_config(model.get_config())  # the same architecture
     """
 
-    graph = staticmethod(resnet_graph)
-    default_name = "resnet"
+
+def _imagenet(name):
+    return f"timm:{name}" if name in TIMM_PRESETS and TIMM_PRESETS[name].release else None
 
 
-def _register(name, family, depth, attention, arch, twin, paper):
-    register(name, ResNetModel, dict(arch, depth=depth, attention=attention), twin=twin, family=family, paper=paper)
+# The timm models this family reproduces exactly (`create_model("timm:NAME")`)
+# and their default releases (timm 1.0's `default_cfgs`: the first tag with
+# weights; None where timm publishes none: "untrained").
+#
+# timm's senet.py `legacy_*` models, ported from the Caffe releases, are the
+# keras_se defaults: ceil-mode stem pool, stride on the first 1x1 of SE-ResNet
+# bottlenecks (on the grouped 3x3 of SE-ResNeXt and SENet-154), SE width
+# C // 16; only senet.py's basic block adds a ReLU before SE. timm's resnet.py
+# and sknet.py pad the stem pool, put the stride on the 3x3 ("v1.5") and round
+# the SE width to make_divisible(C / 16, 8); its -D / -T / "aa" variants have
+# deep (tiered) stems of width 32, average-pool shortcuts, and for "aa"
+# average-pool anti-aliasing.
+_RESNET_PY = dict(stride_on="3x3", stem_pool="pad", se_divisor=8)
+_AVG_DOWN = dict(_RESNET_PY, stem_width=32, avg_down=True)
+_D = dict(_AVG_DOWN, stem="deep")
+_T = dict(_AVG_DOWN, stem="deep_tiered")
+_AA = dict(_D, aa=True, stem_pool="avg")
+_ECA = dict(attention="eca")
+# timm's skresnet*: SK paths on channel halves of the input (split_input),
+# groups 1, attention width make_divisible(C / 8, 16) = max(C / 8, 16)
+# (basic) or make_divisible(C / 16, 8) = max(C / 16, 8) (bottleneck).
+_SKRESNET = dict(groups=1, base_width=64, sk_split_input=True)
+_BILINEAR = Release("in1k", "bilinear")
+
+TIMM_PRESETS = {
+    "legacy_seresnet18": Preset("se_resnet18", dict(basic_last_relu=True), Release("in1k")),
+    "legacy_seresnet34": Preset("se_resnet34", dict(basic_last_relu=True), _BILINEAR),
+    **{f"legacy_seresnet{d}": Preset(f"se_resnet{d}", {}, _BILINEAR) for d in (50, 101, 152)},
+    "legacy_seresnext26_32x4d": Preset("se_resnext50_32x4d", dict(depth=26), Release("in1k")),
+    "legacy_seresnext50_32x4d": Preset("se_resnext50_32x4d", {}, _BILINEAR),
+    "legacy_seresnext101_32x4d": Preset("se_resnext101_32x4d", {}, _BILINEAR),
+    "legacy_senet154": Preset("senet154", {}, _BILINEAR),
+    **{f"seresnet{d}": Preset(f"se_resnet{d}", _RESNET_PY) for d in (18, 34, 101, 152)},
+    "seresnet50": Preset("se_resnet50", _RESNET_PY, Release("a1_in1k", crop_pct=0.95)),
+    "seresnext50_32x4d": Preset("se_resnext50_32x4d", _RESNET_PY, Release("racm_in1k")),
+    "seresnext101_32x4d": Preset("se_resnext101_32x4d", _RESNET_PY, Release("gluon_in1k")),
+    "senet154": Preset("senet154", dict(_RESNET_PY, dropout=0.0), Release("gluon_in1k")),
+    "seresnext26d_32x4d": Preset("se_resnext50_32x4d", dict(_D, depth=26), Release("bt_in1k")),
+    "seresnext26t_32x4d": Preset("se_resnext50_32x4d", dict(_T, depth=26), Release("bt_in1k")),
+    "seresnet50t": Preset("se_resnet50", _T),
+    "seresnetaa50d": Preset("se_resnet50", _AA),
+    "seresnet152d": Preset("se_resnet152", _D, Release("ra2_in1k", crop_pct=0.95, size=256)),
+    "seresnext101d_32x8d": Preset("se_resnext101_32x4d", dict(_D, base_width=8), Release("ah_in1k", crop_pct=0.95)),
+    "seresnextaa101d_32x8d": Preset(
+        "se_resnext101_32x4d", dict(_AA, base_width=8), Release("sw_in12k_ft_in1k_288", crop_pct=0.95, size=288)
+    ),
+    "ecaresnet26t": Preset("se_resnet50", dict(_T, depth=26, **_ECA), Release("ra2_in1k", size=256)),
+    "ecaresnet50d": Preset("se_resnet50", dict(_D, **_ECA), Release("miil_in1k")),
+    "ecaresnet50t": Preset("se_resnet50", dict(_T, **_ECA), Release("ra2_in1k", size=256)),
+    "ecaresnet101d": Preset("se_resnet101", dict(_D, **_ECA), Release("miil_in1k")),
+    # A 7x7 stem.
+    "ecaresnetlight": Preset("se_resnet50", dict(_AVG_DOWN, blocks=(1, 1, 11, 3), **_ECA), Release("miil_in1k")),
+    "resnet26d": Preset("resnet50", dict(_D, depth=26), Release("bt_in1k")),
+    "resnet26t": Preset("resnet50", dict(_T, depth=26), Release("ra2_in1k", crop_pct=0.94, size=256)),
+    "resnet50d": Preset("resnet50", _D, Release("ra2_in1k")),
+    "resnet50t": Preset("resnet50", _T),
+    "resnet101d": Preset("resnet101", _D, Release("ra2_in1k", crop_pct=0.95, size=256)),
+    "resnet152d": Preset("resnet152", _D, Release("ra2_in1k", crop_pct=0.95, size=256)),
+    "resnetaa50d": Preset("resnet50", _AA, Release("sw_in12k_ft_in1k", crop_pct=0.95)),
+    "resnext50d_32x4d": Preset("resnext50_32x4d", _D, Release("bt_in1k")),
+    "skresnext50_32x4d": Preset("sknet50", {}, Release("ra_in1k")),
+    **{f"skresnet{d}": Preset("sknet50", dict(_SKRESNET, depth=d, reduction=8, sk_min_channels=16), Release("ra_in1k")) for d in (18, 34)},
+    "skresnet50": Preset("sknet50", dict(_SKRESNET, sk_min_channels=8)),
+}
 
 
+def _register(name, family, depth, attention, arch, twin, paper, imagenet=None):
+    register(name, ResNetModel, dict(arch, depth=depth, attention=attention), twin=twin, family=family, paper=paper, imagenet=imagenet)
+
+
+# weights="imagenet" of the SENet paper's models loads timm's legacy_* release
+# (the official Caffe weights); SKNet-50's, timm's skresnext50_32x4d.
 for _depth in DEPTHS:
     _register(f"resnet{_depth}", "resnet", _depth, None, RESNET, None, f"ResNet-{_depth}")
-    _register(f"se_resnet{_depth}", "resnet", _depth, "se", RESNET, f"resnet{_depth}", f"SE-ResNet-{_depth}")
+    _register(
+        f"se_resnet{_depth}",
+        "resnet",
+        _depth,
+        "se",
+        RESNET,
+        f"resnet{_depth}",
+        f"SE-ResNet-{_depth}",
+        _imagenet(f"legacy_seresnet{_depth}"),
+    )
 for _depth in (50, 101):
     _register(f"resnext{_depth}_32x4d", "resnext", _depth, None, RESNEXT, None, f"ResNeXt-{_depth} (32x4d)")
-    _register(f"se_resnext{_depth}_32x4d", "resnext", _depth, "se", RESNEXT, f"resnext{_depth}_32x4d", f"SE-ResNeXt-{_depth} (32x4d)")
-    _register(f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}")
+    _register(
+        f"se_resnext{_depth}_32x4d",
+        "resnext",
+        _depth,
+        "se",
+        RESNEXT,
+        f"resnext{_depth}_32x4d",
+        f"SE-ResNeXt-{_depth} (32x4d)",
+        _imagenet(f"legacy_seresnext{_depth}_32x4d"),
+    )
+    _register(
+        f"sknet{_depth}", "sknet", _depth, "sk", SKNET, f"resnext{_depth}_32x4d", f"SKNet-{_depth}", _imagenet(f"skresnext{_depth}_32x4d")
+    )
 _register("senet154_plain", "senet154", 152, None, SENET154, None, None)
-_register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154")
+_register("senet154", "senet154", 152, "se", SENET154, "senet154_plain", "SENet-154", _imagenet("legacy_senet154"))
+register_presets("timm", TIMM_PRESETS)

@@ -1,11 +1,9 @@
 """SE-ShuffleNet: ShuffleNet v1 with SE on the residual branch."""
 
-import keras
-
 from keras_se.layers._utils import check_choice, make_divisible
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import register_twins
 
 # ShuffleNet v1 Table 1: stage 2 output channels at 1x, by groups (stages 3
 # and 4 double it), and units per stage.
@@ -121,8 +119,7 @@ def _shuffle_unit(layers, x, out_channels, groups, strides, first_grouped, name,
     return x
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class ShuffleNetModel(SEModel):
+class ShuffleNetModel(SEModel, graph=shufflenet_graph, default_name="shufflenet"):
     """SE-ShuffleNet and ShuffleNet v1; the arguments are those of `shufflenet_graph`.
 
     Example:
@@ -130,17 +127,13 @@ class ShuffleNetModel(SEModel):
     >>> model = ShuffleNetModel(attention="se", groups=3, input_shape=(224, 224, 3))
     """
 
-    graph = staticmethod(shufflenet_graph)
-    default_name = "shufflenet"
-
 
 for _g in STAGE2_CHANNELS:
-    register(f"shufflenet_g{_g}", ShuffleNetModel, dict(attention=None, groups=_g), family="shufflenet", paper=f"ShuffleNet 1x (g={_g})")
-    register(
+    register_twins(
+        f"shufflenet_g{_g}",
         f"se_shufflenet_g{_g}",
         ShuffleNetModel,
-        dict(attention="se", groups=_g),
-        twin=f"shufflenet_g{_g}",
-        family="shufflenet",
-        paper=f"SE-ShuffleNet 1x (g={_g})",
+        dict(groups=_g),
+        "shufflenet",
+        papers=(f"ShuffleNet 1x (g={_g})", f"SE-ShuffleNet 1x (g={_g})"),
     )

@@ -1,11 +1,9 @@
 """SE-VGG-16: VGG-16 with batch norm and an SE block after every convolution."""
 
-import keras
-
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM
 from keras_se.models import _common
 from keras_se.models.base import SEModel
-from keras_se.models.registry import register
+from keras_se.models.registry import Preset, Release, register_presets, register_twins
 
 # VGG-16 (configuration D): the widths of the 3x3 convolutions of each
 # stage; a 2x2 max pool ends each stage. Stage s works at 1/2^s of the input.
@@ -126,8 +124,7 @@ def _adaptive_pool_up(layers, x, size, name):
     return x
 
 
-@keras.saving.register_keras_serializable(package="keras_se")
-class VGGModel(SEModel):
+class VGGModel(SEModel, graph=vgg_graph, default_name="vgg"):
     """SE-VGG-16 and VGG-16 with batch norm; the arguments are those of `vgg_graph`.
 
     Example:
@@ -135,9 +132,8 @@ class VGGModel(SEModel):
     >>> model = VGGModel(attention="se", input_shape=(32, 32, 3), classes=10)
     """
 
-    graph = staticmethod(vgg_graph)
-    default_name = "vgg"
 
-
-register("vgg16_bn", VGGModel, dict(attention=None), family="vgg", paper="VGG-16")
-register("se_vgg16", VGGModel, dict(attention="se"), twin="vgg16_bn", family="vgg", paper="SE-VGG-16")
+# timm has no SE-VGG: the plain twin has timm's weights.
+TIMM_PRESETS = {"vgg16_bn": Preset("vgg16_bn", {}, Release("tv_in1k", "bilinear"))}
+register_twins("vgg16_bn", "se_vgg16", VGGModel, {}, "vgg", papers=("VGG-16", "SE-VGG-16"), imagenet=("timm:vgg16_bn", None))
+register_presets("timm", TIMM_PRESETS)

@@ -12,7 +12,8 @@ from importlib import resources
 
 import numpy as np
 
-from keras_se.weights.pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_config
+from keras_se.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from keras_se.weights.pretrained import pretrained_config
 
 _DEFAULT = dict(input_size=(224, 224, 3), interpolation="bicubic", crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 

@@ -34,8 +34,10 @@ Two more cover the plain twins of the SENet paper's other Table 2 models:
   `mixed_7a`, `repeat_2.{k}`, `block8`, `conv2d_7b`, `classif`.
 
 Names map layer by layer: `stage{s}_block{b}_...` is `layer{s-1}.{b-1}...`
-in the residual schemes (MobileNetV3: `blocks.{row}.{index}`,
-`timm_variants.MOBILENETV3_ROWS`).
+in the residual schemes (MobileNetV3: `blocks.{row}.{index}`, the rows of
+timm's architecture table, which `keras_se.models.mobilenet_v3.block_specs`
+gives each block). The layouts of VGG-16 and Inception-ResNet-v2 are read
+from their model modules, not declared again here.
 Checkpoints must match exactly: missing, unexpected and mis-shaped tensors,
 and architecture options that weights cannot show (stride placement, stem
 pooling, SE position, SK dilations), stop the load before any weight is set.
@@ -46,11 +48,24 @@ import re
 import numpy as np
 
 from keras_se.keras_graph import producer_layer
+from keras_se.models import inception_resnet, mobilenet_v3, vgg
 from keras_se.naming import parse_layer_name
 from keras_se.weights import layouts
 from keras_se.weights.io import check_tensor_values, read_state_dict
-from keras_se.weights.timm_variants import MOBILENETV3_ROWS, scheme_of_config
+from keras_se.weights.timm_variants import scheme_of_model
 
+
+def _mobilenetv3_rows(variant):
+    """For keras_se's stages 1-5 of a MobileNetV3 variant: the number of blocks of each timm row the stage holds, in order."""
+    stages = [{} for _ in mobilenet_v3.STAGES]
+    for spec in mobilenet_v3.block_specs(variant):
+        rows = stages[spec["stage"] - 1]
+        rows[spec["row"]] = rows.get(spec["row"], 0) + 1
+    return tuple(tuple(rows.values()) for rows in stages)
+
+
+# Row 0 is a depthwise-separable block, the last row the 1x1 conv block, the others inverted residuals.
+MOBILENETV3_ROWS = {f"mobilenetv3_{variant}": _mobilenetv3_rows(variant) for variant in mobilenet_v3.VARIANTS}
 SCHEMES = ("legacy", "resnet", "resnet_d", "sknet", "sknet_basic", "vgg", "inception_resnet_v2", *MOBILENETV3_ROWS)
 _SCHEME_NAMES = {
     "legacy": "timm senet.py",
@@ -63,8 +78,8 @@ _SCHEME_NAMES = {
     "mobilenetv3_large": "timm mobilenetv3.py (large)",
     "mobilenetv3_small": "timm mobilenetv3.py (small)",
 }
-# timm's BatchNorm epsilon where it is not PyTorch's default 1e-5.
-_BN_EPSILON = {"inception_resnet_v2": 1e-3}
+# timm's BatchNorm epsilon where it is not PyTorch's default 1e-5 (the same network's).
+_BN_EPSILON = {"inception_resnet_v2": inception_resnet.BN_EPSILON}
 
 _STEM = {
     "legacy": {
@@ -95,9 +110,9 @@ _STEM["sknet"] = _STEM["sknet_basic"] = _STEM["resnet_d"] = _STEM["resnet"]
 _STEM["vgg"] = {"pre_logits_fc1": "pre_logits.fc1", "pre_logits_fc2": "pre_logits.fc2", "predictions": "head.fc"}
 _STEM["inception_resnet_v2"] = {"predictions": "classif"}
 
-# timm's vgg16 ("D"): 3x3 convolutions per stage; `features` holds conv, BN,
-# ReLU per convolution and one max pool per stage.
-_VGG16_CONVS = (2, 2, 3, 3, 3)
+# timm's vgg16 ("D"), as keras_se's: 3x3 convolutions per stage; `features`
+# holds conv, BN, ReLU per convolution and one max pool per stage.
+_VGG16_CONVS = tuple(len(widths) for widths in vgg.VGG16)
 _VGG_NAME = re.compile(r"stage(\d)_block(\d)_(conv|bn)")
 
 
@@ -110,8 +125,14 @@ def _vgg_name(layer_name):
     return f"features.{index}"
 
 
-# timm's Inception-ResNet-v2: stage -> (reduction module, residual Sequential, its length).
-_IRV2_STAGES = {3: ("mixed_5b", "repeat", 10), 4: ("mixed_6a", "repeat_1", 20), 5: ("mixed_7a", "repeat_2", 9)}
+# timm's Inception-ResNet-v2: stage -> (reduction module, residual Sequential,
+# its length). keras_se's stage 5 ends with the last Block8 (timm's `block8`).
+_IRV2_REPEATS = inception_resnet.REPEATS
+_IRV2_STAGES = {
+    3: ("mixed_5b", "repeat", _IRV2_REPEATS[3]),
+    4: ("mixed_6a", "repeat_1", _IRV2_REPEATS[4]),
+    5: ("mixed_7a", "repeat_2", _IRV2_REPEATS[5] - 1),
+}
 _IRV2_ROLES = [
     (r"b(\d)_conv(\d)", "branch{0}.{1}.conv"),
     (r"b(\d)_bn(\d)", "branch{0}.{1}.bn"),
@@ -215,16 +236,12 @@ def _mobilenetv3_block(scheme, stage, block):
 def model_scheme(model):
     """The timm naming scheme of a keras_se model's architecture, or None.
 
-    Read from `model.get_config()` (see `timm_variants.scheme_of_config`);
-    None for a model that is not a keras_se residual model (a tf_keras
-    rebuild, say), whose checkpoint then names its scheme.
+    Read from the model's class and `get_config()` (see
+    `timm_variants.scheme_of_config`); None for a model that is not a
+    keras_se model (a tf_keras rebuild, say), whose checkpoint then names
+    its scheme.
     """
-    import keras
-
-    registered = keras.saving.get_registered_name(type(model))
-    if not registered.startswith("keras_se>"):
-        return None
-    return scheme_of_config(registered, model.get_config())
+    return scheme_of_model(model)
 
 
 def timm_name(layer_name, scheme):

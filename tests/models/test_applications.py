@@ -1,8 +1,8 @@
 import pytest
 
 import keras_se
+from keras_se import applications
 from keras_se.analysis import count_params
-from keras_se.models import applications
 
 
 @pytest.mark.parametrize(

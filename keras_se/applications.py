@@ -1,6 +1,9 @@
-"""keras.applications-style constructors for every keras_se model.
+"""The front door: `create_model` and keras.applications-style constructors for every keras_se model.
 
-Each is `create_model(name, **kwargs)`: `weights` and the arguments of the
+`weights=` is dispatched here: the registry (`keras_se.models`) builds the
+architecture, `keras_se.weights.load_weights` loads the weights into it.
+
+Each constructor is `create_model(name, **kwargs)`: `weights` and the arguments of the
 family's graph function (`keras_se.models.resnet.resnet_graph`,
 `...mobilenet.mobilenet_graph`, `...shufflenet.shufflenet_graph`):
 `include_top`, `input_tensor`,
@@ -10,8 +13,47 @@ family's graph function (`keras_se.models.resnet.resnet_graph`,
 """
 
 from keras_se.layers._utils import check_choice
-from keras_se.models.registry import create_model
+from keras_se.models import get_entry
 from keras_se.models.shufflenet import STAGE2_CHANNELS
+from keras_se.weights import load_weights
+from keras_se.weights.pretrained import weights_options
+
+
+def create_model(name, weights=None, flavour="keras", **kwargs):
+    """Builds a registered model and loads its weights.
+
+    Args:
+        name: str. A name from `list_models()`, e.g. `"se_resnet50"`, or
+            an alias from `list_models("timm:*")`, e.g.
+            `"timm:legacy_seresnet50"`: the configuration that reproduces
+            that timm model, whose checkpoint `weights=` then loads.
+        weights: None; `"imagenet"` (the model's ImageNet release on the
+            Hugging Face Hub, see `keras_se.weights.pretrained_weights()`);
+            `"hf://timm/<name>.<tag>"`; or a weights file: a `.keras` /
+            `.weights.h5` file saved from the same model, or a timm
+            checkpoint (`.safetensors`, `.pth`); see
+            `keras_se.weights.load_weights`.
+        flavour: `"keras"` (default), or `"tf_keras"` for the same model
+            in tf_keras (for tfmot).
+        **kwargs: architecture arguments (`input_shape`, `classes`,
+            `reduction`, ...), overriding the registered defaults.
+
+    Returns:
+        A keras_se model (a `keras.Model` subclass whose `get_config()`
+        holds its architecture), or a tf_keras model with
+        `flavour="tf_keras"`.
+
+    Example:
+
+    >>> model = keras_se.create_model("se_resnet50", input_shape=(128, 128, 3))
+    >>> model = keras_se.create_model("timm:seresnet50", weights="seresnet50.safetensors")
+    >>> model = keras_se.create_model("se_resnet50", weights="imagenet", include_top=False)
+    """
+    entry = get_entry(name)
+    # Options the weights need (timm's legacy_seresnet18 has a ReLU before
+    # SE); a model without such weights is refused before building.
+    model = entry(flavour=flavour, **{**weights_options(entry.name, weights), **kwargs})
+    return load_weights(model, weights, model_name=entry.name)
 
 
 def ResNet18(**kwargs):
