@@ -1,15 +1,27 @@
 """Export-friendly building blocks: grouped convolution, channel shuffle,
 channel slice and the SK path selection.
 
-Each layer's logic lives in a mixin written with TensorFlow ops only, so the
-same code serves Keras 3 (the classes below) and tf_keras (the twins made in
-`keras_se.layers.namespace` for quantisation-aware training).
+Each layer's logic lives in a mixin, so the same code serves Keras 3 (the
+classes below) and tf_keras (the twins made in `keras_se.layers.namespace`
+for quantisation-aware training). On the TensorFlow backend, and in tf_keras,
+it is spelt in TensorFlow ops, the form the TFLite and ONNX converters are
+checked against; on JAX and PyTorch the same computation goes through
+`keras.ops` (grouped convolutions through Keras' own), with the same weights.
+TensorFlow is imported only where it is used.
 """
 
 import keras
-import tensorflow as tf
 
 from keras_se.layers._utils import check_positive_int, check_rank4
+
+
+def _tensorflow(layer):
+    """TensorFlow's ops module when `layer` runs on TensorFlow (a tf_keras twin, or the TensorFlow backend), else None."""
+    if isinstance(layer, keras.layers.Layer) and keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf
 
 
 class _GroupConvMixin:
@@ -26,6 +38,9 @@ class _GroupConvMixin:
     # (https://github.com/onnx/tensorflow-onnx/issues/2099). TensorFlow 2.21
     # runs a grouped tf.nn.convolution on CPU directly, so call it.
     def convolution_op(self, inputs, kernel):
+        tf = _tensorflow(self)
+        if tf is None:
+            return super().convolution_op(inputs, kernel)  # Keras' grouped convolution
         padding = self.padding.upper() if isinstance(self.padding, str) else self.padding
         return tf.nn.convolution(
             inputs,
@@ -60,14 +75,15 @@ class _ChannelShuffleMixin:
         # [N, H*W, g, C/g] -> swap the last two -> [N, H, W, C]: the same
         # permutation as ShuffleNet's 5-D reshape/transpose, kept 4-D so the
         # GPU delegate accepts it.
+        ops = _tensorflow(self) or keras.ops
         static = inputs.shape
-        dynamic = tf.shape(inputs)
+        dynamic = ops.shape(inputs)
         height = static[1] if static[1] is not None else dynamic[1]
         width = static[2] if static[2] is not None else dynamic[2]
         channels = static[3]
-        x = tf.reshape(inputs, [-1, height * width, self.groups, channels // self.groups])
-        x = tf.transpose(x, [0, 1, 3, 2])
-        return tf.reshape(x, [-1, height, width, channels])
+        x = ops.reshape(inputs, [-1, height * width, self.groups, channels // self.groups])
+        x = ops.transpose(x, [0, 1, 3, 2])
+        return ops.reshape(x, [-1, height, width, channels])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -125,9 +141,13 @@ class _KernelSelectMixin:
         num_paths, channels = len(paths), paths[0].shape[-1]
         # Logits are path-major (path m, channel c at m*C + c), as timm's
         # SelectiveKernelAttn, so ported fc weights need no permutation.
-        attn = tf.reshape(logits, [-1, 1, num_paths, channels])
-        attn = tf.nn.softmax(attn, axis=2)
-        weights = tf.split(attn, num_paths, axis=2)
+        tf = _tensorflow(self)
+        if tf is not None:
+            attn = tf.nn.softmax(tf.reshape(logits, [-1, 1, num_paths, channels]), axis=2)
+            weights = tf.split(attn, num_paths, axis=2)
+        else:
+            attn = keras.ops.softmax(keras.ops.reshape(logits, [-1, 1, num_paths, channels]), axis=2)
+            weights = keras.ops.split(attn, num_paths, axis=2)
         out = paths[0] * weights[0]
         for path, weight in zip(paths[1:], weights[1:]):
             out = out + path * weight
@@ -143,9 +163,10 @@ class GroupConv2D(_GroupConvMixin, keras.layers.Conv2D):
 
     Same arguments and weights as `keras.layers.Conv2D(groups=...)` (kernel
     shape `(kh, kw, in_channels // groups, filters)`), but the convolution is
-    a plain `tf.nn.convolution`: it converts to one TFLite `CONV_2D` and one
-    ONNX `Conv` with `group=groups`, where Keras' own grouped convolution does
-    not export through tf2onnx.
+    a plain `tf.nn.convolution` on the TensorFlow backend: it converts to one
+    TFLite `CONV_2D` and one ONNX `Conv` with `group=groups`, where Keras' own
+    grouped convolution does not export through tf2onnx. On JAX and PyTorch
+    it is Keras' own grouped convolution.
 
     Args:
         filters: int. Output channels; divisible by `groups`.

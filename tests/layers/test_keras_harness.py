@@ -199,7 +199,7 @@ def test_float64_weights_and_outputs(case):
     reference(_input(input_shape, "float32"))
     reference.set_weights([w.astype("float32") for w in layer.get_weights()])
     expected = reference(_input(input_shape, "float32"))
-    np.testing.assert_allclose(np.asarray(y), np.asarray(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(y), keras.ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5)
     revived = layer_cls.from_config(layer.get_config())
     assert revived.dtype_policy.name == "float64"
 
