@@ -102,7 +102,7 @@ def test_qat_flavour_refuses_kinds_it_cannot_quantise(channel_scale):
     "width, options",
     [
         (5, {"reduction": 4}),
-        # An unknown width takes the Permute spelling of the channel-wise max.
+        # An unknown width takes the Permute spelling of the channel-wise pools.
         (None, {"reduced_channels": 3, "use_bias": False, "activation": "gelu", "gate": "hard_sigmoid", "spatial_kernel_size": 3}),
     ],
 )
@@ -124,7 +124,7 @@ def test_cbam_spelt_as_tf_keras_layers_is_the_cbam_layer(width, options):
     inputs = tf_keras.Input((6, width, 16))
     spelt = tf_keras.Model(inputs, cbam_as_layers(flavour("tf_keras").layers, inputs, "b_cbam", **options))
     names = {layer.name for layer in spelt.layers}
-    assert ("b_cbam_channel_max" in names) and ("b_cbam_to_rows" in names) == (width is not None)
+    assert ("b_cbam_channel_max" in names) and ("b_cbam_pixels" in names) == (width is not None)
     for name, sub in flavour_weight_layers(layer):
         values = [rng.normal(size=w.shape).astype("float32") for w in sub.weights]
         if sub.name == "spatial_bn":
