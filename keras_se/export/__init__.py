@@ -2,6 +2,7 @@
 against Keras; the classic GPU delegate's rules, and runs on LiteRT's real
 GPU accelerator."""
 
+from keras_se.export.delegation import Delegation, xnnpack_delegation
 from keras_se.export.errors import ConversionError, GpuNotRunWarning, LogitsNotCheckedWarning, VerificationError
 from keras_se.export.gpu import GpuFinding, check_gpu
 from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
@@ -12,6 +13,7 @@ from keras_se.tflite_file import read_tflite
 
 __all__ = [
     "ConversionError",
+    "Delegation",
     "GpuFinding",
     "GpuNotRunWarning",
     "LogitsNotCheckedWarning",
@@ -23,4 +25,5 @@ __all__ = [
     "run_on_gpu_accelerator",
     "to_onnx",
     "to_tflite",
+    "xnnpack_delegation",
 ]

@@ -245,6 +245,9 @@ class CBAM(keras.layers.Layer):
         def mlp(z):
             return self.fc2(self.act(self.fc1(z)))
 
+        # In int8 TFLite these maxima are REDUCE_MAX and the pooled maps a
+        # CONCATENATION: ai-edge-litert 2.3's XNNPACK runs both in int8, so
+        # the file stays one partition (tests/export/test_attention_export.py).
         avg = keras.ops.mean(inputs, axis=(1, 2), keepdims=True)
         top = keras.ops.max(inputs, axis=(1, 2), keepdims=True)
         x = inputs * _gate(mlp(avg) + mlp(top), self.gate)

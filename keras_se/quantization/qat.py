@@ -38,20 +38,31 @@ def _is_tf_keras(model):
     return isinstance(model, tf_keras.Model)
 
 
+def _weight_layers(model):
+    """(name in the tf_keras flavour, layer holding the weights) for each weighted layer of a Keras 3 `model`.
+
+    A layer the tf_keras flavour spells as several weighted layers (CBAM)
+    gives one entry per sublayer (`flavour_weight_layers`).
+    """
+    from keras_se.models._common import flavour_weight_layers
+
+    for layer in model.layers:
+        if layer.weights:
+            yield from flavour_weight_layers(layer)
+
+
 def _copy_weights(source, target):
     """Copies weights layer by layer (matched by name) from `source` to `target`."""
     by_name = {layer.name: layer for layer in target.layers}
-    for layer in source.layers:
+    for name, layer in _weight_layers(source):
         values = layer.get_weights()
-        if not values:
-            continue
-        other = by_name.get(layer.name)
+        other = by_name.get(name)
         if other is None:
-            raise ValueError(f"Layer {layer.name!r} has weights but no counterpart in model {target.name!r}.")
+            raise ValueError(f"Layer {name!r} has weights but no counterpart in model {target.name!r}.")
         other = getattr(other, "layer", other)  # inside a tfmot wrapper
         shapes = [tuple(w.shape) for w in other.get_weights()]
         if shapes != [tuple(v.shape) for v in values]:
-            raise ValueError(f"Layer {layer.name!r}: weight shapes differ ({[tuple(v.shape) for v in values]} vs {shapes}).")
+            raise ValueError(f"Layer {name!r}: weight shapes differ ({[tuple(v.shape) for v in values]} vs {shapes}).")
         other.set_weights(values)
 
 
@@ -117,7 +128,9 @@ def rebuild_tf_keras(model):
 
     Returns:
         A tf_keras functional model (SK select spelt as quantisable layers,
-        see `keras_se.layers.namespace`) whose outputs equal the input model's.
+        see `keras_se.layers.namespace`; ECA and CBAM as standard layers,
+        `keras_se.models._common.eca_as_layers` / `cbam_as_layers`) whose
+        outputs equal the input model's.
 
     Raises:
         ValueError: the model is not a keras_se model, or the rebuilt model
@@ -270,17 +283,14 @@ def copy_float_weights(qat_model, model):
         owned = [v for v in layer.weights if v.name.rpartition("/")[0] == inner.name]
         if owned:
             variables[inner.name] = owned
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        source = variables.get(layer.name)
+    for name, layer in _weight_layers(model):
+        source = variables.get(name)
         if source is None:
-            raise ValueError(f"Layer {layer.name!r} of {model.name!r} has no counterpart in the QAT model.")
+            raise ValueError(f"Layer {name!r} of {model.name!r} has no counterpart in the QAT model.")
         shapes = [tuple(v.shape) for v in source]
         if shapes != [tuple(w.shape) for w in layer.weights]:
             raise ValueError(
-                f"Layer {layer.name!r}: weight shapes {shapes} in the QAT model, "
-                f"{[tuple(w.shape) for w in layer.weights]} in {model.name!r}."
+                f"Layer {name!r}: weight shapes {shapes} in the QAT model, {[tuple(w.shape) for w in layer.weights]} in {model.name!r}."
             )
         for weight, variable in zip(layer.weights, source):
             weight.assign(variable.numpy())

@@ -5,12 +5,30 @@ import pytest
 
 import keras_se
 from keras_se.export import read_tflite, to_onnx, to_tflite
+from keras_se.export.delegation import xnnpack_delegation
 from keras_se.export.gpu_run import GPU_KERNEL_RELATIVE_L2
 from keras_se.export.verify import GPU_RELATIVE_L2
 from keras_se.quantization import float_ops
 
-# What XNNPACK runs in int8 (its delegate's int8 operator list); ECA's form stays within it.
-XNNPACK_INT8 = {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN", "RESHAPE", "LOGISTIC", "MUL", "ADD", "FULLY_CONNECTED"}
+# What XNNPACK runs in int8 (its delegate's int8 operator list); ECA's and
+# CBAM's forms stay within it. REDUCE_MAX (CBAM's max over H, W and over
+# channels) and CONCATENATION (its [mean, max] maps) included: ai-edge-litert
+# 2.3's XNNPACK takes both in int8, CBAM's files run as one partition
+# (xnnpack_delegation, checked below).
+XNNPACK_INT8 = {
+    "PAD",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "MAX_POOL_2D",
+    "MEAN",
+    "REDUCE_MAX",
+    "CONCATENATION",
+    "RESHAPE",
+    "LOGISTIC",
+    "MUL",
+    "ADD",
+    "FULLY_CONNECTED",
+}
 
 
 def _model(kind):
@@ -30,8 +48,10 @@ def test_attention_kinds_convert_to_fully_int8_and_onnx(kind, tmp_path):
     ops = set(read_tflite(int8.path).op_histogram())
     # The attention's own ops are there (the kind was converted, not dropped).
     assert {"LOGISTIC", "MEAN"} <= ops and (kind != "cbam" or {"REDUCE_MAX", "CONCATENATION"} <= ops)
-    if kind == "eca":
-        assert ops <= XNNPACK_INT8, ops - XNNPACK_INT8
+    assert ops <= XNNPACK_INT8, ops - XNNPACK_INT8
+    # And the runtime agrees: every op in one XNNPACK partition, none left to LiteRT's own kernels.
+    delegation = xnnpack_delegation(int8.path)
+    assert delegation.partitions == 1 and delegation.left == () and delegation.kernels == "XNNPACK", delegation
     onnx = to_onnx(model, tmp_path / f"{kind}.onnx")  # standard ONNX ops only, run in onnxruntime
     # float32 in another order: measured 1e-7 on logits of order 1.
     assert onnx.parity.max_abs_error <= 1e-5 * float(np.abs(model.predict(_data(), verbose=0)).max())

@@ -90,9 +90,46 @@ def test_attention_options_reach_the_layer_and_bad_ones_are_refused():
         keras_se.create_model("se_resnet18", attention="eca", attention_options={"kernel_size": 4}, input_shape=(32, 32, 3))
 
 
-def test_qat_flavour_refuses_kinds_it_cannot_quantise():
+def test_qat_flavour_refuses_kinds_it_cannot_quantise(channel_scale):
     from keras_se.models.resnet import ResNetModel
 
-    model = keras_se.create_model("se_resnet18", attention="cbam", input_shape=(32, 32, 3))
-    with pytest.raises(ValueError, match="supports attention='se', 'eca' or None. Received: attention='cbam'"):
+    model = keras_se.create_model("se_resnet18", attention=channel_scale, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="supports attention='se', 'eca', 'cbam' or None. Received: attention='channel_scale'"):
         ResNetModel.tf_keras_model(model.get_config())
+
+
+@pytest.mark.parametrize(
+    "width, options",
+    [
+        (5, {"reduction": 4}),
+        # An unknown width takes the Permute spelling of the channel-wise pools.
+        (None, {"reduced_channels": 3, "use_bias": False, "activation": "gelu", "gate": "hard_sigmoid", "spatial_kernel_size": 3}),
+    ],
+)
+def test_cbam_spelt_as_tf_keras_layers_is_the_cbam_layer(width, options):
+    # What QAT quantises (cbam_as_layers, tf_keras) against the CBAM layer
+    # (tests/layers/test_attention.py checks it against timm's module), with
+    # random weights and BN statistics copied sublayer by sublayer.
+    import tf_keras
+
+    from keras_se.layers import CBAM
+    from keras_se.layers.namespace import flavour
+    from keras_se.models._common import cbam_as_layers, flavour_weight_layers
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 6, 5, 16)).astype("float32")
+    layer = CBAM(name="b_cbam", **options)
+    inputs = keras.Input((6, width, 16))
+    keras_model = keras.Model(inputs, layer(inputs))
+    inputs = tf_keras.Input((6, width, 16))
+    spelt = tf_keras.Model(inputs, cbam_as_layers(flavour("tf_keras").layers, inputs, "b_cbam", **options))
+    names = {layer.name for layer in spelt.layers}
+    assert ("b_cbam_channel_max" in names) and ("b_cbam_pixels" in names) == (width is not None)
+    for name, sub in flavour_weight_layers(layer):
+        values = [rng.normal(size=w.shape).astype("float32") for w in sub.weights]
+        if sub.name == "spatial_bn":
+            values[-1] = np.abs(values[-1]) + 0.5  # a variance
+        sub.set_weights(values)
+        spelt.get_layer(name).set_weights(values)
+    expected = np.asarray(keras_model(x, training=False))
+    np.testing.assert_allclose(spelt(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-6)

@@ -215,6 +215,36 @@ def test_eca_model_is_quantised_and_int8_only(tmp_path):
     assert "LOGISTIC" in result.ops and "MEAN" in result.ops
 
 
+def test_cbam_model_is_quantised_and_int8_only(tmp_path):
+    # CBAM spelt as standard layers in the tf_keras flavour (cbam_as_layers):
+    # its MLP, spatial conv and BN copy by name as `{block}_cbam_{sublayer}`.
+    from keras_se.export.delegation import xnnpack_delegation
+
+    model, qat, result = _quantize_fit_convert("se_resnet18", {"attention": "cbam"}, tmp_path / "cbam.tflite")
+    _assert_int8_only(result.path)
+    blocks = [layer for layer in model.layers if layer.name.endswith("_cbam")]
+    assert len(blocks) == 8
+    # Both attentions are there, in the ops of CBAM's own int8 file: MEAN and
+    # REDUCE_MAX over H, W and over channels (the last stage's 1x1 maps need
+    # none over H, W), the [mean, max] maps concatenated, two sigmoid gates a
+    # block; the stem's MAX_POOL_2D only.
+    assert result.ops["MEAN"] == result.ops["REDUCE_MAX"] + 1 == 8 + 6 + 1  # + the head's mean
+    assert result.ops["CONCATENATION"] == 8 and result.ops["LOGISTIC"] == 2 * 8 and result.ops["MAX_POOL_2D"] == 1
+    # One XNNPACK partition; only the int8 SOFTMAX at the end (XNNPACK has none) is left out.
+    delegation = xnnpack_delegation(result.path)
+    assert delegation.partitions == 1 and [name for _, name in delegation.left] == ["SOFTMAX"], delegation
+    # The fit step's weights go back into the Keras 3 CBAM layers (sublayer by sublayer).
+    target = keras_se.create_model("se_resnet18", attention="cbam", input_shape=(SIZE, SIZE, 3), classes=10)
+    copy_float_weights(qat, target)
+    trained = {v.name.split(":")[0]: v.numpy() for v in qat.weights}
+    for block in (target.get_layer(b.name) for b in blocks):
+        for sub in ("fc1", "fc2", "spatial_conv", "spatial_bn"):
+            for weight in getattr(block, sub).weights:
+                np.testing.assert_array_equal(weight.numpy(), trained[f"{block.name}_{sub}/{weight.name}"])
+    changed = target.get_layer(blocks[0].name).fc1.kernel.numpy()
+    assert not np.array_equal(changed, model.get_layer(blocks[0].name).fc1.kernel.numpy())
+
+
 @pytest.mark.large
 def test_digits_quick(tmp_path):
     # The quick version of benchmarks/qat_digits.py (same code, fewer epochs):
