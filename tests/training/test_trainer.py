@@ -178,7 +178,6 @@ def test_mirrored_on_two_cpus_matches_one_device():
     assert out["mirrored_unsynced"]["update_error"] > 0.5, out
 
 
-@pytest.mark.large  # two minutes; the default run trains and converts in test_float_and_qat_to_int8_with_checkpoints
 def test_training_on_digits_learns_and_the_int8_file_keeps_it(tmp_path):
     # Chance is 10 %. Measured (SE-ResNet-18, 32x32 digits, 4 float epochs + 1 QAT
     # epoch, Adam 1e-3): 97 % float, 98 % QAT, 98 % in the int8 file on 450 test images.
