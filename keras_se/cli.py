@@ -164,6 +164,12 @@ def main(argv=None):
     """The console script. Exit status: 0 success, 2 a mistake in the command
     (one line on stderr), 1 the machine failed it (disk full, read-only),
     130 / 143 / 129 interrupted by SIGINT / SIGTERM / SIGHUP."""
+    # The phone path (TFLite, tfmot, tf.distribute) runs on TensorFlow, and a
+    # .keras file does not depend on the backend that saved it: the command
+    # runs Keras on TensorFlow whatever KERAS_BACKEND says (set before any
+    # subcommand module can import Keras).
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     handle_termination()
     try:
         return _run(argv)

@@ -119,6 +119,40 @@ def _check_models(backend, models, not_run, tmp_path):
 @pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.large)])  # JAX: 90 s of compiling
 def test_builders_train_on_the_backend_and_load_in_tensorflow(backend, not_run, tmp_path):
     _check_models(backend, MODELS, not_run, tmp_path)
+    # The console script converts a file the backend saved, even with KERAS_BACKEND still set to it.
+    out = tmp_path / "converted"
+    command = [os.path.join(os.path.dirname(sys.executable), "keras-se"), "convert", str(tmp_path / "se_shufflenet_g3.keras")]
+    result = subprocess.run(
+        [*command, "--quantize", "int8", "--out", str(out)], env=_env(backend), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in out.iterdir()] == ["se_shufflenet_g3_int8.tflite"]
+
+
+PHONE_PATH = textwrap.dedent(
+    """
+    import keras_se
+    from keras_se.export import to_onnx, to_tflite
+    from keras_se.quantization import quantize_model
+    model = keras_se.create_model("se_resnet18", input_shape=(32, 32, 3), classes=5)
+    for step in (lambda: to_tflite(model, "m.tflite"), lambda: to_onnx(model, "m.onnx"), lambda: quantize_model(model)):
+        try:
+            step()
+        except ValueError as error:
+            print("REFUSED " + str(error))
+    """
+)
+
+
+def test_the_phone_path_says_it_needs_tensorflow(not_run, tmp_path):
+    out = _child("torch", not_run, "-c", PHONE_PATH, timeout=300)
+    lines = [line for line in out.splitlines() if line.startswith("REFUSED ")]
+    assert [line.split(" needs ")[0] for line in lines] == [
+        "REFUSED TFLite conversion",
+        "REFUSED ONNX export",
+        "REFUSED Quantisation-aware training (tfmot)",
+    ]
+    assert all("keras-se convert model.keras" in line and "'torch'" in line for line in lines), lines
 
 
 @pytest.mark.large

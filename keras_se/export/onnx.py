@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_se.errors import require_tensorflow_backend
 from keras_se.export.errors import ConversionError
 from keras_se.export.verify import Parity, keras_outputs, parity_of
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
@@ -85,6 +86,7 @@ def to_onnx(model, path, opset=OPSET, overwrite=False, verify=True, verify_sampl
     Returns:
         `OnnxExport`.
     """
+    require_tensorflow_backend("ONNX export")
     import onnxruntime
     import tensorflow as tf
     import tf2onnx

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from keras_se.errors import require_tensorflow_backend
 from keras_se.export import calibration
 from keras_se.export.errors import ConversionError, GpuNotRunWarning, LogitsNotCheckedWarning
 from keras_se.export.forms import average_pools_as_depthwise, grouped_convolutions_for_gpu, hard_swish_for_int8
@@ -203,6 +204,7 @@ def to_tflite(
     >>> result.parity.max_abs_error < 5e-5
     True
     """
+    require_tensorflow_backend("TFLite conversion")
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}. Received: quantize={quantize!r}")
     path = refuse_overwrite(path, overwrite)  # before the (slow) conversion

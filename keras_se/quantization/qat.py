@@ -19,6 +19,7 @@ What the user ends with:
 
 import numpy as np
 
+from keras_se.errors import require_tensorflow_backend
 from keras_se.quantization import configs as _configs
 
 # Outputs of the Keras 3 model and its tf_keras rebuild agree to this much of
@@ -136,6 +137,7 @@ def rebuild_tf_keras(model):
         ValueError: the model is not a keras_se model, or the rebuilt model
             disagrees with it.
     """
+    require_tensorflow_backend("Quantisation-aware training (tfmot)")
     from keras_se.models.base import model_config
 
     config = model_config(model)
