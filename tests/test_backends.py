@@ -159,3 +159,55 @@ def test_the_phone_path_says_it_needs_tensorflow(not_run, tmp_path):
 @pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.xlarge)])
 def test_every_other_family_trains_on_the_backend(backend, not_run, tmp_path):
     _check_models(backend, MORE_MODELS, not_run, tmp_path)
+
+
+FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "timm")
+TIMM_FIXTURES = ("legacy_seresnet18", "ecaresnet26t", "seresnext26t_32x4d", "mobilenetv3_small_100")
+WEIGHTS_AND_REPORTS = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    import keras_se
+    from keras_se.analysis import complexity_report
+    fixtures, names = sys.argv[1], sys.argv[2].split(",")
+    report = {"errors": {}}
+    for name in names:
+        data = np.load(f"{fixtures}/{name}_io.npz")
+        x = data["input_nchw"].transpose(0, 2, 3, 1)
+        model = keras_se.create_model(f"timm:{name}", weights=f"{fixtures}/{name}.safetensors", input_shape=x.shape[1:],
+                                      classifier_activation=None)
+        y = keras.ops.convert_to_numpy(model(x, training=False))
+        report["errors"][name] = float(np.linalg.norm(y - data["logits"]) / np.linalg.norm(data["logits"]))
+    r = complexity_report("se_resnet50")
+    report["se_resnet50"] = [r.params, r.macs, r.attention.formula, r.attention.layer_params]
+    report["preprocess"] = keras_se.preprocess_input(np.full((1, 2, 2, 3), 255.0, "float32"), "se_resnet50")[0, 0, 0].tolist()
+    backbone = keras_se.create_model("se_resnet18", features_only=True, input_shape=(64, 64, 3))
+    report["features"] = [info["level"] for info in backbone.feature_info]
+    report["feature_shapes"] = [list(keras.ops.shape(t))[1:] for t in backbone(np.zeros((1, 64, 64, 3), "float32"))]
+    report["tensorflow_imported"] = "tensorflow" in sys.modules
+    print("REPORT " + json.dumps(report))
+    """
+)
+
+
+@pytest.mark.large  # four 224 px timm models per backend
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_weights_and_reports_on_the_backend(backend, not_run):
+    from keras_se.analysis import complexity_report
+
+    missing = [n for n in TIMM_FIXTURES if not os.path.exists(os.path.join(FIXTURES, f"{n}.safetensors"))]
+    if missing:
+        not_run(f"timm fixtures not present at {FIXTURES}: {missing}")
+    out = _child(backend, not_run, "-c", WEIGHTS_AND_REPORTS, FIXTURES, ",".join(TIMM_FIXTURES))
+    report = json.loads(out.split("REPORT ", 1)[1])
+    # timm's logits through the same loader (TensorFlow: within 1e-6 relative).
+    assert max(report["errors"].values()) <= 1e-5, report["errors"]
+    # The complexity report, the input convention and the backbone outputs as under TensorFlow.
+    r = complexity_report("se_resnet50")
+    assert report["se_resnet50"] == [r.params, r.macs, r.attention.formula, r.attention.layer_params]
+    expected = keras_se.preprocess_input(np.full((1, 2, 2, 3), 255.0, "float32"), "se_resnet50")[0, 0, 0]
+    np.testing.assert_allclose(report["preprocess"], expected, rtol=1e-6)
+    backbone = keras_se.create_model("se_resnet18", features_only=True, input_shape=(64, 64, 3))
+    assert report["features"] == [info["level"] for info in backbone.feature_info]
+    assert report["feature_shapes"] == [list(t.shape[1:]) for t in backbone.outputs]
+    assert report["tensorflow_imported"] is False
