@@ -112,19 +112,7 @@ def eca_as_layers(layers, x, name, kernel_size=None, gamma=2, beta=1, gate="sigm
 CBAM_SUBLAYERS = ("fc1", "fc2", "spatial_conv", "spatial_bn")
 
 
-def cbam_as_layers(
-    layers,
-    x,
-    name,
-    reduction=16,
-    reduced_channels=None,
-    divisor=1,
-    min_channels=None,
-    use_bias=True,
-    activation="relu",
-    gate="sigmoid",
-    spatial_kernel_size=7,
-):
+def cbam_as_layers(layers, x, name, **options):
     """`CBAM` spelt as standard layers, for tfmot (the tf_keras flavour).
 
     The same function as `CBAM`, every tensor a layer output tfmot can give
@@ -153,12 +141,12 @@ def cbam_as_layers(
     The weighted layers are `CBAM`'s sublayers, named `{name}_{sublayer}`
     (`CBAM_SUBLAYERS`), so weights copy by name (`flavour_weight_layers`).
     """
-    CBAM(reduction, reduced_channels, divisor, min_channels, use_bias, activation, gate, spatial_kernel_size)  # the layer's checks
-    channels, width = x.shape[-1], x.shape[2]
-    hidden = se_reduced_channels(channels, reduction, reduced_channels, divisor, min_channels)
-    fc1 = layers.Conv2D(hidden, 1, use_bias=use_bias, name=f"{name}_fc1")
-    act = _utils.make_activation(layers, activation, f"{name}_act")
-    fc2 = layers.Conv2D(channels, 1, use_bias=use_bias, name=f"{name}_fc2")
+    cbam = CBAM(**options)  # the layer's checks and defaults
+    channels, width, gate = x.shape[-1], x.shape[2], cbam.gate
+    hidden = se_reduced_channels(channels, cbam.reduction, cbam.reduced_channels, cbam.divisor, cbam.min_channels)
+    fc1 = layers.Conv2D(hidden, 1, use_bias=cbam.use_bias, name=f"{name}_fc1")
+    act = _utils.make_activation(layers, cbam.activation, f"{name}_act")
+    fc2 = layers.Conv2D(channels, 1, use_bias=cbam.use_bias, name=f"{name}_fc2")
     avg = fc2(act(fc1(layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_avg")(x))))
     top = fc2(act(fc1(layers.GlobalMaxPooling2D(keepdims=True, name=f"{name}_max")(x))))
     y = apply_gate(make_gate(layers, gate, f"{name}_channel_gate"), layers.Add(name=f"{name}_channel_logits")([avg, top]))
@@ -178,7 +166,7 @@ def cbam_as_layers(
         peak = layers.MaxPooling2D((1, channels), name=f"{name}_channel_max_t")(columns)
         peak = layers.Permute((1, 3, 2), name=f"{name}_channel_max")(peak)
         pooled = layers.Concatenate(name=f"{name}_pooled")([mean, peak])
-    s = layers.Conv2D(1, spatial_kernel_size, padding="same", use_bias=False, name=f"{name}_spatial_conv")(pooled)
+    s = layers.Conv2D(1, cbam.spatial_kernel_size, padding="same", use_bias=False, name=f"{name}_spatial_conv")(pooled)
     s = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_spatial_bn")(s)
     s = apply_gate(make_gate(layers, gate, f"{name}_spatial_gate"), s)
     return layers.Multiply(name=f"{name}_spatial_scale")([x, s])

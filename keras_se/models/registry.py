@@ -184,22 +184,13 @@ def get_entry(name):
 
 
 def build_model(name, flavour="keras", **kwargs):
-    """Builds a registered architecture, without weights (`keras_se.create_model` loads them).
+    """Builds a registered architecture, without weights: `keras_se.create_model` with `weights=None`.
 
-    Args:
-        name: str. A name from `list_models()`, e.g. `"se_resnet50"`, or
-            an alias from `list_models("timm:*")`, e.g.
-            `"timm:legacy_seresnet50"`: the configuration that reproduces
-            that timm model.
-        flavour: `"keras"` (default), or `"tf_keras"` for the same model
-            in tf_keras (for tfmot).
-        **kwargs: architecture arguments (`input_shape`, `classes`,
-            `reduction`, ...), overriding the registered defaults.
-
-    Returns:
-        A keras_se model (a `keras.Model` subclass whose `get_config()`
-        holds its architecture), or a tf_keras model with
-        `flavour="tf_keras"`.
+    The arguments are `keras_se.create_model`'s but `weights`: a name from
+    `list_models()` or `list_models("timm:*")`, `flavour` (`"keras"` or
+    `"tf_keras"`), and architecture arguments overriding the registered
+    defaults. Returns a keras_se model (a tf_keras model with
+    `flavour="tf_keras"`).
 
     Example:
 
