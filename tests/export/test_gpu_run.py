@@ -263,6 +263,7 @@ def test_gpu_parity_statistics():
         nan.check_gpu(None)
 
 
+@pytest.mark.large  # 36 s; the default run keeps the accelerator checks of random-weight models
 def test_timm_legacy_seresnet18_real_weights_on_the_gpu(gpu_adapter, not_run, tmp_path):
     if not (FIXTURES / "legacy_seresnet18.safetensors").is_file():
         not_run(f"timm fixture not present at {FIXTURES}")
