@@ -116,8 +116,9 @@ def _check_models(backend, models, not_run, tmp_path):
         assert np.linalg.norm(got - expected) <= 1e-5 * np.linalg.norm(expected), key
 
 
-@pytest.mark.large  # 40 s on PyTorch, 90 s on JAX; the default run keeps the layer harness and the phone path's message
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+# 40 s on PyTorch, 90 s on JAX (xlarge: JAX's harness and weights cases run with large).
+@pytest.mark.large
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.xlarge)])
 def test_builders_train_on_the_backend_and_load_in_tensorflow(backend, not_run, tmp_path):
     _check_models(backend, MODELS, not_run, tmp_path)
     # The console script converts a file the backend saved, even with KERAS_BACKEND still set to it.
@@ -156,8 +157,9 @@ def test_the_phone_path_says_it_needs_tensorflow(not_run, tmp_path):
     assert all("keras-se convert model.keras" in line and "'torch'" in line for line in lines), lines
 
 
+@pytest.mark.xlarge  # two minutes a backend: the five other families at their test sizes
 @pytest.mark.large
-@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.xlarge)])
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_every_other_family_trains_on_the_backend(backend, not_run, tmp_path):
     _check_models(backend, MORE_MODELS, not_run, tmp_path)
 
