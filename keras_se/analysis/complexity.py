@@ -186,8 +186,7 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             model = load_keras_file(value)
             name = os.path.basename(value)
         else:
-            from keras_se.models.registry import build_model as create_model
-            from keras_se.models.registry import get_entry
+            from keras_se.models.registry import build_model, get_entry
 
             kwargs = dict(build_kwargs)
             if input_shape is not None:
@@ -195,9 +194,9 @@ def complexity_report(model, input_shape=None, *, twin=None, reduction=None, **b
             entry = get_entry(value)
             if reduction is not None and entry.kwargs.get("attention") in ("se", "sk"):
                 kwargs["reduction"] = reduction  # the model's r is the formula's r
-            model, input_shape, name = create_model(value, **kwargs), None, value
+            model, input_shape, name = build_model(value, **kwargs), None, value
             if twin is None and entry.twin:
-                twin_model = create_model(entry.twin, **kwargs)
+                twin_model = build_model(entry.twin, **kwargs)
     elif build_kwargs:
         raise ValueError(f"builder arguments apply to registry names only. Received: {sorted(build_kwargs)}")
     if not is_functional(model) and hasattr(model, "compute_output_shape") and not hasattr(model, "layers"):

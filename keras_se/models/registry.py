@@ -121,10 +121,8 @@ def register_presets(namespace, presets):
         presets: dict from the zoo's model name to its `Preset`.
     """
     for name, preset in presets.items():
-        entry = register_alias(f"{namespace}:{name}", preset.model, dict(preset.options, name=name))
-        entry.preset = preset
-        if preset.release is not None:
-            entry.imagenet = entry.name
+        alias = f"{namespace}:{name}"
+        register_alias(alias, preset.model, dict(preset.options, name=name), preset=preset, imagenet=alias if preset.release else None)
 
 
 def presets(namespace="timm"):
@@ -133,7 +131,7 @@ def presets(namespace="timm"):
     return {n[len(prefix) :]: e.preset for n, e in sorted(_ALIASES.items()) if n.startswith(prefix)}
 
 
-def register_alias(name, target, overrides=None):
+def register_alias(name, target, overrides=None, preset=None, imagenet=None):
     """Registers `name` as the registered model `target` with `overrides`.
 
     Aliases are namespaced (`"timm:seresnet50"`) and stay out of the plain
@@ -144,13 +142,15 @@ def register_alias(name, target, overrides=None):
         target: str. A registered model name.
         overrides: dict or None. Builder arguments replacing the target's
             defaults.
+        preset: the alias's `Preset`, where it comes from a presets table.
+        imagenet: as for `register`.
     """
     if not isinstance(name, str) or name.count(":") != 1:
         raise ValueError(f"An alias name must be 'namespace:model'. Received: name={name!r}")
     if name in _ALIASES:
         raise ValueError(f"Alias {name!r} is already registered.")
     base = get_entry(target)
-    _ALIASES[name] = ModelEntry(name, base.cls, {**base.kwargs, **(overrides or {})}, None, base.family, None)
+    _ALIASES[name] = ModelEntry(name, base.cls, {**base.kwargs, **(overrides or {})}, None, base.family, None, imagenet, preset)
     return _ALIASES[name]
 
 
