@@ -25,10 +25,12 @@ Everything the multi-worker path needs lives here:
   `ClusterError` naming the peers.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -168,28 +170,73 @@ def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _answers(address, timeout=2.0):
+# What a worker's listener sends each connection while it waits for its
+# peers, and what a gRPC server (TensorFlow's, once a worker has started it)
+# answers: HTTP/2's client preface with an empty SETTINGS frame gets the
+# server's SETTINGS frame (frame type 4, the fourth byte of its header).
+_BANNER = b"keras-se worker\n"
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _peer_state(address, timeout=2.0):
+    """ "worker" when `address` is a keras-se worker (waiting for its peers,
+    or inside TensorFlow's start-up, which serves gRPC), "silent" when its
+    port accepts but nothing such answers within `timeout`, None when it
+    does not accept."""
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError:
-        return False
+        return None
+    with connection:
+        try:
+            connection.sendall(_HTTP2_PREFACE)
+            reply = b""
+            while not _is_worker(reply) and len(reply) < len(_BANNER):
+                chunk = connection.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError:
+            pass
+    return "worker" if _is_worker(reply) else "silent"
+
+
+def _is_worker(reply):
+    return reply.startswith(_BANNER) or (len(reply) >= 9 and reply[3] == 4)
+
+
+def _serve_banner(listener, stop):
+    """Answers every connection to `listener` with `_BANNER` until `stop`."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # timeout, or the listener closed
+            continue
+        with contextlib.suppress(OSError), connection:
+            connection.sendall(_BANNER)
 
 
 def wait_for_peers(cluster, timeout=CONNECT_TIMEOUT):
-    """Waits until every peer of `cluster` accepts a TCP connection.
+    """Waits until every peer of `cluster` answers as a keras-se worker.
 
     TensorFlow's own start-up (`MultiWorkerMirroredStrategy()`) blocks in C++
-    without a time limit, holding the interpreter, when a peer never comes.
-    So each worker first listens on its own port (peers that are still
-    checking see it) and polls the others; the listener is closed before
-    TensorFlow's server takes the port.
+    holding the interpreter when a peer never comes or is no TensorFlow
+    worker, and no signal handler runs meanwhile. So each worker first
+    listens on its own port, answering peers that are still checking with a
+    banner, and checks the others here, where SIGINT and SIGTERM stop it: a
+    peer counts once it sends the banner or answers as a gRPC server (a
+    worker already inside TensorFlow's start-up). The listener is closed
+    before TensorFlow's server takes the port.
 
     Raises:
         ClusterError: some peers did not answer within `timeout` seconds
-            (named with their addresses), or this task's port is taken.
+            (named with their addresses, and whether their port accepted
+            connections), or this task's port is taken.
     """
+    import threading
+
     port = int(cluster.address.rpartition(":")[2])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -199,19 +246,31 @@ def wait_for_peers(cluster, timeout=CONNECT_TIMEOUT):
         listener.close()
         raise ClusterError(f"{cluster.describe()} cannot listen on port {port}: {error.strerror or error}") from None
     listener.listen(64)
-    waiting = list(cluster.peers)
+    stop = threading.Event()
+    server = threading.Thread(target=_serve_banner, args=(listener, stop), name="keras-se-banner", daemon=True)
+    server.start()
+    states = {address: None for address in cluster.peers}
     deadline = time.monotonic() + timeout
     try:
-        while waiting:
-            waiting = [a for a in waiting if not _answers(a)]
-            if waiting and time.monotonic() > deadline:
-                raise ClusterError(
-                    f"{cluster.describe()} got no answer within {timeout:g} s from {', '.join(waiting)}: "
-                    "start every worker of TF_CONFIG (same cluster, its own task), and check hosts, ports and firewalls"
-                )
-            if waiting:
+        while any(state != "worker" for state in states.values()):
+            for address, state in states.items():
+                if state != "worker":
+                    states[address] = _peer_state(address, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            if time.monotonic() > deadline:
+                parts = [a for a, state in states.items() if state is None]
+                silent = [a for a, state in states.items() if state == "silent"]
+                if silent:
+                    parts.append(f"{', '.join(silent)} (its port accepts connections, but no keras-se worker answers there)")
+                if parts:
+                    raise ClusterError(
+                        f"{cluster.describe()} got no answer within {timeout:g} s from {', '.join(parts)}: "
+                        "start every worker of TF_CONFIG (same cluster, its own task), and check hosts, ports and firewalls"
+                    )
+            if any(state != "worker" for state in states.values()):
                 time.sleep(0.5)
     finally:
+        stop.set()
+        server.join()
         listener.close()
 
 
@@ -232,6 +291,31 @@ def _configure_coordination(cluster, timeout_ms):
         coordinated_jobs=jobs,
         cluster_register_timeout_in_ms=max(1, int(timeout_ms)),
     )
+
+
+@contextlib.contextmanager
+def _native_start_up():
+    """Signals around TensorFlow's cluster start-up, which blocks in C++
+    holding the interpreter (no Python signal handler runs until it returns).
+
+    SIGINT and SIGHUP take the system's default action meanwhile: the
+    process ends (nothing is written yet). SIGTERM cannot: TensorFlow
+    installs its own handler there (its preemption notice) and swallows it;
+    `wait_for_peers` has checked every peer beforehand, so only a peer lost
+    in this last step leaves SIGTERM waiting for the registration deadline.
+    Python's handlers are put back afterwards, SIGTERM's included.
+    """
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(signum, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(signum, handler)
 
 
 def multi_worker_strategy(timeout=CONNECT_TIMEOUT):
@@ -271,7 +355,8 @@ def multi_worker_strategy(timeout=CONNECT_TIMEOUT):
     wait_for_peers(cluster, timeout)
     _configure_coordination(cluster, (deadline - time.monotonic()) * 1000)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        with _native_start_up():
+            return tf.distribute.MultiWorkerMirroredStrategy()
     except tf.errors.DeadlineExceededError:
         raise ClusterError(
             f"{cluster.describe()}: the cluster did not form within {timeout:g} s: every peer "
@@ -307,6 +392,32 @@ def _cluster_error(strategy, error, epoch, backup_dir):
     return ClusterError(f"{who} lost the cluster (peers {peers}) in epoch {epoch + 1}: {detail[:300]}{resume}")
 
 
+def _padded(dataset):
+    """(x, y, weight) batches, each partial batch filled up to the global
+    batch with repeats of its own examples weighted 0.
+
+    A global batch is split between the replicas in slices of the full
+    batch's share, in order: a partial last batch of 1 image left worker 1
+    of 2 an empty slice, which the step cannot run ("Incompatible shapes"
+    in the first BatchNormalization). Filled up, every replica gets its
+    share; the weights keep the padding out of the loss, the accuracy, the
+    counts and the gradients. (In training, BatchNormalization's statistics
+    of that one batch see the repeats.)
+    """
+    import tensorflow as tf
+
+    size = global_batch(dataset)
+
+    def pad(x, y):
+        count = tf.shape(x)[0]
+        missing = tf.maximum(size - count, 0)
+        repeats = tf.math.floormod(tf.range(missing), tf.maximum(count, 1))
+        weights = tf.concat([tf.ones([count]), tf.zeros([missing])], axis=0)
+        return tf.concat([x, tf.gather(x, repeats)], axis=0), tf.concat([y, tf.gather(y, repeats)], axis=0), weights
+
+    return dataset.map(pad)
+
+
 def _distribute(strategy, dataset):
     import tensorflow as tf
 
@@ -314,7 +425,7 @@ def _distribute(strategy, dataset):
     # of each, so a global batch is the batch one process would see.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    return strategy.experimental_distribute_dataset(_padded(dataset).with_options(options))
 
 
 def global_batch(dataset):
@@ -339,31 +450,31 @@ def _sums_step(strategy, net, train, element_spec):
     loss = net.loss
     optimizer = net.optimizer
 
-    def replica(x, y):
+    def replica(x, y, weights):
         context = tf.distribute.get_replica_context()
         y = tf.reshape(y, [-1])
-        count = tf.cast(tf.shape(y)[0], tf.float32)
+        count = tf.reduce_sum(weights)  # the padding (`_padded`) weighs 0
         total = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
         with tf.GradientTape() as tape:
             probabilities = net(x, training=train)
             # The compiled loss per example, averaged over the global batch:
             # gradients summed over replicas are one process's gradient.
-            per_example = tf.reshape(loss.call(y, probabilities), [-1])
+            per_example = tf.reshape(loss.call(y, probabilities), [-1]) * weights
             regularization = tf.add_n(net.losses) if train and net.losses else tf.constant(0.0)
             value = tf.reduce_sum(per_example) / tf.maximum(total, 1.0) + regularization / strategy.num_replicas_in_sync
         if train:
             variables = net.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
         predicted = tf.cast(tf.argmax(probabilities, axis=-1), y.dtype)
-        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32) * weights)
         # Sums over the examples; the epoch's mean is Keras' loss and accuracy.
         return tf.reduce_sum(per_example) + regularization * count, correct, count
 
     # The distributed dataset's spec has an unknown batch size: the last,
     # partial batch does not trace the step a second time.
     @tf.function(input_signature=element_spec)
-    def step(x, y):
-        sums = strategy.run(replica, args=(x, y))
+    def step(x, y, weights):
+        sums = strategy.run(replica, args=(x, y, weights))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
 
     cached[key] = step
@@ -384,8 +495,8 @@ def _batches(dataset, steps):
 
 def _run_epoch(step, dataset, steps, on_batch=None):
     loss = correct = count = 0.0
-    for batch, (x, y) in enumerate(_batches(dataset, steps)):
-        values = [float(v) for v in step(x, y)]
+    for batch, element in enumerate(_batches(dataset, steps)):
+        values = [float(v) for v in step(*element)]
         loss, correct, count = loss + values[0], correct + values[1], count + values[2]
         if on_batch:
             on_batch(batch, {"loss": loss / count, "accuracy": correct / count})

@@ -7,6 +7,7 @@ to minutes on two cores); TF_CONFIG checking and the bounded wait for peers
 run by default.
 """
 
+import contextlib
 import json
 import os
 import selectors
@@ -61,13 +62,20 @@ def retry_on_taken_port(run, attempts=3):
     return run()
 
 
-class FakePeer:
-    """A plain TCP listener on a loopback port: it answers the readiness
-    check (a connect) but is no TensorFlow worker. `spoken_to` is set once a
-    client sends bytes, which the readiness check never does and
-    TensorFlow's gRPC start-up does: then the worker is inside TensorFlow."""
+HTTP2_SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty SETTINGS frame
 
-    def __init__(self):
+
+class FakePeer:
+    """A TCP listener on a loopback port that is no keras-se worker: it
+    accepts connections and never answers, or with `http2`, answers every
+    client's first bytes with an HTTP/2 SETTINGS frame, as a gRPC server
+    would, and then nothing (it passes the readiness check and keeps
+    TensorFlow's start-up waiting). `spoken_to` is set once a client sends
+    bytes, `tensorflow_spoken_to` once one sends more than keras_se's
+    readiness check does (TensorFlow's gRPC client)."""
+
+    def __init__(self, http2=False):
+        self.http2 = http2
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -75,6 +83,7 @@ class FakePeer:
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
         self.spoken_to = threading.Event()
+        self.tensorflow_spoken_to = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -94,7 +103,12 @@ class FakePeer:
                     except OSError:
                         data = b""
                     if data:
-                        self.spoken_to.set()  # never answered: TensorFlow waits
+                        if self.http2 and data.startswith(b"PRI"):  # a client's HTTP/2 preface
+                            with contextlib.suppress(OSError):
+                                key.fileobj.sendall(HTTP2_SETTINGS)
+                        self.spoken_to.set()
+                        if data != distribute._HTTP2_PREFACE:  # more than keras_se's check sends
+                            self.tensorflow_spoken_to.set()
                     else:
                         selector.unregister(key.fileobj)
                         key.fileobj.close()
@@ -218,12 +232,45 @@ def test_unreachable_peer_fails_in_bounded_time():
 
 
 def test_peers_that_answer_pass():
+    # Two workers checking each other (each answers with its banner while it
+    # waits), then a peer already inside TensorFlow's start-up (gRPC).
     me, peer = free_ports(2)
-    with socket.socket() as listening:
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.bind(("127.0.0.1", peer))
-        listening.listen(4)
-        distribute.wait_for_peers(distribute.parse_tf_config(tf_config([me, peer], 0)), timeout=5)
+    errors = []
+    other = threading.Thread(
+        target=lambda: errors.extend(_raised(distribute.wait_for_peers, distribute.parse_tf_config(tf_config([me, peer], 1)), 20))
+    )
+    other.start()
+    distribute.wait_for_peers(distribute.parse_tf_config(tf_config([me, peer], 0)), timeout=20)
+    other.join()
+    assert not errors, errors
+    grpc = FakePeer(http2=True)
+    try:
+        distribute.wait_for_peers(distribute.parse_tf_config(tf_config([free_ports(1)[0], grpc.port], 0)), timeout=5)
+    finally:
+        grpc.close()
+
+
+def _raised(function, *args):
+    try:
+        function(*args)
+    except Exception as error:
+        return [error]
+    return []
+
+
+def test_port_that_accepts_but_is_no_worker_fails_in_bounded_time():
+    silent = FakePeer()
+    try:
+        cluster = distribute.parse_tf_config(tf_config([free_ports(1)[0], silent.port], 0))
+        start = time.monotonic()
+        with pytest.raises(distribute.ClusterError) as info:
+            distribute.wait_for_peers(cluster, timeout=1.5)
+        elapsed = time.monotonic() - start
+    finally:
+        silent.close()
+    message = str(info.value)
+    assert f"from 127.0.0.1:{silent.port} (its port accepts connections, but no keras-se worker answers there)" in message
+    assert "\n" not in message and 1.5 <= elapsed < 60, (message, elapsed)
 
 
 def test_strategy_after_tensorflow_started_is_refused(monkeypatch):
@@ -261,12 +308,13 @@ def test_cli_unreachable_peer_is_one_line(processes, tmp_path):
 TRAIN_ONE = ["-m", "keras_se.cli", "train", "se_mobilenet", "--digits", "--strategy", "multi_worker", "--no-progress"]
 
 
-def _worker_behind_a_fake_peer(processes, tmp_path, cluster_timeout, signum=None):
+def _worker_behind_a_fake_peer(processes, tmp_path, cluster_timeout, signum=None, http2=True):
     """Worker 1 of a cluster whose worker 0 is a `FakePeer`; with `signum`,
-    the signal is sent once the worker is inside TensorFlow's start-up.
-    Returns (exit status, output, seconds from the start (or the signal) to
-    the exit, whether TensorFlow's start-up reached the peer)."""
-    peer = FakePeer()
+    the signal is sent once the worker has spoken to the peer: inside
+    TensorFlow's start-up with `http2`, inside keras_se's readiness check
+    without. Returns (exit status, output, seconds from the start (or the
+    signal) to the exit)."""
+    peer = FakePeer(http2=http2)
     try:
 
         def run():
@@ -275,30 +323,111 @@ def _worker_behind_a_fake_peer(processes, tmp_path, cluster_timeout, signum=None
             proc = processes.start(argv, "worker1", TF_CONFIG=tf_config([peer.port, me], 1))
             if signum is not None:
                 deadline = time.monotonic() + TIMEOUT
-                while not peer.spoken_to.wait(0.2):
+                spoken_to = peer.tensorflow_spoken_to if http2 else peer.spoken_to
+                while not spoken_to.wait(0.2):
                     assert proc.poll() is None, processes.output(proc)[-3000:]
-                    assert time.monotonic() < deadline, "the worker never reached TensorFlow's start-up"
+                    assert time.monotonic() < deadline, "the worker never reached its peer"
                 proc.send_signal(signum)
             since = time.monotonic()
             code = processes.wait(proc, timeout=TIMEOUT)
             return code, processes.output(proc), time.monotonic() - since
 
-        code, output, elapsed = retry_on_taken_port(run)
+        return retry_on_taken_port(run)
     finally:
         peer.close()
-    return code, output, elapsed, peer.spoken_to.is_set()
+
+
+def _lines(output):
+    return [line for line in output.splitlines() if line.strip()]
 
 
 def test_cluster_timeout_bounds_tensorflow_start_up(processes, tmp_path):
-    # TensorFlow's own start-up waits without limit for a peer that answers
-    # TCP but never speaks gRPC; --cluster-timeout covers it.
-    code, output, elapsed, reached = _worker_behind_a_fake_peer(processes, tmp_path, 10)
-    lines = [line for line in output.splitlines() if line.strip()]
+    # TensorFlow's own start-up waits without limit for a peer that passes
+    # the readiness check (it answers as a gRPC server) but never replies;
+    # --cluster-timeout covers it.
+    code, output, elapsed = _worker_behind_a_fake_peer(processes, tmp_path, 10)
+    lines = _lines(output)
     assert code == 2 and len(lines) == 1, output[-3000:]
     assert lines[0].startswith("keras-se: error: worker 1 (127.0.0.1:") and "did not form within 10 s" in lines[0], lines
-    assert reached  # the wait was TensorFlow's, not the readiness check's
     assert elapsed < TIMEOUT
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "signum, http2, status, lines",
+    [
+        # In keras_se's readiness check, waiting for a port that accepts
+        # but never answers: Python's handlers run, one line.
+        (signal.SIGTERM, False, 143, ["keras-se: interrupted (SIGTERM)"]),
+        # Inside TensorFlow's start-up (C++ holds the interpreter): SIGINT
+        # takes the system's default action and ends the process.
+        (signal.SIGINT, True, -signal.SIGINT, []),
+    ],
+)
+def test_worker_waiting_for_its_peers_stops_on_a_signal(processes, tmp_path, signum, http2, status, lines):
+    # --cluster-timeout is 300 s: the worker would wait that long otherwise.
+    code, output, elapsed = _worker_behind_a_fake_peer(processes, tmp_path, 300, signum=signum, http2=http2)
+    assert code == status and _lines(output) == lines, output[-3000:]
+    assert elapsed < 60
+    assert not (tmp_path / "run").exists()
+
+
+UNEVEN = textwrap.dedent(
+    """
+    import json
+    import tensorflow as tf
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    import keras_se
+    from keras_se.export.calibration import trained_like_statistics
+    from keras_se.training import distribute
+    from keras_se.training.trainer import synchronize_batchnorm
+
+    # Two replicas split a global batch of 8 as 4 + 4, as two workers do
+    # (experimental_distribute_dataset slices batches the same way): the last
+    # batch of 9 images has 1, which leaves the second replica nothing.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((9, 32, 32, 3), dtype="float32"), rng.integers(0, 10, 9)
+    with strategy.scope():
+        net = keras_se.create_model("se_mobilenet", input_shape=(32, 32, 3), classes=10, alpha=0.25, dropout=0.0)
+        net.compile(optimizer=keras.optimizers.SGD(0.001), loss=keras.losses.SparseCategoricalCrossentropy())
+        # Unit-scale activations and a classifier that tells the images apart,
+        # so that a padded image counted would move the loss.
+        trained_like_statistics(net, x)
+        synchronize_batchnorm(net)  # as multi_worker trains: every replica keeps the same statistics
+        kernel = net.layers[-1].kernel
+        kernel.assign(rng.normal(0, 0.1, kernel.shape).astype("float32"))
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def reference():
+        probabilities = net.predict(x, batch_size=9, verbose=0)
+        return {"loss": float(np.mean(-np.log(probabilities[np.arange(9), y]))),
+                "accuracy": float(np.mean(probabilities.argmax(1) == y))}
+
+    before = (distribute.evaluate(net, data), reference())
+    history = distribute.fit(keras, net, "float", 1, data, data, [], None)
+    after = ({"loss": history["val_loss"][0], "accuracy": history["val_accuracy"][0]}, reference())
+    print("RESULT", json.dumps({"before": before, "after": after, "history": history}))
+    """
+)
+
+
+def test_empty_slice_of_the_last_batch(tmp_path):
+    script = tmp_path / "uneven.py"
+    script.write_text(UNEVEN)
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = _result(done.stdout)
+    # Loss and accuracy over exactly the 9 images, before and after a step
+    # of training (the step ran: the loss moved).
+    for measured, expected in (result["before"], result["after"]):
+        assert measured["loss"] == pytest.approx(expected["loss"], rel=1e-4), result
+        assert measured["accuracy"] == pytest.approx(expected["accuracy"]), result
+    assert np.isfinite(result["history"]["loss"][0])
+    assert abs(result["after"][1]["loss"] - result["before"][1]["loss"]) > 1e-3, result
 
 
 # --- Two worker processes ---------------------------------------------------
