@@ -58,6 +58,10 @@ _LAZY = {
     "VGG16BN": ("keras_se.applications", "VGG16BN"),
 }
 
+# The extra each subpackage needs beyond the core install, named when an
+# optional package is missing.
+_EXTRAS = {"export": "export", "quantization": "qat", "training": "train"}
+
 
 def __getattr__(name):
     if name not in _LAZY:
@@ -65,7 +69,15 @@ def __getattr__(name):
     module_name, attribute = _LAZY[name]
     if module_name == "keras_se.models.registry":
         importlib.import_module("keras_se.models")  # registers every builder
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        from keras_se.errors import missing_dependency
+
+        replacement = missing_dependency(error, f"keras_se.{name}", _EXTRAS.get(name))
+        if replacement is None:
+            raise
+        raise replacement from None
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from keras_se.errors import UserError
+from keras_se.errors import UserError, missing_dependency
 from keras_se.io_utils import handle_termination, private_tempdir, quiet_native_logs
 
 # Modules that contribute subcommands; each defines `add_commands(subparsers)`
@@ -26,6 +26,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _has_tensorflow():
+    """Whether TensorFlow is installed (the `tensorflow` extra): `list` and
+    `report` run without it, on the Keras backend that is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except ImportError:
+        return False
+
+
 def _quiet_tensorflow():
     """Imports TensorFlow with its native start-up logging silenced.
 
@@ -34,6 +45,8 @@ def _quiet_tensorflow():
     line tool should not.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not _has_tensorflow():
+        return
     with quiet_native_logs():
         import tensorflow as tf
 
@@ -105,6 +118,10 @@ def build_parser():
     return parser
 
 
+# The extra each command needs beyond the core install (`list` and
+# `report` need none), named when an optional package is missing.
+_EXTRAS = {"convert": "export", "bench": "export", "train": "train"}
+
 # OS errors that are the machine's state rather than a mistake in the command:
 # exit status 1 from every command (a read-only or full disk, an I/O error);
 # any other OS error (a missing folder, no permission) names the path the
@@ -140,7 +157,8 @@ def _run(argv):
         with private_tempdir():
             args.func(args)
     except (ValueError, ImportError) as error:
-        print(f"keras-se: error: {_one_line(error)}", file=sys.stderr)
+        missing = missing_dependency(error, f"keras-se {args.command}", _EXTRAS.get(args.command))
+        print(f"keras-se: error: {_one_line(missing or error)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `keras-se list | head -1`: the reader left; nothing is wrong.
@@ -164,14 +182,14 @@ def main(argv=None):
     """The console script. Exit status: 0 success, 2 a mistake in the command
     (one line on stderr), 1 the machine failed it (disk full, read-only),
     130 / 143 / 129 interrupted by SIGINT / SIGTERM / SIGHUP."""
-    # The phone path (TFLite, tfmot, tf.distribute) runs on TensorFlow, and a
-    # .keras file does not depend on the backend that saved it: the command
-    # runs Keras on TensorFlow whatever KERAS_BACKEND says (set before any
-    # subcommand module can import Keras).
-    if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = "tensorflow"
     handle_termination()
     try:
+        # The phone path (TFLite, tfmot, tf.distribute) runs on TensorFlow, and a
+        # .keras file does not depend on the backend that saved it: where
+        # TensorFlow is installed the command runs Keras on it whatever
+        # KERAS_BACKEND says (set before any subcommand module can import Keras).
+        if "keras" not in sys.modules and _has_tensorflow():
+            os.environ["KERAS_BACKEND"] = "tensorflow"
         return _run(argv)
     except KeyboardInterrupt as error:
         signum = getattr(error, "signum", signal.SIGINT)

@@ -1,4 +1,53 @@
-"""Error types shared by the command-line modules, and the phone path's backend check (no heavy imports)."""
+"""Error types shared by the command-line modules, the phone path's backend
+check, and the optional dependencies' extras (no heavy imports)."""
+
+import importlib
+
+# The optional packages (top-level module -> (pip package, keras_se extra)).
+# `pip install keras_se` is the portable core: layers, builders, weights,
+# complexity reports, on any Keras backend. The extras add the rest.
+OPTIONAL = {
+    "tensorflow": ("tensorflow", "tensorflow"),
+    "ai_edge_litert": ("ai-edge-litert", "export"),
+    "tf2onnx": ("tf2onnx", "export"),
+    "onnxruntime": ("onnxruntime", "export"),
+    "onnx": ("onnx", "export"),
+    "tf_keras": ("tf-keras", "qat"),
+    "tensorflow_model_optimization": ("tensorflow-model-optimization", "qat"),
+    "sklearn": ("scikit-learn", "train"),
+}
+
+
+class MissingDependency(ImportError):
+    """An optional package is not installed; the message names the extra
+    that installs it (one line)."""
+
+
+def missing_dependency(error, what=None, extra=None):
+    """The `MissingDependency` an ImportError of an optional package stands
+    for, or None when `error` is about another module. `extra`: the extra
+    to name (default: the package's own)."""
+    name = (getattr(error, "name", None) or "").split(".")[0]
+    if not isinstance(error, (ModuleNotFoundError, MissingDependency)) or name not in OPTIONAL:
+        return None
+    package, extra = OPTIONAL[name][0], extra or OPTIONAL[name][1]
+    return MissingDependency(
+        f"{what or 'this'} needs {package}, which is not installed: pip install 'keras_se[{extra}]'",
+        name=error.name,
+    )
+
+
+def optional_import(module, what):
+    """`importlib.import_module(module)`, or a one-line `MissingDependency`
+    naming the extra to install when `module` is an optional package that is
+    not installed. `what`: what needs it, for the message."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        replacement = missing_dependency(error, what)
+        if replacement is None:
+            raise
+        raise replacement from None
 
 
 def require_tensorflow_backend(what):
@@ -10,6 +59,7 @@ def require_tensorflow_backend(what):
     import keras
 
     backend = keras.backend.backend()
+    optional_import("tensorflow", what)
     if backend != "tensorflow":
         raise ValueError(
             f"{what} needs Keras' TensorFlow backend; this process runs Keras on {backend!r}. Save the model "

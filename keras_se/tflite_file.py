@@ -16,8 +16,10 @@ import dataclasses
 import math
 import os
 
-from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools import flatbuffer_utils
+from keras_se.errors import optional_import
+
+schema = optional_import("ai_edge_litert.schema_py_generated", "Reading and writing .tflite files")
+flatbuffer_utils = optional_import("ai_edge_litert.tools.flatbuffer_utils", "Reading and writing .tflite files")
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}

@@ -1,29 +1,48 @@
 """Export: TFLite (fp32 / fp16 / dynamic / int8) and ONNX, each verified
 against Keras; the classic GPU delegate's rules, and runs on LiteRT's real
-GPU accelerator."""
+GPU accelerator.
 
-from keras_se.export.delegation import Delegation, xnnpack_delegation
-from keras_se.export.errors import ConversionError, GpuNotRunWarning, LogitsNotCheckedWarning, VerificationError
-from keras_se.export.gpu import GpuFinding, check_gpu
-from keras_se.export.gpu_run import GpuRun, run_on_gpu_accelerator
-from keras_se.export.onnx import to_onnx
-from keras_se.export.tflite import to_tflite
-from keras_se.export.verify import Parity
-from keras_se.tflite_file import read_tflite
+Names are imported on first use, so that the command line can load
+`keras_se.export.cli` where the `export` extra is not installed.
+"""
 
-__all__ = [
-    "ConversionError",
-    "Delegation",
-    "GpuFinding",
-    "GpuNotRunWarning",
-    "LogitsNotCheckedWarning",
-    "GpuRun",
-    "Parity",
-    "VerificationError",
-    "check_gpu",
-    "read_tflite",
-    "run_on_gpu_accelerator",
-    "to_onnx",
-    "to_tflite",
-    "xnnpack_delegation",
-]
+import importlib
+
+_NAMES = {
+    "ConversionError": "keras_se.export.errors",
+    "Delegation": "keras_se.export.delegation",
+    "GpuFinding": "keras_se.export.gpu",
+    "GpuNotRunWarning": "keras_se.export.errors",
+    "GpuRun": "keras_se.export.gpu_run",
+    "LogitsNotCheckedWarning": "keras_se.export.errors",
+    "Parity": "keras_se.export.verify",
+    "VerificationError": "keras_se.export.errors",
+    "check_gpu": "keras_se.export.gpu",
+    "read_tflite": "keras_se.tflite_file",
+    "run_on_gpu_accelerator": "keras_se.export.gpu_run",
+    "to_onnx": "keras_se.export.onnx",
+    "to_tflite": "keras_se.export.tflite",
+    "xnnpack_delegation": "keras_se.export.delegation",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'keras_se.export' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(_NAMES[name])
+    except ImportError as error:
+        from keras_se.errors import missing_dependency
+
+        replacement = missing_dependency(error, f"keras_se.export.{name}", "export")
+        if replacement is None:
+            raise
+        raise replacement from None
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES))

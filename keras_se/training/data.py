@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 
+from keras_se.errors import optional_import
+
 # The digits demo's fixed split: 25 % test, stratified, seed 0.
 DIGITS_TEST_SIZE = 0.25
 DIGITS_SEED = 0
@@ -37,11 +39,8 @@ def load_digits(image_size=32, test_size=DIGITS_TEST_SIZE, seed=DIGITS_SEED):
     """
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8. Received: image_size={image_size!r}")
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise ValueError("the digits demo needs scikit-learn: pip install scikit-learn") from None
+    sklearn_digits = optional_import("sklearn.datasets", "The digits demo").load_digits
+    train_test_split = optional_import("sklearn.model_selection", "The digits demo").train_test_split
     import tensorflow as tf
 
     digits = sklearn_digits()
