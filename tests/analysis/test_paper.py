@@ -18,6 +18,63 @@ from keras_se.analysis import complexity_report
 from keras_se.analysis.paper import PAPER_MODELS, REFERENCES, compare, paper_comparison, reference
 from keras_se.models.registry import get_entry, list_models
 
+# MACs by hand, from the architectures as published (independent of
+# keras_se's counting): multiply-adds of convolutions (H' W' k^2 Cin Cout /
+# groups) and fully connected layers, 224x224 input, 1000 classes.
+
+
+def resnet_macs(blocks, groups=1, width_per_group=64, stride_in_3x3=False, se_reduction=None):
+    """ResNet (He et al. 2016, Table 1: a 7x7 stem, bottlenecks of widths
+    64-512 expanding 4x, a projection in each stage's first block) with the
+    stride of a stage's first block on its first 1x1 convolution, as in the
+    original Caffe models and SENet's prototxts; ResNeXt (Xie et al. 2017)
+    has grouped 3x3s of `groups x width_per_group` and the stride on the 3x3.
+    Returns (convs and FC, SE's two FCs per block: 2 C^2 / r, SE's scale:
+    H W C per block)."""
+    size = 56
+    macs, se_fcs, scale = 112 * 112 * 7 * 7 * 3 * 64, 0, 0
+    inputs = 64
+    for stage, repeats in enumerate(blocks):
+        middle, outputs = groups * width_per_group * 2**stage, 256 * 2**stage
+        for block in range(repeats):
+            out_size = size // 2 if block == 0 and stage > 0 else size
+            first = size if stride_in_3x3 else out_size
+            macs += first**2 * inputs * middle + out_size**2 * 9 * middle * middle // groups + out_size**2 * middle * outputs
+            macs += out_size**2 * inputs * outputs if block == 0 else 0
+            if se_reduction:
+                se_fcs += 2 * outputs * (outputs // se_reduction)
+                scale += out_size**2 * outputs
+            inputs, size = outputs, out_size
+    return macs + inputs * 1000, se_fcs, scale
+
+
+def mobilenet_macs():
+    """MobileNet (Howard et al. 2017, Table 1): a 3x3 stem of 32, 13
+    depthwise-separable layers, 1000-way FC."""
+    layers = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    size, channels, macs = 112, 32, 112 * 112 * 9 * 3 * 32
+    for outputs, stride in layers:
+        size //= stride
+        macs += size * size * 9 * channels + size * size * channels * outputs
+        channels = outputs
+    return macs + channels * 1000
+
+
+def vgg16_macs(se_reduction=None):
+    """VGG-16 (Simonyan and Zisserman 2015, configuration D): 13 3x3
+    convolutions, three FCs. With SE after each convolution (Table 2's
+    SE-VGG-16): (convs and FCs, SE's FCs, SE's scale)."""
+    macs, se_fcs, scale, size, channels = 0, 0, 0, 224, 3
+    for outputs, count in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
+        for _ in range(count):
+            macs += size * size * 9 * channels * outputs
+            if se_reduction:
+                se_fcs += 2 * outputs * (outputs // se_reduction)
+                scale += size * size * outputs
+            channels = outputs
+        size //= 2
+    return macs + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000, se_fcs, scale
+
 
 @functools.cache
 def _report(name):
@@ -53,15 +110,16 @@ def test_exact_counts_at_224():
     # Hand-checkable pieces: ResNet-50's FC is 2048*1000 and SE adds exactly
     # the formula's 2,514,944 MACs plus sum H*W*C of the scale multiplies.
     resnet, se = _report("resnet50"), _report("se_resnet50")
-    assert resnet.macs == 3_857_973_248
-    assert se.macs - resnet.macs == 2_514_944
-    assert se.weighting_macs == 3 * 56 * 56 * 256 + 4 * 28 * 28 * 512 + 6 * 14 * 14 * 1024 + 3 * 7 * 7 * 2048
-    assert _report("mobilenet").macs == 568_740_352
+    macs, se_fcs, scale = resnet_macs([3, 4, 6, 3], se_reduction=16)
+    assert resnet.macs == macs == 3_857_973_248
+    assert se.macs - resnet.macs == se_fcs == 2_514_944
+    assert se.weighting_macs == scale == 3 * 56 * 56 * 256 + 4 * 28 * 28 * 512 + 6 * 14 * 14 * 1024 + 3 * 7 * 7 * 2048
+    assert _report("mobilenet").macs == mobilenet_macs() == 568_740_352
 
 
 def test_se_resnext50_differs_by_its_baseline_and_says_why():
     row = _row("se_resnext50_32x4d")
-    assert row.macs_agree is False and f"{row.macs_with_weighting / 1e9:.4f}" == "4.2385"
+    assert row.macs_agree is False and row.macs_with_weighting == sum(resnet_macs([3, 4, 6, 3], 32, 4, True, 16))  # 4.2385 G
     assert "ResNeXt-50 (32x4d) baseline" in row.note and "delta agrees" in row.note
     plain = _row("resnext50_32x4d")
     assert plain.macs_agree is False and "does not say how it counted" in plain.note
@@ -75,8 +133,8 @@ def test_every_reference_model():
     assert agree == {"resnet50", "se_resnet50", "senet154", "mobilenet", "se_mobilenet", "sknet50", "vgg16_bn", "se_vgg16", "bn_inception"}
     for name in ("se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "se_shufflenet_g3"):
         assert "delta agrees" in rows[name].note, name  # only the baseline differs
-    assert f"{rows['se_resnet101'].macs_with_weighting / 1e9:.3f}" == "7.584"
-    assert f"{rows['se_resnet152'].macs_with_weighting / 1e9:.3f}" == "11.302"
+    assert rows["se_resnet101"].macs_with_weighting == sum(resnet_macs([3, 4, 23, 3], se_reduction=16))  # 7.584 G
+    assert rows["se_resnet152"].macs_with_weighting == sum(resnet_macs([3, 8, 36, 3], se_reduction=16))  # 11.302 G
     assert f"{rows['senet154'].macs / 1e9:.2f}" == "20.69"
     assert rows["sknet101"].params_agree is False and "48,686,760" in rows["sknet101"].note
     # SE-VGG-16 and SE-Inception-ResNet-v2 have no published parameter count.
@@ -107,10 +165,12 @@ def test_compare_rules_without_models():
 
 
 def test_table2_non_residual_and_inception_resnet_rows():
-    # Exact counts of our models (test_table2_rows_from_the_models builds them).
-    vgg = compare("vgg16_bn", _fake("vgg16_bn", 15_470_264_320, params=138_365_992))
+    # Exact counts: VGG-16's by hand; the BN-Inception ones are our models'
+    # (test_table2_rows_from_the_models builds them).
+    vgg_macs, se_fcs, scale = vgg16_macs(se_reduction=16)
+    vgg = compare("vgg16_bn", _fake("vgg16_bn", vgg_macs, params=138_365_992))
     assert vgg.macs_agree and vgg.params_agree
-    se_vgg = compare("se_vgg16", _fake("se_vgg16", 15_470_490_624, weighting=13_547_520), _fake("vgg16_bn", 15_470_264_320))
+    se_vgg = compare("se_vgg16", _fake("se_vgg16", vgg_macs + se_fcs, weighting=scale), _fake("vgg16_bn", vgg_macs))
     assert se_vgg.macs_agree and se_vgg.note == "agrees counting the attention weighting as MACs (15.47 G without)"
     se_bni = compare(
         "se_bn_inception",
@@ -136,4 +196,5 @@ def test_table2_rows_from_the_models():
     assert f"{rows['vgg16_bn'].macs / 1e9:.2f}" == "15.47" and f"{rows['se_vgg16'].macs_with_weighting / 1e9:.2f}" == "15.48"
     assert f"{rows['bn_inception'].macs / 1e9:.3f}" == "2.033" and f"{rows['se_bn_inception'].macs_with_weighting / 1e9:.4f}" == "2.0344"
     assert f"{rows['inception_resnet_v2'].macs / 1e9:.2f}" == "13.16"
-    assert (rows["vgg16_bn"].macs, rows["se_vgg16"].weighting_macs) == (15_470_264_320, 13_547_520)
+    vgg_macs, se_fcs, scale = vgg16_macs(se_reduction=16)
+    assert (rows["vgg16_bn"].macs, rows["se_vgg16"].macs, rows["se_vgg16"].weighting_macs) == (vgg_macs, vgg_macs + se_fcs, scale)

@@ -5,6 +5,7 @@ import pytest
 import keras_se
 from keras_se.analysis import count_params
 from keras_se.models.registry import get_entry
+from tests.models.test_shufflenet import shufflenet_params
 
 # Parameter counts of the official models (SENet / SKNet prototxts, timm,
 # keras.applications), 1000 classes, BN statistics excluded.
@@ -27,8 +28,10 @@ GOLDEN_PARAMS = {
     "sknet50": 27_479_784,
     "mobilenet": 4_231_976,
     "se_mobilenet": 4_718_044,
-    "shufflenet_g3": 1_865_728,
-    "se_shufflenet_g3": 2_484_533,
+    # ShuffleNet v1 has no published parameter count with SE: the hand
+    # count of the official code (tests/models/test_shufflenet.py).
+    "shufflenet_g3": shufflenet_params(3),  # 1,865,728
+    "se_shufflenet_g3": shufflenet_params(3, 16),  # 2,484,533
     # timm's vgg16_bn and inception_resnet_v2; the official SE-BN-Inception
     # prototxt with and without its SE layers (tests/models/test_inception.py).
     "vgg16_bn": 138_365_992,

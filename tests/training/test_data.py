@@ -21,8 +21,20 @@ def test_digits_fixed_split(digits):
     np.testing.assert_array_equal(x_train[..., 0], x_train[..., 2])  # grey repeated over RGB
     # Stratified: every digit has 43-46 test images (174-183 scans per digit, split 75/25).
     assert set(np.bincount(y_test, minlength=10)) <= {43, 44, 45, 46}
-    # Fixed: the same split every time (seed 0), as recorded when written.
-    assert y_test[:12].tolist() == [2, 0, 4, 9, 4, 1, 2, 4, 6, 7, 9, 1]
+    # Fixed: scikit-learn's stratified split with seed 0, as its documentation
+    # defines it, computed here from the raw scans (not from keras_se).
+    from sklearn.datasets import load_digits as raw_digits
+    from sklearn.model_selection import train_test_split
+
+    raw = raw_digits()
+    _, test_index = train_test_split(np.arange(len(raw.target)), test_size=0.25, random_state=0, stratify=raw.target)
+    np.testing.assert_array_equal(y_test, raw.target[test_index])
+    # Each image is its scan, enlarged: 4x4 block means of the 32x32 image
+    # follow the 8x8 scan (correlation; bilinear resizing blurs edges).
+    blocks = x_test[..., 0].reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(x_test), -1)
+    scans = raw.images[test_index].reshape(len(x_test), -1) / 16.0
+    correlation = [np.corrcoef(a, b)[0, 1] for a, b in zip(blocks, scans)]
+    assert min(correlation) > 0.9, min(correlation)
     (_, y_again), _ = load_digits()
     np.testing.assert_array_equal(y_again, y_train)
 
