@@ -46,3 +46,24 @@ def test_staged_directory_blames_only_its_own_files(tmp_path):
         with staged_directory(tmp_path / "run"):
             raise OSError(28, "No space left on device")  # no file named: the output's
     assert sorted(os.listdir(tmp_path)) == ["cache"]
+
+
+def test_machine_summary_names_the_cpu_its_flags_and_the_versions():
+    import platform
+
+    import ai_edge_litert
+    import keras
+    import tensorflow as tf
+
+    from keras_se.io_utils import machine_summary
+
+    summary = machine_summary()
+    with open("/proc/cpuinfo") as handle:
+        info = handle.read().splitlines()
+    cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    flags = next(line.split(":", 1)[1].split() for line in info if line.startswith("flags"))
+    assert summary.startswith(cpu) and f"{os.cpu_count()} cores" in summary
+    assert ("avx2" in summary) == ("avx2" in flags) and "sse4_2" in flags and "sse4_2" in summary
+    for version in (f"Python {platform.python_version()}", f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}"):
+        assert version in summary
+    assert f"ai-edge-litert {ai_edge_litert.__version__}" in summary

@@ -17,6 +17,7 @@ def main():
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model")
     parser.add_argument("--force", action="store_true", help="replace existing files")
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="only these models of the set (default: all)")
     args = parser.parse_args()
     with quiet_native_logs():
         import tensorflow  # noqa: F401  (its start-up logging, silenced)
@@ -24,10 +25,17 @@ def main():
         import keras_se.export.zoo as zoo
     from rich.console import Console
 
+    entries = [entry for entry in zoo.MOBILE_SET if not args.models or entry[0] in args.models]
+    unknown = sorted(set(args.models or ()) - {entry[0] for entry in zoo.MOBILE_SET})
+    if unknown:
+        print(f"build_zoo: error: --models {unknown[0]!r} is not in the set {sorted({e[0] for e in zoo.MOBILE_SET})}", file=sys.stderr)
+        return 2
     console = Console(stderr=True)
     with console.status("converting") as status:
         try:
-            rows = zoo.build_zoo(args.out, input_size=args.input_size, runs=args.runs, overwrite=args.force, progress=status.update)
+            rows = zoo.build_zoo(
+                args.out, entries, input_size=args.input_size, runs=args.runs, overwrite=args.force, progress=status.update
+            )
         except (ValueError, FileExistsError) as error:
             print(f"build_zoo: error: {error}", file=sys.stderr)
             return 2

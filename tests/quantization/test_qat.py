@@ -246,9 +246,12 @@ def test_cbam_model_is_quantised_and_int8_only(tmp_path):
 
 
 @pytest.mark.large
+@pytest.mark.xlarge
 def test_digits_quick(tmp_path):
     # The quick version of benchmarks/qat_digits.py (same code, fewer epochs):
-    # SE-ResNet-18 on scikit-learn's real handwritten digits.
+    # SE-ResNet-18 on scikit-learn's real handwritten digits. xlarge: the
+    # default run trains the same model on the same data to an int8 file
+    # (tests/training/test_trainer.py::test_training_on_digits_learns_and_the_int8_file_keeps_it).
     from keras_se.training import load_digits
 
     bench = _benchmark_module()

@@ -1,0 +1,36 @@
+"""tools/build_zoo.py: the converted model zoo, run as a user runs it, on one small model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.large
+def test_build_zoo_writes_every_file_its_manifest_and_table(tmp_path, gpu_adapter):
+    out = tmp_path / "zoo"
+    argv = [sys.executable, os.path.join(ROOT, "tools", "build_zoo.py"), "--out", str(out), "--models", "se_shufflenet_g3"]
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([*argv, "--input-size", "64", "--runs", "2"], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((out / "models.json").read_text())
+    modes = [row["mode"] for row in manifest["models"]]
+    assert modes == ["float32", "float16_gpu", "int8"] and manifest["input_size"] == 64
+    for row in manifest["models"]:
+        assert (out / row["path"]).stat().st_size == row["size_bytes"] > 0
+        assert row["latency_ms"] > 0 and row["parity"]["max_abs_error"] < 0.1
+        # Both GPU verdicts for every file; the accelerator ran each one.
+        assert row["gpu_rules"] and row["gpu_accelerator"]["status"] == "ran", row["gpu_accelerator"]
+    table = (out / "README.md").read_text()
+    assert all(f"| {row['path']} |" in table for row in manifest["models"]) and manifest["machine"] in table
+    # Existing outputs are kept without --force; an unknown model is one line.
+    again = subprocess.run([*argv, "--input-size", "64"], capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 2 and "exists" in again.stderr, again.stderr[-3000:]
+    bad = subprocess.run([*argv[:-1], "se_resnet18"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "build_zoo: error: --models 'se_resnet18' is not in the set ['se_mobilenet', 'se_resnet50', 'se_shufflenet_g3']"
+    ]
