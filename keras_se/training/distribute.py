@@ -383,11 +383,23 @@ def log(message):
     print(f"keras-se: {message}", file=sys.stderr, flush=True)
 
 
+def _reason(text):
+    """The line of a TensorFlow error that says what happened: a graph
+    execution error opens with "Graph execution error:" and where the op was
+    defined (a stack), and says what failed after that."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line[0].isspace() or line.endswith(":") or line.startswith(("Detected at node", "[[")):
+            continue
+        return line.strip()
+    return lines[0].strip() if lines else ""
+
+
 def _cluster_error(strategy, error, epoch, backup_dir):
     cluster = cluster_of(strategy)
     who = cluster.describe() if cluster else "this worker"
     peers = ", ".join(cluster.peers) if cluster else "none"
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    detail = _reason(str(error)) or type(error).__name__
     resume = f"; restart every worker with the same command to resume from {backup_dir}" if backup_dir else ""
     return ClusterError(f"{who} lost the cluster (peers {peers}) in epoch {epoch + 1}: {detail[:300]}{resume}")
 

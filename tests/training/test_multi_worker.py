@@ -209,6 +209,17 @@ def test_bad_tf_config_is_one_line(value, message):
     assert "\n" not in str(info.value)
 
 
+def test_cluster_error_names_what_failed_in_a_graph_execution_error():
+    text = (
+        "Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at (most recent call last):\n"
+        '  File "train.py", line 3, in <module>\n\n'
+        "Collective ops is aborted by: failed to connect to all addresses\nThe error could be from a previous operation.\n"
+        "\t [[{{node CollectiveReduceV2}}]] [Op:__inference_step_42]"
+    )
+    assert distribute._reason(text) == "Collective ops is aborted by: failed to connect to all addresses"
+    assert distribute._reason("Socket closed") == "Socket closed" and distribute._reason("") == ""
+
+
 def test_unreachable_peer_fails_in_bounded_time():
     held = held_refusing_port()  # nothing listens on `peer`, and nobody else can take it
     peer = held.getsockname()[1]
