@@ -40,7 +40,8 @@ def _data():
     return np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("kind", ["eca", pytest.param("cbam", marks=pytest.mark.large)])
+@pytest.mark.large  # default-run budget: ECA's and CBAM's int8 QAT cases run by default (tests/quantization/test_qat.py)
+@pytest.mark.parametrize("kind", ["eca", "cbam"])
 def test_attention_kinds_convert_to_fully_int8_and_onnx(kind, tmp_path):
     model = _model(kind)
     int8 = to_tflite(model, tmp_path / f"{kind}_int8.tflite", quantize="int8", representative_data=_data())

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 import keras_se
 from keras_se.export import read_tflite, to_tflite
@@ -35,6 +36,7 @@ def test_models_without_valid_pools_are_returned_as_is():
     assert average_pools_as_depthwise(sequential) is sequential
 
 
+@pytest.mark.large  # default-run budget: the rewrite's unit tests above run by default
 def test_int8_shufflenet_has_no_average_pool_and_float_keeps_it(tmp_path):
     model = keras_se.create_model("se_shufflenet_g3", input_shape=(32, 32, 3))
     calibration = np.random.default_rng(1).uniform(0, 1, (4, 32, 32, 3)).astype("float32")

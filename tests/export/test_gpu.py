@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -172,10 +173,22 @@ def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run
 # minutes at 32x32 on the software Vulkan driver of a 2-core machine: both
 # are in tests/export/test_table2_models.py (xlarge).
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
+# The deeper ResNets repeat the blocks of SE-ResNet-50 / SE-ResNeXt-50 and
+# run with xlarge.
 @pytest.mark.parametrize(
-    "name", [n for n in keras_se.list_models() if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d") else n
+        for n in keras_se.list_models()
+        if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
+    ],
 )
 def test_gpu_preset_runs_on_the_accelerator_for_every_model(name, tmp_path, gpu_adapter):
+    if name in FLOAT16_UNDERFLOW:
+        # The underflow is what Keras' default initialisation gives for most
+        # draws, not for every one (a CI run drew SE-MobileNet weights that
+        # float16 kept): a fixed draw, checked to underflow.
+        keras.utils.set_random_seed(0)
     model = keras_se.create_model(name, input_shape=(64, 64, 3), classifier_activation=None)
     if name in FLOAT16_UNDERFLOW:
         with pytest.raises(VerificationError, match="the kernels are right"):

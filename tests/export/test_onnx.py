@@ -37,6 +37,7 @@ def _conv_groups(path):
     return sorted(next((a.i for a in node.attribute if a.name == "group"), 1) for node in model.graph.node if node.op_type == "Conv")
 
 
+@pytest.mark.large  # default-run budget: the other ONNX export cases run by default
 def test_grouped_sk_and_shuffle_layers_export_and_match(tiny_se_model, tmp_path):
     from keras_se.layers import ChannelShuffle, GroupConv2D
 

@@ -47,7 +47,7 @@ SIZES = {"inception_resnet_v2": 75, "se_inception_resnet_v2": 75}
 # The deepest (8-10 s each on two cores) run with `-m large`: the default run
 # keeps a model of every family and block type, whose layers they repeat.
 HEAVY = ("vgg16_bn", "se_vgg16", "senet154", "senet154_plain", "resnet152", "se_resnet152", "resnet101", "se_resnet101")
-HEAVY += ("resnext101_32x4d", "se_resnext101_32x4d", "sknet101", "inception_resnet_v2")
+HEAVY += ("resnext101_32x4d", "se_resnext101_32x4d", "sknet101", "inception_resnet_v2", "se_inception_resnet_v2")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) if n in HEAVY else n for n in keras_se.list_models()])

@@ -34,6 +34,7 @@ def timm_vgg():
     return load_timm(model, state), state
 
 
+@pytest.mark.large  # default-run budget: timm logits parity stays default for the other families
 def test_timm_vgg16_bn_names_parameters_and_logits(timm_vgg):
     model, state = timm_vgg
     assert reference.count_params(reference.vgg16_bn_shapes()) == 138_365_992  # timm's published count

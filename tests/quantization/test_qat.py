@@ -91,7 +91,7 @@ def test_mobilenetv3_hard_swish_stays_out_of_hard_swish_ops(tmp_path):
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.large) if n in ("sknet50", "se_resnext50_32x4d") else n
+        pytest.param(n, marks=pytest.mark.large) if n in ("sknet50", "se_resnext50_32x4d", "timm:skresnet18", "se_shufflenet_g3") else n
         for n in SUBSET
         if n not in ("se_mobilenet", "mobilenetv3_small")
     ],
@@ -113,8 +113,15 @@ def test_registered_subset_is_int8_only(name, tmp_path):
 # Inception-ResNet-v2 needs 75x75, and VGG-16's 120 M-parameter top makes a
 # QAT model of gigabytes: both are tests/export/test_table2_models.py's.
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
+# The deeper ResNets repeat the blocks of SE-ResNet-50 / SE-ResNeXt-50 and
+# run with xlarge (minutes each in CI otherwise).
 @pytest.mark.parametrize(
-    "name", [n for n in keras_se.list_models() if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d") else n
+        for n in keras_se.list_models()
+        if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
+    ],
 )
 def test_every_registered_model_is_int8_only(name, tmp_path):
     _, _, result = _quantize_fit_convert(name, {}, tmp_path / f"{name}.tflite")
@@ -215,6 +222,7 @@ def test_eca_model_is_quantised_and_int8_only(tmp_path):
     assert "LOGISTIC" in result.ops and "MEAN" in result.ops
 
 
+@pytest.mark.large  # default-run budget: ECA's QAT case stays default
 def test_cbam_model_is_quantised_and_int8_only(tmp_path):
     # CBAM spelt as standard layers in the tf_keras flavour (cbam_as_layers):
     # its MLP, spatial conv and BN copy by name as `{block}_cbam_{sublayer}`.

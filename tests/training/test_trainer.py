@@ -39,6 +39,7 @@ def test_multi_worker_without_cluster_is_one_worker():
     assert run.stdout.split()[-1] == "1"
 
 
+@pytest.mark.large  # default-run budget: the digits test trains float + QAT to int8
 def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
     result = train("se_mobilenet", digits[0], digits[1], epochs=1, qat_epochs=1, batch_size=64, model_kwargs=TINY, output_dir=tmp_path)
     names = sorted(os.listdir(tmp_path))
@@ -53,6 +54,7 @@ def test_float_and_qat_to_int8_with_checkpoints(digits, tmp_path):
         train("se_mobilenet", digits[0], epochs=1, model_kwargs=TINY, output_dir=tmp_path)
 
 
+@pytest.mark.large  # default-run budget: chief-only outputs, one process; the two-worker run is xlarge
 def test_a_worker_other_than_the_chief_reports_no_files(digits, tmp_path, monkeypatch):
     from keras_se.training import trainer
 
