@@ -61,8 +61,7 @@ def worker(model_name, batch):
 
 
 def _version(backend):
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
-    return __import__(module).__version__
+    return __import__(backend).__version__  # the backends are named as their modules
 
 
 def _start(backend, model_name, batch):

@@ -69,15 +69,10 @@ def __getattr__(name):
     module_name, attribute = _LAZY[name]
     if module_name == "keras_se.models.registry":
         importlib.import_module("keras_se.models")  # registers every builder
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        from keras_se.errors import missing_dependency
+    from keras_se.errors import naming_the_extra
 
-        replacement = missing_dependency(error, f"keras_se.{name}", _EXTRAS.get(name))
-        if replacement is None:
-            raise
-        raise replacement from None
+    with naming_the_extra(f"keras_se.{name}", _EXTRAS.get(name)):
+        module = importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value

@@ -1,6 +1,7 @@
 """Error types shared by the command-line modules, the phone path's backend
 check, and the optional dependencies' extras (no heavy imports)."""
 
+import contextlib
 import importlib
 
 # The optional packages (top-level module -> (pip package, keras_se extra)).
@@ -37,17 +38,26 @@ def missing_dependency(error, what=None, extra=None):
     )
 
 
+@contextlib.contextmanager
+def naming_the_extra(what, extra=None):
+    """Turns an ImportError of an optional package raised inside into a
+    one-line `MissingDependency` saying that `what` needs it and which extra
+    installs it (`extra`, default: the package's own)."""
+    try:
+        yield
+    except ImportError as error:
+        replacement = missing_dependency(error, what, extra)
+        if replacement is None:
+            raise
+        raise replacement from None
+
+
 def optional_import(module, what):
     """`importlib.import_module(module)`, or a one-line `MissingDependency`
     naming the extra to install when `module` is an optional package that is
     not installed. `what`: what needs it, for the message."""
-    try:
+    with naming_the_extra(what):
         return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        replacement = missing_dependency(error, what)
-        if replacement is None:
-            raise
-        raise replacement from None
 
 
 def require_tensorflow_backend(what):

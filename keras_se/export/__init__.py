@@ -30,16 +30,10 @@ __all__ = sorted(_NAMES)
 def __getattr__(name):
     if name not in _NAMES:
         raise AttributeError(f"module 'keras_se.export' has no attribute {name!r}")
-    try:
-        module = importlib.import_module(_NAMES[name])
-    except ImportError as error:
-        from keras_se.errors import missing_dependency
+    from keras_se.errors import naming_the_extra
 
-        replacement = missing_dependency(error, f"keras_se.export.{name}", "export")
-        if replacement is None:
-            raise
-        raise replacement from None
-    value = getattr(module, name)
+    with naming_the_extra(f"keras_se.export.{name}", "export"):
+        value = getattr(importlib.import_module(_NAMES[name]), name)
     globals()[name] = value
     return value
 

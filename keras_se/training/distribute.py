@@ -404,7 +404,7 @@ def _cluster_error(strategy, error, epoch, backup_dir):
     return ClusterError(f"{who} lost the cluster (peers {peers}) in epoch {epoch + 1}: {detail[:300]}{resume}")
 
 
-def _padded(dataset):
+def _padded(dataset, size):
     """(x, y, weight) batches, each partial batch filled up to the global
     batch with repeats of its own examples weighted 0.
 
@@ -418,8 +418,6 @@ def _padded(dataset):
     """
     import tensorflow as tf
 
-    size = global_batch(dataset)
-
     def pad(x, y):
         count = tf.shape(x)[0]
         missing = tf.maximum(size - count, 0)
@@ -430,14 +428,16 @@ def _padded(dataset):
     return dataset.map(pad)
 
 
-def _distribute(strategy, dataset):
+def _distribute(strategy, dataset, size=None):
     import tensorflow as tf
 
     # DATA: every worker reads the same ordered batches and keeps its slice
     # of each, so a global batch is the batch one process would see.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(_padded(dataset).with_options(options))
+    # `size`: the global batch where the caller has read it already.
+    padded = _padded(dataset, size or global_batch(dataset))
+    return strategy.experimental_distribute_dataset(padded.with_options(options))
 
 
 def global_batch(dataset):
@@ -689,7 +689,7 @@ def fit(module, net, label, epochs, train_ds, val_ds, callbacks, backups):
         os.makedirs(backup_dir, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, backup_dir, max_to_keep=1)
     callback_list = module.callbacks.CallbackList(callbacks, model=net, epochs=epochs, steps=steps, verbose=0)
-    distributed_train = _distribute(strategy, train_ds)
+    distributed_train = _distribute(strategy, train_ds, batch)
     distributed_val = _distribute(strategy, val_ds) if val_ds is not None else None
     train_step = _sums_step(strategy, net, True, distributed_train.element_spec)
     eval_step = _sums_step(strategy, net, False, distributed_val.element_spec) if val_ds is not None else None
