@@ -125,7 +125,7 @@ def _check_gpu_preset(model, path):
 # The default run keeps one SK model (split-input SK, grouped paths); the
 # others are in the large sweep below (the grouped convolutions of
 # SE-ShuffleNet also in test_gpu_run.py's re-spelling test).
-@pytest.mark.parametrize("name", [n if n == "timm:skresnet18" else pytest.param(n, marks=pytest.mark.large) for n in DEFAULT_GPU_MODELS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) for n in DEFAULT_GPU_MODELS])
 def test_gpu_preset_runs_on_the_accelerator_for_representative_models(name, tmp_path, gpu_adapter):
     # Logits: an untrained softmax is near uniform whatever the features are.
     model = keras_se.create_model(name, input_shape=(32, 32, 3), classifier_activation=None)

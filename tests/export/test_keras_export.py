@@ -112,7 +112,7 @@ def test_keras_litert_export_is_builtin_only_and_equal_to_keras(name, options, t
     check_litert(_model(name, options, SIZE if name in DEFAULT else 64), tmp_path / "model.tflite")
 
 
-@pytest.mark.parametrize("name, options", [*DEFAULT.items(), *ALL])
+@pytest.mark.parametrize("name, options", [pytest.param(*item, marks=pytest.mark.large) for item in DEFAULT.items()] + ALL)
 def test_keras_onnx_export_is_standard_and_equal_to_keras(name, options, tmp_path):
     check_onnx(_model(name, options, SIZE if name in DEFAULT else 64), tmp_path / "model.onnx")
 

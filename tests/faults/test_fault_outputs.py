@@ -129,6 +129,7 @@ def test_full_disk_convert(tmp_path, tiny_model_files, capsys, monkeypatch):
         assert snapshot(mount) == before
 
 
+@pytest.mark.large
 def test_full_disk_while_train_writes_a_checkpoint(tmp_path, capsys, monkeypatch, image_folder, keras_se_cli):
     mount = tmp_path / "small"
     argv = ["train", "se_mobilenet", "--data", image_folder, "--image-size", "32", "--epochs", "1", "--model-arg", "alpha=0.25"]

@@ -154,6 +154,7 @@ def test_train_signal_matrix(tmp_path, image_folder, point, signum):
     _train_case(tmp_path, image_folder, point, signum)
 
 
+@pytest.mark.large
 def test_force_rerun_leaves_no_file_of_the_previous_run(tmp_path, image_folder, capsys):
     from .conftest import call_main
 

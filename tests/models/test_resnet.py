@@ -189,7 +189,7 @@ def test_sk_basic_block_replaces_the_first_3x3():
         ("se_resnet18", dict(se_gate="hard_sigmoid")),
         ("se_resnext50_32x4d", dict(se_position="identity")),
         ("sknet50", {}),
-        ("senet154", dict(se_stages=[5])),
+        pytest.param("senet154", dict(se_stages=[5]), marks=pytest.mark.large),
     ],
 )
 def test_tf_keras_twin_has_same_layers_weights_and_outputs(name, kwargs):

@@ -86,6 +86,7 @@ def _round_trip(models, tmp_path):
             assert result["twin_params_delta"] == _learned(model) - twin_params
 
 
+@pytest.mark.large
 def test_saved_model_rebuilds_quantises_and_reports_in_a_fresh_process(tmp_path):
     _round_trip(DEFAULT, tmp_path)
 

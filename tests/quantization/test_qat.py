@@ -113,12 +113,12 @@ def test_registered_subset_is_int8_only(name, tmp_path):
 # Inception-ResNet-v2 needs 75x75, and VGG-16's 120 M-parameter top makes a
 # QAT model of gigabytes: both are tests/export/test_table2_models.py's.
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
-# The deeper ResNets repeat the blocks of SE-ResNet-50 / SE-ResNeXt-50 and
-# run with xlarge (minutes each in CI otherwise).
+# The deeper ResNets and SENet-154 repeat the blocks of SE-ResNet-50 /
+# SE-ResNeXt-50 and run with xlarge (minutes each in CI otherwise).
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d") else n
+        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154") else n
         for n in keras_se.list_models()
         if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
     ],

@@ -350,6 +350,7 @@ def _lines(output):
     return [line for line in output.splitlines() if line.strip()]
 
 
+@pytest.mark.large
 def test_cluster_timeout_bounds_tensorflow_start_up(processes, tmp_path):
     # TensorFlow's own start-up waits without limit for a peer that passes
     # the readiness check (it answers as a gRPC server) but never replies;
@@ -423,6 +424,7 @@ UNEVEN = textwrap.dedent(
 )
 
 
+@pytest.mark.large
 def test_empty_slice_of_the_last_batch(tmp_path):
     script = tmp_path / "uneven.py"
     script.write_text(UNEVEN)
