@@ -13,6 +13,7 @@ OPTIONAL = {
     "tf2onnx": ("tf2onnx", "export"),
     "onnxruntime": ("onnxruntime", "export"),
     "onnx": ("onnx", "export"),
+    "onnxruntime_qnn": ("onnxruntime-qnn", "npu"),
     "tf_keras": ("tf-keras", "qat"),
     "tensorflow_model_optimization": ("tensorflow-model-optimization", "qat"),
     "sklearn": ("scikit-learn", "train"),

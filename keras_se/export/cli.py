@@ -29,6 +29,14 @@ def add_commands(subparsers):
         "accelerator against Keras; fail on a refusal, a crash or a parity failure",
     )
     p.add_argument("--onnx", action="store_true", help="also export ONNX (tf2onnx, verified in onnxruntime)")
+    p.add_argument(
+        "--npu",
+        metavar="qualcomm[:TARGET,...]",
+        help="NPU preset: a batch-1 QDQ ONNX file for Qualcomm's HTP, calibrated like int8, run on the HTP through "
+        "onnxruntime-qnn (its simulator on x86-64) against Keras and ONNX Runtime's CPU EP; each TARGET "
+        "(sm8550, sm8650, sm8750, ... or v68 ... v81) also gets an EP context binary; fails on a node left on the CPU",
+    )
+    p.add_argument("--npu-quantize", choices=("w8a8", "w8a16"), default="w8a8", help="NPU weights / activations bits (default: w8a8)")
     p.add_argument("--calib-dir", help="folder of images for int8 calibration (the real-data flow)")
     p.add_argument("--calib-npy", help=".npy array (N, H, W, C) of preprocessed inputs for int8 calibration")
     p.add_argument("--calib-limit", type=int, default=100, help="images to use from --calib-dir (default: 100)")
@@ -154,17 +162,32 @@ def _cmd_convert(args):
         raise UserError(f"--calib-limit must be a positive number of images, got {args.calib_limit}")
     modes = list(dict.fromkeys(args.quantize))
     suffix = "_gpu" if args.gpu else ""
+    targets = _npu_targets(args.npu)
     model, stem = _load_model(args)
     names = {m: f"{stem}_{'float32' if m == 'none' else m}{suffix}.tflite" for m in modes}
-    data = _calibration(args, model) if "int8" in modes else None
+    npu_names = (
+        [f"{stem}_{args.npu_quantize}_npu.onnx"] + [f"{stem}_{args.npu_quantize}_npu_{t}_ctx.onnx" for t in targets] if args.npu else []
+    )
+    data = _calibration(args, model) if "int8" in modes or args.npu else None
     created = not os.path.isdir(args.out)
-    out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []))
+    out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []) + npu_names)
     try:
         _convert_all(args, model, stem, names, modes, data, out, console)
     except BaseException:
         if created and not os.listdir(out):
             os.rmdir(out)  # a failed run leaves no trace
         raise
+
+
+def _npu_targets(npu):
+    if npu is None:
+        return ()
+    from keras_se.export.npu import parse_npu
+
+    try:
+        return parse_npu(npu)[1]
+    except ValueError as error:
+        raise UserError(f"--npu: {error}") from None
 
 
 def _convert_all(args, model, stem, names, modes, data, out, console):
@@ -175,7 +198,7 @@ def _convert_all(args, model, stem, names, modes, data, out, console):
     from keras_se.export import calibration, to_onnx, to_tflite
     from keras_se.export.errors import GpuNotRunWarning
 
-    if "int8" in modes and data is None:
+    if ("int8" in modes or args.npu) and data is None:
         console.print(
             "[bold yellow]WARNING:[/] int8 calibration uses RANDOM data (no --calib-dir / --calib-npy): "
             "the int8 model's accuracy on real inputs will suffer."
@@ -215,6 +238,23 @@ def _convert_all(args, model, stem, names, modes, data, out, console):
             task = progress.add_task(f"{stem}: ONNX", total=None)
             results.append({"quantize": "onnx", **to_onnx(model, os.path.join(out, f"{stem}.onnx"), overwrite=args.force).to_dict()})
             progress.remove_task(task)
+        if args.npu:
+            from keras_se.export.errors import NpuNotRunWarning
+
+            task = progress.add_task(f"{stem}: {args.npu_quantize} ONNX for the NPU (and a run on the HTP)", total=len(data))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NpuNotRunWarning)  # in the table instead
+                result = to_onnx(
+                    model,
+                    os.path.join(out, f"{stem}_{args.npu_quantize}_npu.onnx"),
+                    overwrite=args.force,
+                    npu=args.npu,
+                    npu_quantize=args.npu_quantize,
+                    representative_data=data,
+                    progress=lambda: progress.advance(task),
+                )
+            progress.remove_task(task)
+            results.append({**result.to_dict(), "quantize": f"{args.npu_quantize} npu"})
     _print(results, args.format)
 
 
@@ -247,6 +287,23 @@ def _print(results, fmt):
         console.print("top-1 n/a: no input where Keras' top-1 led by more than the int8 output step (an untrained model).")
     if any(r.get("gpu") for r in results):
         _print_gpu([r for r in results if r.get("gpu")], console)
+    for r in results:
+        if r.get("npu"):
+            _print_npu(r, console)
+
+
+def _print_npu(result, console):
+    run = result["npu"]
+    parity = run["parity"]
+    console.print(f"NPU (Qualcomm HTP through onnxruntime-qnn; a simulator on x86-64): {run['verdict']}")
+    if run["status"] == "ran":
+        nodes = ", ".join(f"{ep.replace('ExecutionProvider', '')} {n}" for ep, n in run["nodes"].items())
+        console.print(
+            f"  nodes: {nodes}; logits against Keras: relative L2 {parity['logits_relative_l2']:.2e}, top-1 {_top1(parity)}; "
+            f"against ONNX Runtime's CPU EP on the same file: relative L2 {run['cpu_relative_l2']:.2e}"
+        )
+    for target, context in run["contexts"].items():
+        console.print(f"  context binary for {target}: {os.path.basename(context['path'])}, {context['bytes'] / 2**20:.1f} MiB")
 
 
 def _mode(result):

@@ -15,3 +15,7 @@ class GpuNotRunWarning(UserWarning):
 
 class LogitsNotCheckedWarning(UserWarning):
     """`to_tflite` could not bound the file's logits error (Keras' own logits vanish: untrained weights)."""
+
+
+class NpuNotRunWarning(UserWarning):
+    """`to_onnx(npu=...)` did not run the file on the NPU (onnxruntime-qnn missing, or `verify=False`): never a pass."""

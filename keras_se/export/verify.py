@@ -286,18 +286,23 @@ def compare_outputs(model, tflite, samples, reference=None):
     _, kernels = make_interpreter(tflite)
     reference = keras_outputs(model, samples) if reference is None else reference
     parity = parity_of_outputs(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
-    logits = tflite_logits(tflite, samples)
-    if logits is not None:
-        expected = _centered(keras_logits(model, samples, reference))
-        parity.logits_relative_l2 = relative_l2(expected, _centered(logits))
-        parity.compared = "logits"
-        scale = float(np.sqrt(np.mean(expected**2)))
-        if not scale >= VANISHING_LOGITS:
-            parity.logits_not_checked = (
-                f"n/a: Keras' logits are ~{scale:.0e} (untrained weights: activations shrink layer by layer), so no error "
-                "bound on them means anything; verify a copy with BN statistics from data "
-                "(keras_se.export.calibration.trained_like_copy)"
-            )
+    return with_logits(parity, model, samples, reference, tflite_logits(tflite, samples))
+
+
+def with_logits(parity, model, samples, reference, logits):
+    """`parity` with its logits fields set from a file's `logits` for `samples` (none: `parity` as it is)."""
+    if logits is None:
+        return parity
+    expected = _centered(keras_logits(model, samples, reference))
+    parity.logits_relative_l2 = relative_l2(expected, _centered(logits))
+    parity.compared = "logits"
+    scale = float(np.sqrt(np.mean(expected**2)))
+    if not scale >= VANISHING_LOGITS:
+        parity.logits_not_checked = (
+            f"n/a: Keras' logits are ~{scale:.0e} (untrained weights: activations shrink layer by layer), so no error "
+            "bound on them means anything; verify a copy with BN statistics from data "
+            "(keras_se.export.calibration.trained_like_copy)"
+        )
     return parity
 
 

@@ -76,3 +76,29 @@ def float32_gpu_run_fails(monkeypatch):
         monkeypatch.setattr(gpu_run, "run_on_gpu_accelerator", fake)
 
     return patch
+
+
+@pytest.fixture(scope="session")
+def qnn_htp(not_run):
+    """The QNN HTP's `NpuRun` of a one-op QDQ file; the test is "not run" where onnxruntime-qnn is missing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from keras_se.export.npu import quantize_qdq, run_on_npu
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 8])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 9
+    onnx.checker.check_model(proto)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 4, 4, 8)).astype("float32").reshape(2, 4, 4, 8)
+    qdq, _ = quantize_qdq(proto, x)
+    run = run_on_npu(qdq.SerializeToString(), x)
+    if run.status == "not run":
+        not_run(f"QNN HTP: {run.reason}")
+    assert run.passed, run.verdict()
+    return run

@@ -171,7 +171,10 @@ def test_known_disagreement_grouped_convolutions(in_per_group, out_per_group, gp
 
 # shufflenet_g2 and SENet-154 split and merge groups; SKNet-50 (tests/export/test_gpu.py) and the
 # shufflenet_g3 preset of the default run re-spell them too.
-@pytest.mark.parametrize("name", [pytest.param("shufflenet_g2", marks=pytest.mark.large), pytest.param("senet154", marks=[pytest.mark.large, pytest.mark.xlarge])])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("shufflenet_g2", marks=pytest.mark.large), pytest.param("senet154", marks=[pytest.mark.large, pytest.mark.xlarge])],
+)
 def test_gpu_preset_re_spells_the_grouped_convolutions_the_accelerator_gets_wrong(name, gpu_adapter, tmp_path):
     model = keras_se.create_model(name, input_shape=(32, 32, 3), include_top=False)
     rng = np.random.default_rng(0)

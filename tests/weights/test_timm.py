@@ -142,7 +142,12 @@ def test_fixture_into_include_top_false_backbone(not_run):
 
 
 @pytest.mark.parametrize(
-    "name, size", [pytest.param("vgg16_bn", 64, marks=pytest.mark.large), pytest.param("inception_resnet_v2", 96, marks=pytest.mark.large), ("mobilenetv3_large", 64)]
+    "name, size",
+    [
+        pytest.param("vgg16_bn", 64, marks=pytest.mark.large),
+        pytest.param("inception_resnet_v2", 96, marks=pytest.mark.large),
+        ("mobilenetv3_large", 64),
+    ],
 )
 def test_timm_state_into_include_top_false_backbone(name, size):
     """keras.applications' top (VGG's fc1 / fc2, MobileNetV3's head conv, the classifier) is left out, the rest loaded."""
