@@ -92,6 +92,7 @@ def test_complexity_report_per_stage():
     assert [s.name for s in report.stages if s.name.startswith("stage")] == [f"stage{s}" for s in range(5)]
 
 
+@pytest.mark.large  # timm_vgg builds timm's VGG-16-BN (14 s): with the other timm VGG cases
 def test_se_vgg_has_no_timm_checkpoint(timm_vgg):
     _, state = timm_vgg
     model = keras_se.create_model("se_vgg16", input_shape=(32, 32, 3), classes=10)
