@@ -37,8 +37,12 @@ def test_version_and_a_mistake_print_no_tensorflow_logging(not_run):
 # The console script's own entry point, with the signal sent by the process
 # itself the moment `import tensorflow` begins: deterministic, where a timer
 # before the signal hits another moment (or none) on a loaded machine.
+# Ctrl-C as in a terminal: a process started in the background of a
+# non-interactive shell (a CI runner's `cmd &`) inherits SIGINT ignored, and
+# Python then never raises KeyboardInterrupt for it.
 _SIGNAL_AT_TENSORFLOW_IMPORT = """
-import importlib.abc, importlib.metadata, os, sys
+import importlib.abc, importlib.metadata, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 signum = int(sys.argv[1])
 
 class Fire(importlib.abc.MetaPathFinder):

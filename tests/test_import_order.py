@@ -33,11 +33,11 @@ _LOAD = textwrap.dedent(
 ORDERS = [
     "import keras_se, tensorflow",
     "import tensorflow, keras_se",
-    "import keras_se.layers",
-    "import keras_se.models.resnet",
     *(
         pytest.param(order, marks=pytest.mark.large)
         for order in (
+            "import keras_se.layers",
+            "import keras_se.models.resnet",
             "import keras_se",
             "import keras_se, keras",
             "import keras, keras_se",

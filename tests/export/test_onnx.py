@@ -70,7 +70,9 @@ def test_existing_onnx_is_kept(tiny_se_model, tmp_path):
     assert path.read_text() == "keep"
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_small", pytest.param("mobilenetv3_large_plain", marks=pytest.mark.large)])
+# The NPU preset test (tests/export/test_npu.py) exports through the same path in the default run.
+@pytest.mark.large
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "mobilenetv3_large_plain"])
 def test_mobilenetv3_exports_with_standard_ops_and_matches(name, tmp_path):
     # Hard-swish, the hard-sigmoid gate and the SE scale: ONNX standard ops
     # only, logits equal to Keras'.
@@ -83,7 +85,7 @@ def test_mobilenetv3_exports_with_standard_ops_and_matches(name, tmp_path):
     _check_logits(model, result.path)
 
 
-@pytest.mark.parametrize("verify", [True, False])
+@pytest.mark.parametrize("verify", [pytest.param(True, marks=pytest.mark.large), False])
 def test_op_tf2onnx_leaves_unconverted_is_refused_and_nothing_written(verify, tmp_path):
     # tf2onnx keeps TensorFlow's Lgamma as an op named "Lgamma" in the default
     # ONNX domain, which no ONNX runtime has.

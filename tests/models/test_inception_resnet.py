@@ -25,6 +25,7 @@ SIZE = 75  # the smallest input its unpadded convolutions take (keras.applicatio
 ATOL = 1e-5
 
 
+@pytest.mark.large
 def test_timm_inception_resnet_v2_names_parameters_and_logits():
     assert reference.count_params(reference.inception_resnet_v2_shapes()) == 55_843_464  # timm's published count
     model = keras_se.create_model("timm:inception_resnet_v2", input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None)

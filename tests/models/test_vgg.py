@@ -116,6 +116,7 @@ def test_full_size_vgg16_bn_is_timms():
     assert model.get_layer("pre_logits_fc1").output.shape[1:3] == (1, 1)  # the 7x7 conv sees the 7x7 map once
 
 
+@pytest.mark.large
 def test_timm_checkpoint_into_a_features_only_backbone():
     """timm's features_only vgg16_bn from stride 2 (its feature_info entries 1-5); a whole checkpoint loads.
 

@@ -59,6 +59,7 @@ BLOCKS = {
 }
 
 
+@pytest.mark.large
 def test_import_tfmot_keeps_tf_keras_keras3():
     # Importing tfmot directly flips tf.keras to tf_keras for the process;
     # import_tfmot must not (run in fresh interpreters: the flip is global).
