@@ -45,7 +45,7 @@ def verdict(name, size, quantize):
     inputs = rng.uniform(0, 1, (4, size, size, 3)).astype("float32")
     start = time.perf_counter()
     qdq, logits = quantize_qdq(trace(model, npu=True), np.concatenate([data, inputs]), quantize)
-    shipped = strip_logits(qdq, logits) if logits else qdq
+    shipped = strip_logits(qdq, logits)
     run, parity, npu_parity = compare_on_npu(model, qdq, logits, inputs, ["sm8650"], shipped.SerializeToString())
     return {
         "model": name,

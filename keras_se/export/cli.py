@@ -163,11 +163,12 @@ def _cmd_convert(args):
     modes = list(dict.fromkeys(args.quantize))
     suffix = "_gpu" if args.gpu else ""
     targets = _npu_targets(args.npu)
+    from keras_se.export.npu import context_path
+
     model, stem = _load_model(args)
     names = {m: f"{stem}_{'float32' if m == 'none' else m}{suffix}.tflite" for m in modes}
-    npu_names = (
-        [f"{stem}_{args.npu_quantize}_npu.onnx"] + [f"{stem}_{args.npu_quantize}_npu_{t}_ctx.onnx" for t in targets] if args.npu else []
-    )
+    npu_name = f"{stem}_{args.npu_quantize}_npu.onnx"
+    npu_names = [npu_name] + [context_path(npu_name, t) for t in targets] if args.npu else []
     data = _calibration(args, model) if "int8" in modes or args.npu else None
     created = not os.path.isdir(args.out)
     out = _prepare_out(args, list(names.values()) + ([f"{stem}.onnx"] if args.onnx else []) + npu_names)

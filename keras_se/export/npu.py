@@ -205,6 +205,11 @@ def _as_file(model, workdir, name):
         yield path
 
 
+def context_path(path, target):
+    """Where the NPU preset keeps `path`'s EP context model for `target`: `{stem}_{target}_ctx.onnx` beside it."""
+    return f"{os.path.splitext(os.fspath(path))[0]}_{target}_ctx.onnx"
+
+
 def softmax_input(proto):
     """The name of the tensor that feeds the softmax ending a one-output graph (through Identity nodes), or None."""
     if len(proto.graph.output) != 1:
@@ -270,8 +275,11 @@ def quantize_qdq(proto, samples, quantize="w8a8", progress=None):
 
 
 def strip_logits(proto, logits):
-    """`proto` without the "logits" output `quantize_qdq` added, and without the nodes that only fed it."""
+    """`proto` without the "logits" output `quantize_qdq` added, and without the nodes that only fed it (`proto` itself when `logits` is None)."""
     import onnx
+
+    if logits is None:
+        return proto
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())
     outputs = [o for o in proto.graph.output if o.name != logits]

@@ -13,8 +13,8 @@ from keras_se.errors import require_tensorflow_backend
 from keras_se.export import calibration
 from keras_se.export.errors import ConversionError, NpuNotRunWarning, VerificationError
 from keras_se.export.forms import average_pools_as_depthwise
-from keras_se.export.npu import NPU_QUANTIZE, NpuRun, output_step, parse_npu, quantize_qdq, run_on_npu, strip_logits
-from keras_se.export.verify import Parity, _centered, keras_outputs, parity_of, parity_of_outputs, relative_l2, with_logits
+from keras_se.export.npu import NPU_QUANTIZE, NpuRun, context_path, output_step, parse_npu, quantize_qdq, run_on_npu, strip_logits
+from keras_se.export.verify import Parity, _centered, keras_logits, keras_outputs, parity_of, parity_of_outputs, relative_l2, with_logits
 from keras_se.io_utils import atomic_output, quiet_native_logs, refuse_overwrite
 from keras_se.tf2onnx_workaround import tf2onnx_garbage_collected
 
@@ -227,16 +227,11 @@ def _histogram(proto):
     return ops
 
 
-def context_path(path, target):
-    """Where the NPU preset keeps `path`'s EP context model for `target`: `{stem}_{target}_ctx.onnx` beside it."""
-    return f"{os.path.splitext(os.fspath(path))[0]}_{target}_ctx.onnx"
-
-
 def _to_npu(model, proto, path, contexts, samples, quantize, verify, verify_samples, overwrite, progress):
     """The NPU preset's QDQ file, its run on the HTP and its context binaries, written as a set."""
     with quiet_native_logs():
         qdq, logits = quantize_qdq(proto, samples, quantize, progress)
-    shipped = strip_logits(qdq, logits) if logits else qdq
+    shipped = strip_logits(qdq, logits)
     data = shipped.SerializeToString()
     parity = npu_parity = None
     run = NpuRun("not run", "verify=False: the file was not run on the HTP")
@@ -284,8 +279,9 @@ def compare_on_npu(model, qdq, logits, samples, targets=(), shipped=None, contex
 
     def parity(outputs, runtime):
         result = parity_of_outputs(reference, outputs[0] if count == 1 else outputs[:count], runtime, step)
-        return with_logits(result, model, samples, reference, outputs[count] if logits else None)
+        return with_logits(result, expected, outputs[count]) if logits else result
 
+    expected = keras_logits(model, samples, reference) if logits else None
     cpu_parity = parity(cpu, "ONNX Runtime CPU EP (the QDQ file)")
     run = run_on_npu(data, samples, targets, context_model=shipped, context_dir=context_dir)
     if run.outputs is None:

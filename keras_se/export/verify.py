@@ -286,14 +286,13 @@ def compare_outputs(model, tflite, samples, reference=None):
     _, kernels = make_interpreter(tflite)
     reference = keras_outputs(model, samples) if reference is None else reference
     parity = parity_of_outputs(reference, run_tflite(tflite, samples), f"LiteRT ({kernels})", output_step(tflite))
-    return with_logits(parity, model, samples, reference, tflite_logits(tflite, samples))
+    logits = tflite_logits(tflite, samples)
+    return parity if logits is None else with_logits(parity, keras_logits(model, samples, reference), logits)
 
 
-def with_logits(parity, model, samples, reference, logits):
-    """`parity` with its logits fields set from a file's `logits` for `samples` (none: `parity` as it is)."""
-    if logits is None:
-        return parity
-    expected = _centered(keras_logits(model, samples, reference))
+def with_logits(parity, expected, logits):
+    """`parity` with its logits fields set: a file's `logits` against Keras' (`expected`, `keras_logits`)."""
+    expected = _centered(expected)
     parity.logits_relative_l2 = relative_l2(expected, _centered(logits))
     parity.compared = "logits"
     scale = float(np.sqrt(np.mean(expected**2)))
