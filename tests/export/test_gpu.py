@@ -122,10 +122,16 @@ def _check_gpu_preset(model, path):
     assert result.gpu_parity.top1_agreement in (None, 1.0)
 
 
-# The default run keeps one SK model (split-input SK, grouped paths); the
-# others are in the large sweep below (the grouped convolutions of
-# SE-ShuffleNet also in test_gpu_run.py's re-spelling test).
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.large) for n in DEFAULT_GPU_MODELS])
+# timm's split-input SK runs with large; the others are the large sweep's
+# below at 64x64 (xlarge here; the grouped convolutions of SE-ShuffleNet
+# also in test_gpu_run.py's re-spelling test).
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.large if n.startswith("timm:") else [pytest.mark.large, pytest.mark.xlarge])
+        for n in DEFAULT_GPU_MODELS
+    ],
+)
 def test_gpu_preset_runs_on_the_accelerator_for_representative_models(name, tmp_path, gpu_adapter):
     # Logits: an untrained softmax is near uniform whatever the features are.
     model = keras_se.create_model(name, input_shape=(32, 32, 3), classifier_activation=None)
@@ -173,12 +179,14 @@ def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run
 # minutes at 32x32 on the software Vulkan driver of a 2-core machine: both
 # are in tests/export/test_table2_models.py (xlarge).
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
-# The deeper ResNets repeat the blocks of SE-ResNet-50 / SE-ResNeXt-50 and
-# run with xlarge.
+# The deeper ResNets, SENet-154 and SKNet-101 repeat the blocks of
+# SE-ResNet-50 / SE-ResNeXt-50 / SKNet-50 and run with xlarge.
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d") else n
+        pytest.param(n, marks=pytest.mark.xlarge)
+        if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154", "sknet101")
+        else n
         for n in keras_se.list_models()
         if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
     ],

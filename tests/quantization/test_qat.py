@@ -89,18 +89,28 @@ def test_mobilenetv3_hard_swish_stays_out_of_hard_swish_ops(tmp_path):
 
 # `-m large` (the QAT sweep there covers every SE / SK model; the default run
 # quantises the ECA, hard-swish and hard-sigmoid models below and the digits one).
+# Only timm's skresnet18 (split-input SK) runs in CI: the sweep below
+# quantises the others at full depth (xlarge here).
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.large) for n in SUBSET if n not in ("se_mobilenet", "mobilenetv3_small")],
+    [
+        pytest.param(n, marks=pytest.mark.large if n.startswith("timm:") else [pytest.mark.large, pytest.mark.xlarge])
+        for n in SUBSET
+        if n not in ("se_mobilenet", "mobilenetv3_small")
+    ],
 )
 def test_registered_subset_is_int8_only(name, tmp_path):
     model, _, result = _quantize_fit_convert(name, SUBSET[name], tmp_path / f"{name.replace(':', '_')}.tflite")
     _assert_int8_only(result.path)
+    _assert_no_average_pool(model, result.path)
+
+
+def _assert_no_average_pool(model, path):
     # Valid average pools (SE-ShuffleNet's shortcuts, SKNet's strided dilated
     # paths) are depthwise convolutions in the QAT file too: XNNPACK runs
     # AVERAGE_POOL_2D in float only.
     pools = [layer for layer in model.layers if type(layer).__name__ == "AveragePooling2D"]
-    ops = [op.name for op in read_tflite(result.path).ops]
+    ops = [op.name for op in read_tflite(path).ops]
     assert "AVERAGE_POOL_2D" not in ops
     if pools:
         assert ops.count("DEPTHWISE_CONV_2D") >= len(pools)
@@ -110,19 +120,23 @@ def test_registered_subset_is_int8_only(name, tmp_path):
 # Inception-ResNet-v2 needs 75x75, and VGG-16's 120 M-parameter top makes a
 # QAT model of gigabytes: both are tests/export/test_table2_models.py's.
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
-# The deeper ResNets and SENet-154 repeat the blocks of SE-ResNet-50 /
-# SE-ResNeXt-50 and run with xlarge (minutes each in CI otherwise).
+# The deeper ResNets, SENet-154 and SKNet-101 repeat the blocks of
+# SE-ResNet-50 / SE-ResNeXt-50 / SKNet-50 and run with xlarge (minutes each
+# in CI otherwise).
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xlarge) if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154") else n
+        pytest.param(n, marks=pytest.mark.xlarge)
+        if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154", "sknet101")
+        else n
         for n in keras_se.list_models()
         if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
     ],
 )
 def test_every_registered_model_is_int8_only(name, tmp_path):
-    _, _, result = _quantize_fit_convert(name, {}, tmp_path / f"{name}.tflite")
+    model, _, result = _quantize_fit_convert(name, {}, tmp_path / f"{name}.tflite")
     _assert_int8_only(result.path)
+    _assert_no_average_pool(model, result.path)
 
 
 def test_config_holds_the_architecture_and_is_rebuilt_exactly():
