@@ -17,7 +17,7 @@ hard_swish(x) = x * relu6(x + 3) / 6 (Howard et al.; timm's and Keras' own).
   knows (`Rescaling` and `Multiply` with keras_se's output QuantizeConfig,
   `ReLU`), so quantisation-aware training gives the same int8 graph.
 
-The tf_keras flavour (`keras_se.layers.namespace`, for tfmot) always
+The tf_keras flavour (`keras_se.quantization.flavour`, for tfmot) always
 spells it so. Post-training int8 conversion goes one step further
 (`keras_se.export.forms.hard_swish_for_int8`): `x * relu6(x + 3)` with the
 1/6 moved into the kernels of the layers that read it, two element-wise

@@ -2,7 +2,7 @@
 channel slice and the SK path selection.
 
 Each layer's logic lives in a mixin, so the same code serves Keras 3 (the
-classes below) and tf_keras (the twins made in `keras_se.layers.namespace`
+classes below) and tf_keras (the twins made in `keras_se.quantization.flavour`
 for quantisation-aware training). On the TensorFlow backend, and in tf_keras,
 it is spelt in TensorFlow ops, the form the TFLite and ONNX converters are
 checked against; on JAX and PyTorch the same computation goes through

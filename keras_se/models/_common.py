@@ -5,13 +5,11 @@ import functools
 import inspect
 import numbers
 
-import numpy as np
-
 from keras_se.layers import _utils
 from keras_se.layers._utils import BN_EPSILON, BN_MOMENTUM, check_choice, check_positive_number  # noqa: F401
-from keras_se.layers.attention import CBAM, EfficientChannelAttention, check_attention, create_attention, eca_kernel_size
+from keras_se.layers.attention import check_attention, create_attention
 from keras_se.layers.namespace import as_flavour
-from keras_se.layers.squeeze_excite import GATES, apply_gate, apply_se, make_gate, make_se_layers, se_reduced_channels
+from keras_se.layers.squeeze_excite import GATES, apply_se, make_se_layers
 
 POOLINGS = (None, "avg", "max")
 
@@ -72,9 +70,10 @@ class Attention:
         if self.kind == "se":
             kwargs = {**self.se.kwargs, **se_overrides, **self.options}
             return apply_se(make_se_layers(layers, x.shape[-1], f"{prefix}_se", **kwargs), x)
-        if self.flavour != "keras":
-            if self.kind in _AS_LAYERS:
-                return _AS_LAYERS[self.kind](layers, x, f"{prefix}_{self.kind}", **self.options)
+        fl = as_flavour(self.flavour)
+        if fl.name != "keras":
+            if self.kind in fl.attention:
+                return fl.attention[self.kind](layers, x, f"{prefix}_{self.kind}", **self.options)
             raise ValueError(
                 "quantisation-aware training (the tf_keras flavour) supports attention='se', 'eca', 'cbam' or None. "
                 f"Received: attention={self.kind!r}"
@@ -87,104 +86,6 @@ class Attention:
                 f"Received: {tuple(x.shape)} -> {tuple(y.shape)} at {prefix}"
             )
         return y
-
-
-def eca_as_layers(layers, x, name, kernel_size=None, gamma=2, beta=1, gate="sigmoid"):
-    """`EfficientChannelAttention` spelt as standard layers, for tfmot (the tf_keras flavour).
-
-    Mean -> Reshape (N, 1, C, 1) -> the (1, k) Conv2D named `name` (the
-    layer's one weight, so weights copy by name) -> Reshape -> gate ->
-    Multiply: the same function, every tensor a layer output tfmot can
-    give a range.
-    """
-    EfficientChannelAttention(kernel_size=kernel_size, gamma=gamma, beta=beta, gate=gate)  # the layer's checks
-    channels = x.shape[-1]
-    k = kernel_size or eca_kernel_size(channels, gamma, beta)
-    y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
-    y = layers.Reshape((1, channels, 1), name=f"{name}_to_row")(y)
-    y = layers.Conv2D(1, (1, k), padding="same", use_bias=False, name=name)(y)
-    y = layers.Reshape((1, 1, channels), name=f"{name}_to_channels")(y)
-    y = apply_gate(make_gate(layers, gate, f"{name}_gate"), y)
-    return layers.Multiply(name=f"{name}_scale")([x, y])
-
-
-# The weighted sublayers of `CBAM`; `cbam_as_layers` names each `{name}_{sublayer}`.
-CBAM_SUBLAYERS = ("fc1", "fc2", "spatial_conv", "spatial_bn")
-
-
-def cbam_as_layers(layers, x, name, **options):
-    """`CBAM` spelt as standard layers, for tfmot (the tf_keras flavour).
-
-    The same function as `CBAM`, every tensor a layer output tfmot can give
-    a range, every op one XNNPACK runs in int8:
-
-    - channel attention: GlobalAveragePooling2D and GlobalMaxPooling2D
-      (MEAN, REDUCE_MAX) through one shared MLP (`{name}_fc1`, `{name}_act`,
-      `{name}_fc2`, each called twice, as `CBAM` calls its MLP), Add, gate,
-      Multiply;
-    - the channel-wise mean and max: tf_keras has no layer that pools over
-      channels, but its 1-D global pools with `data_format="channels_first"`
-      pool the last axis: Reshape (H * W, C) -> GlobalAveragePooling1D and
-      GlobalMaxPooling1D -> Concatenate -> Reshape (H, W, 2) (RESHAPE, MEAN,
-      REDUCE_MAX, CONCATENATION: the ops of `CBAM`'s own int8 file);
-    - spatial attention: `{name}_spatial_conv` -> `{name}_spatial_bn` ->
-      gate -> Multiply.
-
-    A width unknown when the graph is built (an input shape of None) leaves
-    no reshape back to (H, W): the mean is then a fixed, untrained 1x1
-    convolution with every weight 1 / C (`{name}_channel_mean`) and the max
-    a MaxPooling2D over windows of (1, C) between two Permutes -- the same
-    function, but a TRANSPOSE of the whole tensor and a one-channel
-    MAX_POOL_2D (measured 0.15 ms slower than the reshape form on one
-    56x56x128 block in int8, XNNPACK, 1 thread).
-
-    The weighted layers are `CBAM`'s sublayers, named `{name}_{sublayer}`
-    (`CBAM_SUBLAYERS`), so weights copy by name (`flavour_weight_layers`).
-    """
-    cbam = CBAM(**options)  # the layer's checks and defaults
-    channels, width, gate = x.shape[-1], x.shape[2], cbam.gate
-    hidden = se_reduced_channels(channels, cbam.reduction, cbam.reduced_channels, cbam.divisor, cbam.min_channels)
-    fc1 = layers.Conv2D(hidden, 1, use_bias=cbam.use_bias, name=f"{name}_fc1")
-    act = _utils.make_activation(layers, cbam.activation, f"{name}_act")
-    fc2 = layers.Conv2D(channels, 1, use_bias=cbam.use_bias, name=f"{name}_fc2")
-    avg = fc2(act(fc1(layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_avg")(x))))
-    top = fc2(act(fc1(layers.GlobalMaxPooling2D(keepdims=True, name=f"{name}_max")(x))))
-    y = apply_gate(make_gate(layers, gate, f"{name}_channel_gate"), layers.Add(name=f"{name}_channel_logits")([avg, top]))
-    x = layers.Multiply(name=f"{name}_channel_scale")([x, y])
-
-    if width is not None:
-        pixels = layers.Reshape((-1, channels), name=f"{name}_pixels")(x)
-        mean = layers.GlobalAveragePooling1D(data_format="channels_first", keepdims=True, name=f"{name}_channel_mean")(pixels)
-        peak = layers.GlobalMaxPooling1D(data_format="channels_first", keepdims=True, name=f"{name}_channel_max")(pixels)
-        pooled = layers.Concatenate(name=f"{name}_pooled_pixels")([mean, peak])
-        pooled = layers.Reshape((-1, width, 2), name=f"{name}_pooled")(pooled)
-    else:
-        channel_mean = layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"{name}_channel_mean")
-        mean = channel_mean(x)
-        channel_mean.set_weights([np.full((1, 1, channels, 1), 1.0 / channels, "float32")])
-        columns = layers.Permute((1, 3, 2), name=f"{name}_to_columns")(x)
-        peak = layers.MaxPooling2D((1, channels), name=f"{name}_channel_max_t")(columns)
-        peak = layers.Permute((1, 3, 2), name=f"{name}_channel_max")(peak)
-        pooled = layers.Concatenate(name=f"{name}_pooled")([mean, peak])
-    s = layers.Conv2D(1, cbam.spatial_kernel_size, padding="same", use_bias=False, name=f"{name}_spatial_conv")(pooled)
-    s = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_spatial_bn")(s)
-    s = apply_gate(make_gate(layers, gate, f"{name}_spatial_gate"), s)
-    return layers.Multiply(name=f"{name}_spatial_scale")([x, s])
-
-
-_AS_LAYERS = {"eca": eca_as_layers, "cbam": cbam_as_layers}
-
-
-def flavour_weight_layers(layer):
-    """Where a Keras 3 layer's weights live in the tf_keras flavour: a list of (layer name, Keras 3 layer).
-
-    A layer the flavour spells as several weighted layers (`CBAM`) has one
-    entry per weighted sublayer, named `{layer}_{sublayer}`; any other
-    layer is its own entry.
-    """
-    if isinstance(layer, CBAM):
-        return [(f"{layer.name}_{sub}", getattr(layer, sub)) for sub in CBAM_SUBLAYERS]
-    return [(layer.name, layer)]
 
 
 def check_stages(se_stages, valid):

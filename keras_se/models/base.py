@@ -10,7 +10,7 @@ builds its plain twin.
 
 A family names its graph function in `graph`: `graph(flavour=..., **arguments)`
 returns `(inputs, outputs)`. The same function builds the Keras 3 model and
-its tf_keras twin for tfmot (`tf_keras_model`).
+its tf_keras twin for tfmot (`keras_se.quantization.flavour.tf_keras_model`).
 """
 
 import inspect
@@ -128,21 +128,6 @@ class SEModel(keras.Model):
             return None
         config.update(attention=None, name=f"{self.name}_plain")
         return type(self).from_config(config)
-
-    @classmethod
-    def tf_keras_model(cls, config):
-        """The same model in tf_keras (weighted layers' names and weight order identical), for tfmot.
-
-        Args:
-            config: the model's `get_config()`.
-        """
-        config = dict(config)
-        name = config.pop("name", None) or cls.default_name
-        config.pop("trainable", None)
-        inputs, outputs = cls.graph(flavour="tf_keras", **cls.architecture(**config))
-        import tf_keras
-
-        return tf_keras.Model(inputs, outputs, name=name)
 
 
 def _plain(value):

@@ -81,7 +81,9 @@ class ModelEntry:
         """Builds the architecture: the entry's defaults, then `kwargs`; no weights."""
         arguments = {"name": self.name, **self.kwargs, **kwargs}
         if as_flavour(flavour).name == "tf_keras":
-            return self.cls.tf_keras_model(arguments)
+            from keras_se.quantization.flavour import tf_keras_model
+
+            return tf_keras_model(self.cls, arguments)
         return self.cls(**arguments)
 
 

@@ -19,7 +19,7 @@ int8 kernels expect:
 `KernelSelect` (softmax across SK paths and the weighted sum), `Average`
 (the avg-max squeeze: a sum, then a division) and `Add` of three or more
 tensors are spelt as several standard layers in keras_se's tf_keras flavour
-(`keras_se.layers.namespace`), so every intermediate tensor has a range:
+(`keras_se.quantization.flavour`), so every intermediate tensor has a range:
 int8 SOFTMAX, STRIDED_SLICE, MUL, ADD.
 
 tfmot is imported inside functions only: importing it sets
@@ -170,10 +170,10 @@ def config_classes():
 def custom_objects():
     """Everything tfmot must deserialise when it clones a keras_se QAT model:
     the QuantizeConfigs and the tf_keras twins of the keras_se primitives."""
-    from keras_se.layers.namespace import _CUSTOM, flavour
+    from keras_se.quantization.flavour import CUSTOM, tf_keras_flavour
 
-    layers = flavour("tf_keras").layers
-    objects = {name: getattr(layers, name) for name in _CUSTOM}
+    layers = tf_keras_flavour().layers
+    objects = {name: getattr(layers, name) for name in CUSTOM}
     objects.update(vars(config_classes()))
     return objects
 
@@ -222,9 +222,9 @@ def quantize_plan(model):
     import tf_keras
 
     tfmot = import_tfmot()
-    from keras_se.layers.namespace import flavour
+    from keras_se.quantization.flavour import tf_keras_flavour
 
-    twins = flavour("tf_keras").layers
+    twins = tf_keras_flavour().layers
     configs = config_classes()
     registry = tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
     consumers = _consumers(model)

@@ -45,7 +45,7 @@ def _weight_layers(model):
     A layer the tf_keras flavour spells as several weighted layers (CBAM)
     gives one entry per sublayer (`flavour_weight_layers`).
     """
-    from keras_se.models._common import flavour_weight_layers
+    from keras_se.quantization.flavour import flavour_weight_layers
 
     for layer in model.layers:
         if layer.weights:
@@ -129,8 +129,8 @@ def rebuild_tf_keras(model):
 
     Returns:
         A tf_keras functional model (SK select spelt as quantisable layers,
-        see `keras_se.layers.namespace`; ECA and CBAM as standard layers,
-        `keras_se.models._common.eca_as_layers` / `cbam_as_layers`) whose
+        see `keras_se.quantization.flavour`; ECA and CBAM as standard layers,
+        `keras_se.quantization.flavour.eca_as_layers` / `cbam_as_layers`) whose
         outputs equal the input model's.
 
     Raises:
@@ -139,9 +139,10 @@ def rebuild_tf_keras(model):
     """
     require_tensorflow_backend("Quantisation-aware training (tfmot)")
     from keras_se.models.base import model_config
+    from keras_se.quantization.flavour import tf_keras_model
 
     config = model_config(model)
-    rebuilt = type(model).tf_keras_model(config)
+    rebuilt = tf_keras_model(type(model), config)
     _copy_weights(model, rebuilt)
     x = _probe_inputs(model)
     expected = np.asarray(model(x, training=False))

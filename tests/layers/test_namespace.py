@@ -176,12 +176,21 @@ def test_unknown_flavour_raises(value):
 
 def test_tf_keras_flavour_does_not_import_tfmot():
     # In a fresh process (other test modules may import tfmot on purpose):
-    # building tf_keras graphs must not import tfmot or flip tf.keras.
+    # the tf_keras flavour lives with the quantisation code, so Keras 3
+    # models of every layer kind build without tf_keras; building tf_keras
+    # graphs must not import tfmot or flip tf.keras.
     code = textwrap.dedent(
         """
         import sys
         import keras, tensorflow as tf
+        import keras_se
         from keras_se.layers import flavour, selective_kernel, squeeze_excite
+        for attention in ("se", "eca", "cbam"):
+            keras_se.create_model("se_resnet18", input_shape=(32, 32, 3), classes=4, attention=attention)
+        keras_se.create_model("timm:skresnet18", input_shape=(32, 32, 3), classes=4)
+        keras_se.create_model("mobilenetv3_small", input_shape=(32, 32, 3), classes=4, alpha=0.25)
+        loaded = sorted(m for m in ("tf_keras", "keras_se.quantization") if m in sys.modules)
+        assert loaded == [], f"building Keras 3 models imported {loaded}"
         fl = flavour("tf_keras")
         x = fl.Input((4, 4, 8))
         fl.Model(x, squeeze_excite(selective_kernel(x, 8, "sk", groups=2, reduction=4, flavour=fl), "se", reduction=4, flavour=fl))

@@ -92,10 +92,11 @@ def test_attention_options_reach_the_layer_and_bad_ones_are_refused():
 
 def test_qat_flavour_refuses_kinds_it_cannot_quantise(channel_scale):
     from keras_se.models.resnet import ResNetModel
+    from keras_se.quantization.flavour import tf_keras_model
 
     model = keras_se.create_model("se_resnet18", attention=channel_scale, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match="supports attention='se', 'eca', 'cbam' or None. Received: attention='channel_scale'"):
-        ResNetModel.tf_keras_model(model.get_config())
+        tf_keras_model(ResNetModel, model.get_config())
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_cbam_spelt_as_tf_keras_layers_is_the_cbam_layer(width, options):
 
     from keras_se.layers import CBAM
     from keras_se.layers.namespace import flavour
-    from keras_se.models._common import cbam_as_layers, flavour_weight_layers
+    from keras_se.quantization.flavour import cbam_as_layers, flavour_weight_layers
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 6, 5, 16)).astype("float32")

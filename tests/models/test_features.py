@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_se
+from keras_se.quantization.flavour import tf_keras_model
 
 SIZE = 64
 # name, builder options, channels of features 0-4 (the documented tables)
@@ -182,7 +183,7 @@ def test_bad_feature_arguments(kwargs, match):
 @pytest.mark.parametrize("name", ["se_mobilenet", "mobilenetv3_small"])
 def test_tf_keras_flavour_builds_the_same_features(name):
     model = _build(name, features_only=True)
-    twin = type(model).tf_keras_model(model.get_config())
+    twin = tf_keras_model(type(model), model.get_config())
     assert [o.name.split("/")[0] for o in twin.outputs] == model.output_names
     _copy_weights(model, twin)
     x = np.random.default_rng(2).uniform(0, 1, (1, SIZE, SIZE, 3)).astype("float32")
