@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert the mobile model set into tflite_models/ and write its manifest.
 
-python tools/build_zoo.py [--out tflite_models] [--input-size 224] [--force]
+python tools/build_zoo.py [--out tflite_models] [--input-size 224] [--models NAME ...] [--no-npu] [--force]
 """
 
 import argparse
@@ -18,6 +18,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model")
     parser.add_argument("--force", action="store_true", help="replace existing files")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="only these models of the set (default: all)")
+    parser.add_argument("--no-npu", action="store_true", help="leave out the NPU preset (Qualcomm HTP) files")
     args = parser.parse_args()
     with quiet_native_logs():
         import tensorflow  # noqa: F401  (its start-up logging, silenced)
@@ -33,14 +34,22 @@ def main():
     console = Console(stderr=True)
     with console.status("converting") as status:
         try:
-            rows = zoo.build_zoo(
-                args.out, entries, input_size=args.input_size, runs=args.runs, overwrite=args.force, progress=status.update
+            manifest = zoo.build_zoo(
+                args.out,
+                entries,
+                input_size=args.input_size,
+                runs=args.runs,
+                overwrite=args.force,
+                progress=status.update,
+                npu=not args.no_npu,
             )
         except (ValueError, FileExistsError) as error:
             print(f"build_zoo: error: {error}", file=sys.stderr)
             return 2
-    for row in rows:
+    for row in manifest["models"]:
         console.print(f"{row['path']}: {row['size_bytes'] / 2**20:.1f} MiB, {row['latency_ms']:.1f} ms")
+    for row in manifest["npu"]:
+        console.print(f"{row['path'] or row['model'] + ' NPU preset'}: {row['verdict']}", markup=False)
     return 0
 
 

@@ -11,7 +11,7 @@ DIR/y.npz (one array per graph output, in graph order), DIR/ctx_TARGET.onnx
     {"status": "ran" | "refused" | "not run", "reason": str,
      "nodes": {"QNNExecutionProvider": n, ...}, "fallback": [{"name", "op_type"}, ...],
      "unsupported": [{"name", "op_type", "reason"}, ...], "partitions": n,
-     "contexts": {target: {"bytes": n, "relative_l2": its first output against the HTP run's}}}
+     "contexts": {target: {"bytes": n, "relative_l2", "max_abs_error": its first output against the HTP run's}}}
 """
 
 import argparse
@@ -145,10 +145,15 @@ def main():
             reloaded = _session(path, devices, provider_options, {"session.disable_cpu_ep_fallback": "1"})
         except Exception as error:
             return finish(status="refused", reason=f"context binary for {target}: {' '.join(str(error).split())[:400]}")
-        record = {"bytes": os.path.getsize(path), "relative_l2": None}
+        record = {"bytes": os.path.getsize(path), "relative_l2": None, "max_abs_error": None}
         if first is not None:
             again = reloaded.run(None, {feed: np.load(inputs_path)[:1]})[0].astype("float64")
-            record["relative_l2"] = float(np.linalg.norm(again - first[0]) / max(float(np.linalg.norm(first[0])), 1e-30))
+            # Over the larger of the two norms: an output that is all zeros in
+            # one run (int8 probabilities of 1000 near-equal classes round to
+            # 0) gives 1, not an error of 1e28 over a zero norm.
+            scale = max(float(np.linalg.norm(first[0])), float(np.linalg.norm(again)), 1e-30)
+            record["relative_l2"] = float(np.linalg.norm(again - first[0]) / scale)
+            record["max_abs_error"] = float(np.max(np.abs(again - first[0])))
         result["contexts"][target] = record
     finish()
 

@@ -92,8 +92,9 @@ class NpuRun:
     fallback: list = dataclasses.field(default_factory=list)
     unsupported: list = dataclasses.field(default_factory=list)
     partitions: int = 0
-    # target -> {"bytes", "relative_l2" (reloaded and run on the first input:
-    # its first output against the HTP run's), "path" (where kept)}
+    # target -> {"bytes", "relative_l2" (over the larger norm) and
+    # "max_abs_error" (reloaded and run on the first input: its first output
+    # against the HTP run's), "path" (where kept)}
     contexts: dict = dataclasses.field(default_factory=dict)
     outputs: object = dataclasses.field(default=None, repr=False)
     # Set by `to_onnx(..., npu=...)`: the HTP's logits against ONNX Runtime's

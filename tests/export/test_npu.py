@@ -95,6 +95,8 @@ def test_npu_preset_runs_every_node_on_the_htp_and_writes_a_context_per_target(q
         context = tmp_path / f"se_resnet18_w8a8_npu_{target}_ctx.onnx"
         assert run.contexts[target]["path"] == str(context)
         assert run.contexts[target]["bytes"] == os.path.getsize(context) > 100_000
+        # The reloaded context against the HTP run on the same input: the graph finalised again, not another function.
+        assert 0 <= run.contexts[target]["relative_l2"] <= 0.5 and run.contexts[target]["max_abs_error"] < 1, run.contexts[target]
         assert [n.op_type for n in onnx.load(str(context)).graph.node] == ["EPContext"]
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["se_resnet18_w8a8_npu.onnx", "se_resnet18_w8a8_npu_sm8650_ctx.onnx", "se_resnet18_w8a8_npu_v73_ctx.onnx"]
