@@ -174,19 +174,31 @@ def test_gpu_preset_runs_mobilenetv3_at_full_size(tmp_path, gpu_adapter, not_run
     assert [f for f in result.gpu_findings if f.severity == "error"] == []
 
 
+GPU_XLARGE = (
+    "se_resnet34",
+    "se_resnet101",
+    "se_resnet152",
+    "se_resnext101_32x4d",
+    "senet154",
+    "sknet101",
+    "se_shufflenet_g2",
+    "se_shufflenet_g4",
+)
+
+
 @pytest.mark.large
 # Inception-ResNet-v2 needs 75x75, and SE-VGG-16's GPU run takes about 4
 # minutes at 32x32 on the software Vulkan driver of a 2-core machine: both
 # are in tests/export/test_table2_models.py (xlarge).
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
-# The deeper ResNets, SENet-154 and SKNet-101 repeat the blocks of
-# SE-ResNet-50 / SE-ResNeXt-50 / SKNet-50 and run with xlarge.
+# SE-ResNet-34 and the deeper ResNets, SENet-154 and SKNet-101 repeat the
+# blocks of SE-ResNet-18 / -50, SE-ResNeXt-50 and SKNet-50 and run with
+# xlarge, as SE-ShuffleNet g = 2 and 4 (g = 2's grouped convolutions are
+# test_gpu_run.py's re-spelling case; g = 1, 3 and 8 stay).
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xlarge)
-        if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154", "sknet101")
-        else n
+        pytest.param(n, marks=pytest.mark.xlarge) if n in GPU_XLARGE else n
         for n in keras_se.list_models()
         if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
     ],

@@ -116,19 +116,31 @@ def _assert_no_average_pool(model, path):
         assert ops.count("DEPTHWISE_CONV_2D") >= len(pools)
 
 
+QAT_XLARGE = (
+    "se_resnet34",
+    "se_resnet101",
+    "se_resnet152",
+    "se_resnext101_32x4d",
+    "senet154",
+    "sknet101",
+    "se_shufflenet_g1",
+    "se_shufflenet_g2",
+    "se_shufflenet_g4",
+)
+
+
 @pytest.mark.large
 # Inception-ResNet-v2 needs 75x75, and VGG-16's 120 M-parameter top makes a
 # QAT model of gigabytes: both are tests/export/test_table2_models.py's.
 # SE and SK models only: a plain twin's layers are its SE model's less SE.
-# The deeper ResNets, SENet-154 and SKNet-101 repeat the blocks of
-# SE-ResNet-50 / SE-ResNeXt-50 / SKNet-50 and run with xlarge (minutes each
-# in CI otherwise).
+# SE-ResNet-34 and the deeper ResNets, SENet-154 and SKNet-101 repeat the
+# blocks of SE-ResNet-18 / -50, SE-ResNeXt-50 and SKNet-50, and
+# SE-ShuffleNet g = 1, 2, 4 the units of g = 3 and 8 (other group counts of
+# the same GroupConv2D): xlarge (minutes in CI otherwise).
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xlarge)
-        if n in ("se_resnet101", "se_resnet152", "se_resnext101_32x4d", "senet154", "sknet101")
-        else n
+        pytest.param(n, marks=pytest.mark.xlarge) if n in QAT_XLARGE else n
         for n in keras_se.list_models()
         if keras_se.models.get_entry(n).twin and "inception_resnet" not in n and "vgg" not in n
     ],
