@@ -3,6 +3,9 @@
 
     python benchmarks/attention_latency.py [--runs 20] [--threads 1] [--networks resnet50 mobilenet] [--out build/attention_latency]
 
+`--size`, `--kinds` and `--markdown` give smaller runs elsewhere (the tests
+run it at 32x32 with two kinds).
+
 ResNet-50 and MobileNet, each built by keras_se with `attention=None` (the
 plain twin), `"se"`, `"eca"` and `"cbam"`, converted to fp32 and full int8
 (calibrated on random data: speed does not depend on the weights' values),
@@ -36,7 +39,11 @@ def _kind_name(kind):
     return kind or "none"
 
 
-def convert_one(network, kind, quantize, path):
+def _kinds(names):
+    return [None if name == "none" else name for name in names]
+
+
+def convert_one(network, kind, quantize, path, size=SIZE):
     """Runs in a child process: convert one file, print one JSON line about it."""
     import warnings
 
@@ -44,7 +51,7 @@ def convert_one(network, kind, quantize, path):
     from keras_se.analysis import complexity_report
     from keras_se.export import to_tflite, xnnpack_delegation
 
-    model = keras_se.create_model(network, attention=kind, input_shape=(SIZE, SIZE, 3))
+    model = keras_se.create_model(network, attention=kind, input_shape=(size, size, 3))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-calibration warning
@@ -63,16 +70,16 @@ def convert_one(network, kind, quantize, path):
     print(json.dumps(line))
 
 
-def convert_all(networks, out, console):
+def convert_all(networks, out, console, kinds=KINDS, size=SIZE):
     conversions = {}
     with console.status("converting") as status:
         for network in networks:
-            for kind in KINDS:
+            for kind in kinds:
                 for quantize in QUANTIZE:
                     status.update(f"converting {network} attention={kind} {quantize}")
                     path = os.path.join(out, f"{network}_{_kind_name(kind)}_{quantize}.tflite")
                     child = subprocess.run(
-                        [sys.executable, __file__, "--convert-one", network, _kind_name(kind), quantize, path],
+                        [sys.executable, __file__, "--convert-one", network, _kind_name(kind), quantize, path, "--size", str(size)],
                         capture_output=True,
                         text=True,
                     )
@@ -86,10 +93,12 @@ def report(conversions, latency, kernels, load, args):
     lines = [
         f"Command: `python benchmarks/attention_latency.py --runs {args.runs} --threads {args.threads}"
         + ("" if list(args.networks) == list(NETWORKS) else f" --networks {' '.join(args.networks)}")
+        + ("" if args.size == SIZE else f" --size {args.size}")
+        + ("" if args.kinds == list(map(_kind_name, KINDS)) else f" --kinds {' '.join(args.kinds)}")
         + "`  ",
         f"Machine: {machine_summary()}; load average {load[0]:.1f} when timing started, {load[1]:.1f} when it ended "
         "(other work on the machine adds noise; the interleaved loop shares it out)  ",
-        f"LiteRT with XNNPACK, batch 1, {SIZE}x{SIZE}, {args.threads} thread(s), median of {args.runs} runs after "
+        f"LiteRT with XNNPACK, batch 1, {args.size}x{args.size}, {args.threads} thread(s), median of {args.runs} runs after "
         f"{args.warmup} warm-up runs, all {len(conversions)} files interleaved in one loop. keras_se's `resnet50` and "
         '`mobilenet` builders with `attention=None` (plain), `"se"`, `"eca"`, `"cbam"`; int8 = full integer '
         "(int8 input and output), calibrated on random data. Ratios are to the plain twin in the same loop. "
@@ -102,7 +111,7 @@ def report(conversions, latency, kernels, load, args):
     for network in args.networks:
         title = NETWORKS[network]
         plain = {q: latency[(network, None, q)] for q in QUANTIZE}
-        for kind in KINDS:
+        for kind in _kinds(args.kinds):
             info = conversions[(network, kind, "float32")]
             int8 = conversions[(network, kind, "int8")]
             fp32_ms, int8_ms = latency[(network, kind, "float32")], latency[(network, kind, "int8")]
@@ -124,13 +133,17 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
+    parser.add_argument("--kinds", nargs="+", choices=list(map(_kind_name, KINDS)), default=list(map(_kind_name, KINDS)))
+    parser.add_argument("--size", type=int, default=SIZE, help="input height and width")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "attention_latency"))
     parser.add_argument("--markdown", default=os.path.join(HERE, "..", "BENCHMARKS.md"), help="the file whose section is replaced")
     parser.add_argument("--convert-one", nargs=4, metavar=("NETWORK", "KIND", "QUANTIZE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.convert_one:
         network, kind, quantize, path = args.convert_one
-        return convert_one(network, None if kind == "none" else kind, quantize, path)
+        return convert_one(network, None if kind == "none" else kind, quantize, path, args.size)
+    if "none" not in args.kinds:
+        parser.error("--kinds must include none: the ratios are to the plain twin")
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error(f"--runs and --threads must be >= 1 and --warmup >= 0. Received: {args.runs}, {args.threads}, {args.warmup}")
 
@@ -140,7 +153,7 @@ def main():
 
     console = Console(stderr=True)
     os.makedirs(args.out, exist_ok=True)
-    conversions = convert_all(args.networks, args.out, console)
+    conversions = convert_all(args.networks, args.out, console, _kinds(args.kinds), args.size)
     keys = list(conversions)
     load = [os.getloadavg()[0]]
     with console.status(f"timing {len(keys)} files, {args.threads} thread(s), {args.runs} runs"):

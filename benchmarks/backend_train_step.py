@@ -33,7 +33,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 SIZE = 224
 
 
-def worker(model_name, batch):
+def worker(model_name, batch, size=SIZE):
     """Runs in a child process (KERAS_BACKEND set): answers "step" with one
     step's seconds, as a JSON line, until stdin closes."""
     import keras
@@ -42,10 +42,10 @@ def worker(model_name, batch):
     import keras_se
 
     rng = np.random.default_rng(0)
-    x = rng.random((batch, SIZE, SIZE, 3), dtype="float32")
+    x = rng.random((batch, size, size, 3), dtype="float32")
     y = rng.integers(0, 1000, batch)
     started = time.perf_counter()
-    model = keras_se.create_model(model_name, input_shape=(SIZE, SIZE, 3))
+    model = keras_se.create_model(model_name, input_shape=(size, size, 3))
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
     for _ in range(2):
         model.train_on_batch(x, y)
@@ -64,9 +64,9 @@ def _version(backend):
     return __import__(backend).__version__  # the backends are named as their modules
 
 
-def _start(backend, model_name, batch):
+def _start(backend, model_name, batch, size=SIZE):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    argv = [sys.executable, os.path.abspath(__file__), "--worker", model_name, str(batch)]
+    argv = [sys.executable, os.path.abspath(__file__), "--worker", model_name, str(batch), "--size", str(size)]
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
 
 
@@ -77,8 +77,8 @@ def _read(proc):
     return json.loads(line)
 
 
-def measure(model_name, rounds, batch):
-    procs = {backend: _start(backend, model_name, batch) for backend in BACKENDS}
+def measure(model_name, rounds, batch, size=SIZE):
+    procs = {backend: _start(backend, model_name, batch, size) for backend in BACKENDS}
     try:
         ready = {backend: _read(proc) for backend, proc in procs.items()}
         times = {backend: [] for backend in BACKENDS}
@@ -104,17 +104,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=["se_resnet50", "se_mobilenet"])
+    parser.add_argument("--size", type=int, default=SIZE, help="input height and width")
     parser.add_argument("--dry-run", action="store_true", help="print the section, write nothing")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]))
+        worker(args.worker[0], int(args.worker[1]), args.size)
         return
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
     rows, versions = [], {}
     for model_name in args.models:
-        ready, times = measure(model_name, args.rounds, args.batch)
+        ready, times = measure(model_name, args.rounds, args.batch, args.size)
         versions.update({backend: info["version"] for backend, info in ready.items()})
         base = statistics.median(times["tensorflow"])
         for backend in BACKENDS:
@@ -126,11 +127,13 @@ def main():
     wall = time.perf_counter() - start
     body = "\n".join(
         [
-            f"Command: `python benchmarks/backend_train_step.py --rounds {args.rounds} --batch {args.batch}`  ",
+            f"Command: `python benchmarks/backend_train_step.py --rounds {args.rounds} --batch {args.batch}"
+            + ("" if args.size == SIZE else f" --size {args.size}")
+            + "`  ",
             f"Machine: {machine_summary()}; JAX {versions.get('jax', '?')}, PyTorch {versions.get('torch', '?')} (CPU builds); "
             f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; wall time {wall:.0f} s  ",
             f"One `train_on_batch` step (SGD with momentum, sparse categorical cross-entropy), batch {args.batch}, "
-            f"{SIZE}x{SIZE}, 1000 classes, float32, each backend in its own worker process; the workers step in turn, "
+            f"{args.size}x{args.size}, 1000 classes, float32, each backend in its own worker process; the workers step in turn, "
             f"{args.rounds} rounds, the order rotating each round. Warm-up: building, compiling and two steps "
             "(TensorFlow traces the step, JAX compiles it with XLA, PyTorch runs eagerly).",
             "",

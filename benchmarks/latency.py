@@ -2,7 +2,7 @@
 """SE overhead, int8 speed-up and compute efficiency in LiteRT, side by side
 with keras.applications. Results go to BENCHMARKS.md ("## Inference latency").
 
-    python benchmarks/latency.py [--runs 30] [--threads 1 2] [--out build/bench]
+    python benchmarks/latency.py [--runs 30] [--threads 1 2] [--out build/bench] [--size 224] [--markdown BENCHMARKS.md]
 
 Each model is converted (fp32 and full int8, calibrated on random data: speed
 does not depend on the weights' values) in its own process so its conversion
@@ -33,24 +33,24 @@ GROUPS = [
 ]
 
 
-def build(name):
+def build(name, size=224):
     import keras
 
     import keras_se
 
     if name.startswith("keras."):
-        return getattr(keras.applications, name.split(".", 1)[1])(weights=None, input_shape=(224, 224, 3))
-    return keras_se.create_model(name, input_shape=(224, 224, 3))
+        return getattr(keras.applications, name.split(".", 1)[1])(weights=None, input_shape=(size, size, 3))
+    return keras_se.create_model(name, input_shape=(size, size, 3))
 
 
-def convert_one(name, quantize, path):
+def convert_one(name, quantize, path, size=224):
     """Runs in a child process: convert, print seconds, peak RSS and MACs."""
     import warnings
 
     from keras_se.analysis import complexity_report
     from keras_se.export import to_tflite
 
-    model = build(name)
+    model = build(name, size)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,7 +62,7 @@ def convert_one(name, quantize, path):
     print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "size_bytes": result.size_bytes, "macs": macs}))
 
 
-def train_step_times(steps, batch):
+def train_step_times(steps, batch, size=224):
     """Median seconds of one training step, SE-ResNet-50 vs ResNet-50, interleaved."""
     import keras
     import numpy as np
@@ -70,11 +70,11 @@ def train_step_times(steps, batch):
     import keras_se
 
     rng = np.random.default_rng(0)
-    x = rng.uniform(size=(batch, 224, 224, 3)).astype("float32")
+    x = rng.uniform(size=(batch, size, size, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 1000, batch), 1000)
     models = {}
     for name in ("se_resnet50", "resnet50"):
-        model = keras_se.create_model(name)
+        model = keras_se.create_model(name, input_shape=(size, size, 3))
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
         model.train_on_batch(x, y)  # build the train function
         models[name] = model
@@ -95,11 +95,13 @@ def main():
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "bench"))
+    parser.add_argument("--size", type=int, default=224, help="input height and width")
+    parser.add_argument("--markdown", default=os.path.join(HERE, "..", "BENCHMARKS.md"), help="the file whose section is replaced")
     parser.add_argument("--convert-one", nargs=3, metavar=("NAME", "QUANTIZE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.convert_one:
         name, quantize, path = args.convert_one
-        return convert_one(name, None if quantize == "float32" else quantize, path)
+        return convert_one(name, None if quantize == "float32" else quantize, path, args.size)
 
     from rich.console import Console
 
@@ -116,7 +118,7 @@ def main():
                 path = os.path.join(args.out, f"{name}_{quantize}.tflite")
                 out = (
                     subprocess.run(
-                        [sys.executable, __file__, "--convert-one", name, quantize, path],
+                        [sys.executable, __file__, "--convert-one", name, quantize, path, "--size", str(args.size)],
                         capture_output=True,
                         text=True,
                         check=True,
@@ -133,9 +135,9 @@ def main():
             for key, result in zip(keys, results):
                 latency[(key[0], key[1], threads)] = result.median_ms
     with console.status("training steps"):
-        train = train_step_times(args.train_steps, args.train_batch)
+        train = train_step_times(args.train_steps, args.train_batch, args.size)
     body = report(conversions, latency, train, args)
-    update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## Inference latency and SE overhead", body)
+    update_section(args.markdown, "## Inference latency and SE overhead", body)
     console.print(body)
 
 
@@ -143,9 +145,11 @@ def report(conversions, latency, train, args):
     threads = args.threads
     macs = {name: conversions[(name, "float32")]["macs"] for name, _ in conversions}
     lines = [
-        f"Command: `python benchmarks/latency.py --runs {args.runs} --threads {' '.join(map(str, threads))}`  ",
+        f"Command: `python benchmarks/latency.py --runs {args.runs} --threads {' '.join(map(str, threads))}"
+        + ("" if args.size == 224 else f" --size {args.size}")
+        + "`  ",
         f"Machine: {machine_summary()}  ",
-        f"LiteRT with XNNPACK, batch 1, 224x224, median of {args.runs} runs after {args.warmup} warm-up runs, "
+        f"LiteRT with XNNPACK, batch 1, {args.size}x{args.size}, median of {args.runs} runs after {args.warmup} warm-up runs, "
         "all files interleaved in one loop. int8 = full integer, calibrated on random data.",
         "",
         "| model | GMACs | fp32 MiB | int8 MiB | "
@@ -177,7 +181,7 @@ def report(conversions, latency, train, args):
             lines.append(f"| {se} / {other} | " + " | ".join(cells) + f" | {macs[se] / macs[other]:.3f} |")
     lines += [
         "",
-        f"Keras training step (CPU, batch {args.train_batch}, 224x224, SGD, median of {args.train_steps} interleaved steps): "
+        f"Keras training step (CPU, batch {args.train_batch}, {args.size}x{args.size}, SGD, median of {args.train_steps} interleaved steps): "
         f"SE-ResNet-50 {train['se_resnet50']:.2f} s, ResNet-50 {train['resnet50']:.2f} s, "
         f"ratio {train['se_resnet50'] / train['resnet50']:.3f} (the paper's GPU figure: 209 / 190 ms = 1.10).",
         "",

@@ -58,7 +58,7 @@ def _respell(model, spelling):
     return _rewritten(model, is_builtin_hard_swish, replace)
 
 
-def variants():
+def variants(size=SIZE):
     """(label, stem, build, path): path "keras_se" is `keras_se.export.to_tflite`,
     "tflite" the TFLite converter as keras.applications users call it."""
     import keras
@@ -67,13 +67,13 @@ def variants():
 
     def ours(name="mobilenetv3_large", spelling=None):
         def build():
-            model = keras_se.create_model(name, input_shape=SIZE)
+            model = keras_se.create_model(name, input_shape=size)
             return _respell(model, spelling) if spelling else model
 
         return build
 
     def app(**kwargs):
-        return lambda: keras.applications.MobileNetV3Large(weights=None, input_shape=SIZE, **kwargs)
+        return lambda: keras.applications.MobileNetV3Large(weights=None, input_shape=size, **kwargs)
 
     return [
         ("keras.applications MobileNetV3Large", "app", app(), "tflite"),
@@ -136,7 +136,10 @@ def main():
         action="store_true",
         help="time the files a previous run left in --out (conversion takes most of a run; timing is what a busy machine disturbs)",
     )
+    parser.add_argument("--size", type=int, default=SIZE[0], help="input height and width")
+    parser.add_argument("--markdown", default=os.path.join(HERE, "..", "BENCHMARKS.md"), help="the file whose section is replaced")
     args = parser.parse_args()
+    size = (args.size, args.size, 3)
 
     from keras_se.export.bench import measure_latency
     from keras_se.export.calibration import trained_like_statistics
@@ -145,9 +148,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
-    samples = np.random.default_rng(0).uniform(0, 1, (8, *SIZE)).astype("float32")
+    samples = np.random.default_rng(0).uniform(0, 1, (8, *size)).astype("float32")
     files = {}
-    for label, stem, build, via in variants():
+    for label, stem, build, via in variants(size):
         model = None if args.time_only else trained_like_statistics(build(), samples)
         for quantize in (None, "int8"):
             path = os.path.join(args.out, f"{stem}_{quantize or 'float32'}.tflite")
@@ -169,17 +172,17 @@ def main():
     ms = {k: statistics.median(v) for k, v in per_loop.items()}
     spread = {k: (min(v), max(v)) for k, v in per_loop.items()}
     body = report(args, ms, spread, ops, load_start, os.getloadavg()[0], time.perf_counter() - start)
-    update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## MobileNetV3 in int8", body)
+    update_section(args.markdown, "## MobileNetV3 in int8", body)
     print(body)
 
 
 def report(args, ms, spread, ops, load_start, load_end, seconds):
     lines = [
         f"Command: `python benchmarks/mobilenetv3_int8.py --runs {args.runs} --repeats {args.repeats}"
-        f"{' --time-only' if args.time_only else ''}` ({seconds / 60:.1f} min"
+        f"{' --time-only' if args.time_only else ''}{'' if args.size == SIZE[0] else f' --size {args.size}'}` ({seconds / 60:.1f} min"
         f"{'; the files of a previous full run: the timing was redone on a quieter machine' if args.time_only else ''})  ",
         f"Machine: {machine_summary()}; shared with other work (load average {load_start:.1f} at the start, {load_end:.1f} at the end)  ",
-        f"LiteRT with XNNPACK, 1 thread, batch 1, 224x224: every file in one interleaved loop of {args.runs} runs "
+        f"LiteRT with XNNPACK, 1 thread, batch 1, {args.size}x{args.size}: every file in one interleaved loop of {args.runs} runs "
         f"(after 5 warm-up runs), the loop run {args.repeats} times, the files in a new order each time; the median of the loops' medians, "
         "and the range of the loops' medians. int8 = full integer (int8 input and output), calibrated on random data; "
         "Keras' initial weights with BN statistics set from that data (`trained_like_statistics`: untrained activations "

@@ -217,6 +217,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dry-run", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    parser.add_argument("--markdown", default=os.path.join(ROOT, "BENCHMARKS.md"), help="the file whose section is replaced")
     args = parser.parse_args()
     from benchmarks._markdown import machine_summary, update_section
 
@@ -236,7 +237,7 @@ def main():
     text = section(rows, resumed, machine_summary(), load, time.perf_counter() - started, args.epochs)
     print(text)
     if not args.dry_run:
-        update_section(os.path.join(ROOT, "BENCHMARKS.md"), SECTION, text)
+        update_section(args.markdown, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where SE-ResNet-50's SE time goes in LiteRT: ablations of the SE block.
 
-    python benchmarks/se_ablation.py [--runs 30] [--threads 1]
+    python benchmarks/se_ablation.py [--runs 30] [--threads 1] [--size 224] [--markdown BENCHMARKS.md]
 
 The wheel's LiteRT has no per-op profiler, so the SE block's parts are timed
 by taking them away, one at a time, in the full 224x224 model (fp32 and full
@@ -87,24 +87,29 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "se_ablation"))
+    parser.add_argument("--size", type=int, default=224, help="input height and width")
+    parser.add_argument("--markdown", default=os.path.join(HERE, "..", "BENCHMARKS.md"), help="the file whose section is replaced")
     args = parser.parse_args()
-    se = keras_se.create_model("se_resnet50")
-    models = {"plain": keras_se.create_model("resnet50"), "se": se}
+    shape = (args.size, args.size, 3)
+    se = keras_se.create_model("se_resnet50", input_shape=shape)
+    models = {"plain": keras_se.create_model("resnet50", input_shape=shape), "se": se}
     models.update({kind: rewire_se(se, kind) for kind in ("one_pixel", "no_scale", "early")})
-    x = np.random.default_rng(0).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 1, (2, *shape)).astype("float32")
     early_error = float(np.abs(models["early"].predict(x, verbose=0) - se.predict(x, verbose=0)).max())
     assert len(models["no_scale"].outputs) == 1 + 16  # one gate per SE block
     variants = [(label, kind, models[kind]) for label, kind in VARIANTS.items()]
     lines = [
-        f"Command: `python benchmarks/se_ablation.py --runs {args.runs} --threads {args.threads}`  ",
+        f"Command: `python benchmarks/se_ablation.py --runs {args.runs} --threads {args.threads}"
+        + ("" if args.size == 224 else f" --size {args.size}")
+        + "`  ",
         f"Machine: {machine_summary()}  ",
-        f"LiteRT XNNPACK, batch 1, 224x224, {args.threads} thread(s), median of {args.runs} interleaved runs; "
+        f"LiteRT XNNPACK, batch 1, {args.size}x{args.size}, {args.threads} thread(s), median of {args.runs} interleaved runs; "
         "int8 = full integer, calibrated on random data. "
         f"Squeeze moved before the last 1x1 conv: max |difference| from keras_se's graph {early_error:.1e} (Keras, probabilities).",
         "",
         *fp32_int8_table(variants, args.out, args.runs, threads=args.threads, digits=1),
     ]
-    update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), "## SE overhead: ablations", "\n".join(lines))
+    update_section(args.markdown, "## SE overhead: ablations", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -145,6 +145,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every case, interleaved")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "build", "weights_load"))
+    parser.add_argument("--markdown", default=os.path.join(HERE, "..", "BENCHMARKS.md"), help="the file whose section is replaced")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -178,7 +179,7 @@ Weights' share of the time (median with weights minus median without): se_resnet
 Reading the memory column: the safetensors file is read through a memory map, tensor by tensor, and its pages count in RSS while it is open (clean file pages, which the kernel can drop), beside the numpy copies; the port then sets the model layer by layer and frees each tensor once set, so the peak is reached while reading, at about the model's weights twice over. keras.applications reads its h5 file dataset by dataset with h5py, without a map.
 """
     print(body)
-    update_section(os.path.join(HERE, "..", "BENCHMARKS.md"), SECTION, body)
+    update_section(args.markdown, SECTION, body)
 
 
 if __name__ == "__main__":
