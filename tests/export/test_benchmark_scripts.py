@@ -81,7 +81,8 @@ SCRIPTS = {
 }
 # CI runs those of under a minute here (2 cores; measured: se_forms 20 s,
 # gpu_accelerator 30 s, npu_verdicts 38 s, backend_train_step 45 s); the
-# others take 1.5 to 4 minutes each (xlarge).
+# others (xlarge) 65 s (report_all) to 8.5 minutes (latency: 20 files, each
+# converted in its own process).
 CI_RUN = ("gpu_accelerator", "npu_verdicts", "se_forms", "backend_train_step")
 
 
