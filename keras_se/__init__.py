@@ -93,9 +93,18 @@ def _register_serializable():
 
 
 def _register_models():
-    """Imports the models (registering them), unless they are being imported right now."""
+    """Imports the models (registering them), unless they are being imported right now; registers the tf_keras flavour."""
+    importlib.import_module("keras_se.layers.namespace").register_flavour("tf_keras", _tf_keras_flavour)
     if not _initialising("keras_se.models"):  # else they finish, and register, on their own
         importlib.import_module("keras_se.models")
+
+
+def _tf_keras_flavour():
+    # The package wires the quantisation code's tf_keras flavour into the
+    # layers, which sit below it and never import it.
+    from keras_se.quantization.flavour import tf_keras_flavour
+
+    return tf_keras_flavour()
 
 
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):

@@ -4,7 +4,8 @@ Every keras_se builder creates its layers through a `Flavour`: the layer
 classes, `Input` and `Model` of one Keras. `flavour("keras")` gives Keras 3
 with the keras_se primitives; `flavour("tf_keras")` gives the tf_keras twin
 that only quantisation-aware training needs (tfmot quantises only tf_keras
-models), made in `keras_se.quantization.flavour`.
+models), made in `keras_se.quantization.flavour` and registered here by the
+package (`register_flavour`), so that nothing here imports the layers above.
 """
 
 import functools
@@ -58,14 +59,23 @@ def _keras_flavour():
     return Flavour("keras", keras, {**custom, "HardSwish": _builtin_hard_swish})
 
 
+# Flavours made elsewhere, by name: the package registers "tf_keras" (made
+# by keras_se.quantization.flavour, which only quantisation-aware training
+# needs) once Keras is imported.
+_PROVIDERS = {}
+
+
+def register_flavour(name, make):
+    """Makes `flavour(name)` return `make()`, a `Flavour`."""
+    _PROVIDERS[name] = make
+
+
 def flavour(name="keras"):
     """Returns the `Flavour` for `"keras"` (Keras 3) or `"tf_keras"` (for tfmot)."""
     if name == "keras":
         return _keras_flavour()
-    if name == "tf_keras":
-        from keras_se.quantization.flavour import tf_keras_flavour
-
-        return tf_keras_flavour()
+    if name in _PROVIDERS:
+        return _PROVIDERS[name]()
     raise ValueError(f"flavour must be one of {FLAVOURS}. Received: flavour={name!r}")
 
 

@@ -10,7 +10,7 @@ builds its plain twin.
 
 A family names its graph function in `graph`: `graph(flavour=..., **arguments)`
 returns `(inputs, outputs)`. The same function builds the Keras 3 model and
-its tf_keras twin for tfmot (`keras_se.quantization.flavour.tf_keras_model`).
+its tf_keras twin for tfmot (`in_flavour`, with `keras_se.quantization.flavour`'s Flavour).
 """
 
 import inspect
@@ -128,6 +128,20 @@ class SEModel(keras.Model):
             return None
         config.update(attention=None, name=f"{self.name}_plain")
         return type(self).from_config(config)
+
+    @classmethod
+    def in_flavour(cls, config, flavour):
+        """The same graph built through another `Flavour`, as a plain functional model (weighted layers' names and weight order identical).
+
+        Args:
+            config: the model's `get_config()`.
+            flavour: a `keras_se.layers.Flavour` (quantisation builds the tf_keras twin so).
+        """
+        config = dict(config)
+        name = config.pop("name", None) or cls.default_name
+        config.pop("trainable", None)
+        inputs, outputs = cls.graph(flavour=flavour, **cls.architecture(**config))
+        return flavour.Model(inputs, outputs, name=name)
 
 
 def _plain(value):

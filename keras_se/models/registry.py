@@ -80,10 +80,9 @@ class ModelEntry:
     def __call__(self, flavour="keras", **kwargs):
         """Builds the architecture: the entry's defaults, then `kwargs`; no weights."""
         arguments = {"name": self.name, **self.kwargs, **kwargs}
-        if as_flavour(flavour).name == "tf_keras":
-            from keras_se.quantization.flavour import tf_keras_model
-
-            return tf_keras_model(self.cls, arguments)
+        fl = as_flavour(flavour)
+        if fl.name != "keras":
+            return self.cls.in_flavour(arguments, fl)
         return self.cls(**arguments)
 
 

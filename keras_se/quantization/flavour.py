@@ -255,10 +255,4 @@ def tf_keras_model(cls, config):
         cls: the family (`type(model)`, a `keras_se.models.base.SEModel` subclass).
         config: the model's `get_config()`.
     """
-    import tf_keras
-
-    config = dict(config)
-    name = config.pop("name", None) or cls.default_name
-    config.pop("trainable", None)
-    inputs, outputs = cls.graph(flavour=tf_keras_flavour(), **cls.architecture(**config))
-    return tf_keras.Model(inputs, outputs, name=name)
+    return cls.in_flavour(config, tf_keras_flavour())
