@@ -121,6 +121,8 @@ def _npu_row(name, model, path, calibration, overwrite):
     except (ConversionError, VerificationError) as error:
         return {**row, "path": None, "verdict": f"fails: {error}"}
     record = result.to_dict()
+    for context in record["npu"]["contexts"].values():  # beside the manifest, as every other file it names
+        context["path"] = os.path.basename(context["path"])
     passed = record["npu"]["passed"]
     return {**row, **record, "path": os.path.basename(path), "verdict": "pass" if passed else record["npu"]["verdict"]}
 

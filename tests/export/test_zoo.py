@@ -35,7 +35,8 @@ def test_build_zoo_writes_every_file_its_manifest_and_table(tmp_path, gpu_adapte
     assert npu["verdict"] == "pass" and npu["npu"]["fallback"] == [], npu
     assert npu["parity"]["logits_relative_l2"] < 0.5 and npu["npu"]["cpu_relative_l2"] < 1.0
     assert (out / npu["path"]).stat().st_size == npu["size_bytes"]
-    assert (out / "se_shufflenet_g3_w8a8_npu_sm8650_ctx.onnx").stat().st_size == npu["npu"]["contexts"]["sm8650"]["bytes"]
+    context = npu["npu"]["contexts"]["sm8650"]
+    assert context["path"] == "se_shufflenet_g3_w8a8_npu_sm8650_ctx.onnx" and (out / context["path"]).stat().st_size == context["bytes"]
     table = (out / "README.md").read_text()
     assert all(f"| {row['path']} |" in table for row in [*manifest["models"], npu]) and manifest["machine"] in table
     assert "se_shufflenet_g3_w8a8_npu.onnx: pass" in done.stderr
